@@ -1,0 +1,68 @@
+// A HuggingFace checkpoint directory: config.json plus tensors in one
+// model.safetensors or in shards listed by model.safetensors.index.json
+// ({"metadata": {"total_size": N}, "weight_map": {"<tensor>": "<shard file>"}}).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "linearpatch/io/safetensors.h"
+
+namespace lp::io {
+
+// Reference to one tensor inside an opened checkpoint.
+struct TensorRef {
+  const SafetensorsFile* file = nullptr;
+  const TensorInfo* info = nullptr;
+
+  const uint8_t* data() const { return file->data(*info); }
+};
+
+class Checkpoint {
+ public:
+  // Opens `dir`; throws InputError when config.json or the weights are
+  // missing, an index names a missing shard, a tensor is listed in the index
+  // but absent from its shard (or the reverse), or a name occurs twice.
+  explicit Checkpoint(const std::filesystem::path& dir);
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const std::string& config_text() const { return config_text_; }
+  bool sharded() const { return shards_.size() > 1 || has_index_; }
+  const std::vector<std::unique_ptr<SafetensorsFile>>& shards() const { return shards_; }
+  uint64_t largest_shard_bytes() const;
+  uint64_t total_tensor_bytes() const;
+
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  TensorRef tensor(const std::string& name) const;  // throws InputError naming the checkpoint
+  std::vector<std::string> tensor_names() const;    // sorted
+
+ private:
+  std::filesystem::path dir_;
+  std::string config_text_;
+  bool has_index_ = false;
+  std::vector<std::unique_ptr<SafetensorsFile>> shards_;
+  std::map<std::string, TensorRef> tensors_;
+};
+
+// Writes tensors as HF does: one model.safetensors when everything fits in
+// `max_shard_bytes`, else model-XXXXX-of-YYYYY.safetensors shards filled in
+// insertion order plus model.safetensors.index.json. Shards are written one
+// at a time, so memory holds at most the in-memory tensors handed in.
+class ShardedWriter {
+ public:
+  ShardedWriter(std::filesystem::path dir, uint64_t max_shard_bytes);
+  void add(OutputTensor tensor);
+  // Writes all files into dir (which must exist) and returns their names.
+  std::vector<std::string> finish(const std::map<std::string, std::string>& metadata = {});
+
+ private:
+  std::filesystem::path dir_;
+  uint64_t max_shard_bytes_;
+  std::vector<OutputTensor> pending_;
+};
+
+}  // namespace lp::io

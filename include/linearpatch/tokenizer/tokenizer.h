@@ -1,0 +1,48 @@
+// Text -> token ids for LLaMA-family checkpoints.
+//
+// Supported:
+//  * tokenizer.json, byte-level BPE (LLaMA-3 style): Split(Regex) pre-tokenizer
+//    run with PCRE2 (UTF + UCP, the HF regex semantics), ByteLevel, BPE with
+//    ignore_merges, added/special tokens matched in the text.
+//  * tokenizer.json, Metaspace / Prepend+Replace normalizer + BPE with
+//    byte_fallback (LLaMA-2 style).
+//  * tokenizer.model (sentencepiece), loaded through an isolated shim (see
+//    src/tokenizer/spm_shim.cpp for why).
+// Anything else in tokenizer.json is refused with an error naming the node.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lp {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // `add_special` applies the post-processor (BOS for LLaMA); special-token
+  // text inside `text` is matched either way, as HF tokenizers does.
+  virtual std::vector<int32_t> encode(std::string_view text, bool add_special) const = 0;
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual std::optional<int32_t> bos_id() const = 0;
+  virtual std::optional<int32_t> eos_id() const = 0;
+  virtual std::string description() const = 0;  // e.g. "tokenizer.json (byte-level BPE, 128256 tokens)"
+};
+
+// Loads from a model (or tokenizer-only) directory: tokenizer.json when
+// present, else tokenizer.model; tokenizer_config.json supplies BOS/EOS when
+// the post-processor does not. Throws InputError when nothing usable exists.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir);
+
+// From in-memory JSON (tests, fuzzing). `config_json` may be empty.
+std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view tokenizer_json,
+                                               std::string_view config_json,
+                                               const std::string& source);
+
+}  // namespace lp

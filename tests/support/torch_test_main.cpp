@@ -1,0 +1,12 @@
+// gtest main for the libtorch tests: one intra-op thread so `ctest -j2`
+// runs two binaries side by side on the 2-core CI machine, and fixed seeds.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+int main(int argc, char** argv) {
+  at::set_num_threads(1);
+  at::manual_seed(0);
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
