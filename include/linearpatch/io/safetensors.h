@@ -90,6 +90,11 @@ class SafetensorsFile {
 
   const uint8_t* data(const TensorInfo& info) const { return file_->data() + header_.data_offset + info.begin; }
   uint64_t file_offset(const TensorInfo& info) const { return header_.data_offset + info.begin; }
+  // Whether data(info) is aligned to the element size (the mapping itself is
+  // page-aligned). Files from other writers may not be; alias only aligned
+  // tensors and copy the others.
+  bool aligned(const TensorInfo& info) const { return file_offset(info) % dtype_size(info.dtype) == 0; }
+  uint64_t data_bytes() const;  // size of the data buffer: the sum of all tensor bytes
   int fd() const { return file_->fd(); }
 
  private:

@@ -1,0 +1,157 @@
+#include "io/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "linearpatch/core/error.h"
+
+namespace lp::io {
+namespace {
+
+// write() and copy_file_range() move at most ~2 GiB per call anyway.
+constexpr uint64_t kMaxChunk = uint64_t{1} << 30;
+constexpr uint64_t kCopyBufferBytes = uint64_t{4} << 20;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+}  // namespace
+
+OpenedFile open_regular_file(const std::filesystem::path& path) {
+  // O_NONBLOCK so that opening a FIFO cannot hang; it changes nothing for
+  // regular files.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    const int err = errno;
+    throw InputError("cannot open " + path.string() + ": " + errno_text(err));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw Error("cannot stat " + path.string() + ": " + errno_text(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw InputError(path.string() + ": not a regular file");
+  }
+  return {fd, static_cast<uint64_t>(st.st_size)};
+}
+
+std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes) {
+  const OpenedFile file = open_regular_file(path);
+  if (file.size > max_bytes) {
+    ::close(file.fd);
+    throw InputError(path.string() + ": " + std::to_string(file.size) + " bytes, more than the " +
+                     std::to_string(max_bytes) + "-byte limit for this kind of file");
+  }
+  std::string text(file.size, '\0');
+  uint64_t done = 0;
+  while (done < file.size) {
+    const ssize_t n = ::pread(file.fd, text.data() + done, file.size - done, static_cast<off_t>(done));
+    const int err = errno;
+    if (n < 0 && err == EINTR) continue;
+    if (n <= 0) {
+      ::close(file.fd);
+      throw Error("cannot read " + path.string() + ": " +
+                  (n < 0 ? errno_text(err) : "file shrank while being read"));
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  ::close(file.fd);
+  return text;
+}
+
+OutputFile::OutputFile(std::filesystem::path path) : path_(std::move(path)) {
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    throw Error("cannot create " + path_.string() + ": " + errno_text(err));
+  }
+}
+
+OutputFile::~OutputFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(path_.c_str());
+}
+
+void OutputFile::fail(const std::string& action, int err) const {
+  throw Error("cannot " + action + " " + path_.string() + ": " + errno_text(err));
+}
+
+void OutputFile::write(const void* data, uint64_t size) {
+  const auto* bytes = static_cast<const uint8_t*>(data);
+  while (size > 0) {
+    const ssize_t n = ::write(fd_, bytes, std::min(size, kMaxChunk));
+    const int err = errno;
+    if (n < 0 && err == EINTR) continue;
+    if (n < 0) fail("write", err);
+    // A regular file only returns 0 for a non-empty write when it is full.
+    if (n == 0) fail("write", ENOSPC);
+    bytes += n;
+    size -= static_cast<uint64_t>(n);
+  }
+}
+
+void OutputFile::copy_from(int src_fd, uint64_t offset, uint64_t size) {
+  loff_t in = static_cast<loff_t>(offset);
+  while (size > 0) {
+    const ssize_t n = ::copy_file_range(src_fd, &in, fd_, nullptr, std::min(size, kMaxChunk), 0);
+    const int err = errno;
+    if (n < 0 && err == EINTR) continue;
+    if (n < 0 && (err == EXDEV || err == ENOSYS || err == EINVAL || err == EOPNOTSUPP)) {
+      // Cross-device copies, old kernels and some file systems (FUSE, NFS)
+      // cannot copy kernel-side; the data is the same either way.
+      copy_with_pread(src_fd, static_cast<uint64_t>(in), size);
+      return;
+    }
+    if (n < 0) fail("copy " + std::to_string(size) + " bytes from source offset " + std::to_string(in) + " into", err);
+    if (n == 0) {
+      throw Error("cannot copy into " + path_.string() + ": the source ends before offset " +
+                  std::to_string(static_cast<uint64_t>(in) + size));
+    }
+    size -= static_cast<uint64_t>(n);
+  }
+}
+
+void OutputFile::copy_with_pread(int src_fd, uint64_t offset, uint64_t size) {
+  std::vector<uint8_t> buffer(std::min(size, kCopyBufferBytes));
+  while (size > 0) {
+    const ssize_t n = ::pread(src_fd, buffer.data(), std::min<uint64_t>(size, buffer.size()),
+                              static_cast<off_t>(offset));
+    const int err = errno;
+    if (n < 0 && err == EINTR) continue;
+    if (n < 0) {
+      throw Error("cannot read the source of " + path_.string() + " at offset " + std::to_string(offset) +
+                  ": " + errno_text(err));
+    }
+    if (n == 0) {
+      throw Error("cannot copy into " + path_.string() + ": the source ends before offset " +
+                  std::to_string(offset + size));
+    }
+    write(buffer.data(), static_cast<uint64_t>(n));
+    offset += static_cast<uint64_t>(n);
+    size -= static_cast<uint64_t>(n);
+  }
+}
+
+void OutputFile::commit() {
+  if (::fsync(fd_) != 0) fail("flush", errno);
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) fail("close", errno);
+  committed_ = true;
+}
+
+void write_new_file(const std::filesystem::path& path, const std::string& bytes) {
+  OutputFile out(path);
+  out.write(bytes.data(), bytes.size());
+  out.commit();
+}
+
+}  // namespace lp::io

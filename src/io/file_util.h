@@ -1,0 +1,53 @@
+// POSIX file helpers shared by the io and config readers and writers. Every
+// system call is checked; failures name the file and the errno text.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace lp::io {
+
+// Opens `path` read-only and returns the descriptor and its size. Anything but
+// a regular file (a directory, a FIFO that would block) is an InputError.
+struct OpenedFile {
+  int fd = -1;
+  uint64_t size = 0;
+};
+OpenedFile open_regular_file(const std::filesystem::path& path);
+
+// Reads a whole small file (JSON, refs); refusing files over `max_bytes`
+// keeps hostile inputs from costing unbounded memory.
+std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes);
+
+// A file being written. Created exclusively (an existing file is never
+// truncated: it may be mmapped by a reader of the same checkpoint) and
+// removed again unless commit() succeeds, so a failed write leaves no
+// half-written file behind.
+class OutputFile {
+ public:
+  explicit OutputFile(std::filesystem::path path);
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  void write(const void* data, uint64_t size);
+  // Appends `size` bytes read from `src_fd` at `offset`, kernel-side when the
+  // file systems allow it.
+  void copy_from(int src_fd, uint64_t offset, uint64_t size);
+  // fsync and close: delayed-allocation file systems report ENOSPC only here.
+  void commit();
+
+ private:
+  void copy_with_pread(int src_fd, uint64_t offset, uint64_t size);
+  [[noreturn]] void fail(const std::string& action, int err) const;
+
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+// Writes `bytes` to a new file at `path` with OutputFile's guarantees.
+void write_new_file(const std::filesystem::path& path, const std::string& bytes);
+
+}  // namespace lp::io
