@@ -43,6 +43,11 @@ OpenedFile open_regular_file(const std::filesystem::path& path) {
   return {fd, static_cast<uint64_t>(st.st_size)};
 }
 
+bool is_plain_file_name(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos;
+}
+
 std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes) {
   const OpenedFile file = open_regular_file(path);
   if (file.size > max_bytes) {

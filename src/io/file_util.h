@@ -16,6 +16,10 @@ struct OpenedFile {
 };
 OpenedFile open_regular_file(const std::filesystem::path& path);
 
+// Whether `name` (read from a possibly hostile file) names an entry of a
+// directory rather than a path that could lead out of it.
+bool is_plain_file_name(const std::string& name);
+
 // Reads a whole small file (JSON, refs); refusing files over `max_bytes`
 // keeps hostile inputs from costing unbounded memory.
 std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,13 +28,14 @@ class Checkpoint {
   // Opens `dir`; throws InputError when config.json or the weights are
   // missing, an index names a missing shard, a tensor is listed in the index
   // but absent from its shard (or the reverse), or a name occurs twice.
+  // Like transformers, prefers model.safetensors when both forms exist.
   explicit Checkpoint(const std::filesystem::path& dir);
 
   const std::filesystem::path& dir() const { return dir_; }
   const std::string& config_text() const { return config_text_; }
   bool sharded() const { return shards_.size() > 1 || has_index_; }
   const std::vector<std::unique_ptr<SafetensorsFile>>& shards() const { return shards_; }
-  uint64_t largest_shard_bytes() const;
+  uint64_t largest_shard_bytes() const;  // tensor bytes of the largest shard
   uint64_t total_tensor_bytes() const;
 
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
@@ -41,6 +43,9 @@ class Checkpoint {
   std::vector<std::string> tensor_names() const;    // sorted
 
  private:
+  void open_single();
+  void open_sharded();
+
   std::filesystem::path dir_;
   std::string config_text_;
   bool has_index_ = false;
@@ -50,12 +55,14 @@ class Checkpoint {
 
 // Writes tensors as HF does: one model.safetensors when everything fits in
 // `max_shard_bytes`, else model-XXXXX-of-YYYYY.safetensors shards filled in
-// insertion order plus model.safetensors.index.json. Shards are written one
+// insertion order plus model.safetensors.index.json ({"metadata":
+// {"total_size": <tensor bytes>}, "weight_map": {...}}, written last). A
+// tensor larger than `max_shard_bytes` gets a shard of its own. Shards are written one
 // at a time, so memory holds at most the in-memory tensors handed in.
 class ShardedWriter {
  public:
-  ShardedWriter(std::filesystem::path dir, uint64_t max_shard_bytes);
-  void add(OutputTensor tensor);
+  ShardedWriter(std::filesystem::path dir, uint64_t max_shard_bytes);  // max_shard_bytes > 0
+  void add(OutputTensor tensor);  // throws Error when the name was added before
   // Writes all files into dir (which must exist) and returns their names.
   std::vector<std::string> finish(const std::map<std::string, std::string>& metadata = {});
 
@@ -63,6 +70,7 @@ class ShardedWriter {
   std::filesystem::path dir_;
   uint64_t max_shard_bytes_;
   std::vector<OutputTensor> pending_;
+  std::set<std::string> names_;
 };
 
 }  // namespace lp::io

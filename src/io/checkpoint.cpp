@@ -1,0 +1,200 @@
+#include "linearpatch/io/checkpoint.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "io/file_util.h"
+#include "io/json_util.h"
+#include "linearpatch/core/error.h"
+
+namespace lp::io {
+namespace {
+
+constexpr const char* kSingleFile = "model.safetensors";
+constexpr const char* kIndexFile = "model.safetensors.index.json";
+// Index files of the largest public checkpoints are a few hundred KB.
+constexpr uint64_t kMaxJsonBytes = uint64_t{64} << 20;
+// {"weight_map": {...}, "metadata": {...}}; generous for unknown extra keys.
+constexpr int kMaxIndexDepth = 8;
+
+[[noreturn]] void fail(const std::filesystem::path& file, const std::string& what) {
+  throw InputError(file.string() + ": " + what);
+}
+
+std::string missing_weights_message(const std::filesystem::path& dir) {
+  std::string message = "no " + std::string(kSingleFile) + " or " + kIndexFile;
+  if (std::filesystem::exists(dir / "pytorch_model.bin") ||
+      std::filesystem::exists(dir / "pytorch_model.bin.index.json")) {
+    message += " (found pytorch_model.bin: PyTorch pickle weights are not read; convert them to safetensors)";
+  }
+  return message;
+}
+
+std::map<std::string, std::string> read_weight_map(const std::filesystem::path& index_path) {
+  const auto index = parse_json_strict(read_text_file(index_path, kMaxJsonBytes), index_path.string(), kMaxIndexDepth);
+  if (!index.is_object()) fail(index_path, "must be a JSON object, got " + json_excerpt(index));
+  const auto it = index.find("weight_map");
+  if (it == index.end()) fail(index_path, "missing 'weight_map'");
+  if (!it->is_object()) fail(index_path, "'weight_map' must be an object, got " + json_excerpt(*it));
+  if (it->empty()) fail(index_path, "'weight_map' is empty");
+  std::map<std::string, std::string> weight_map;
+  for (const auto& [tensor, shard] : it->items()) {
+    if (!shard.is_string()) {
+      fail(index_path, "'weight_map' entry of tensor '" + tensor + "' must be a shard file name, got " +
+                           json_excerpt(shard));
+    }
+    const auto& name = shard.get_ref<const std::string&>();
+    if (!is_plain_file_name(name)) {
+      fail(index_path, "tensor '" + tensor + "' maps to '" + name + "', which is not a file name");
+    }
+    weight_map.emplace(tensor, name);
+  }
+  return weight_map;
+}
+
+std::string shard_file_name(size_t index, size_t count) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", index, count);
+  return name;
+}
+
+// Consecutive tensors in insertion order, each group within `max_bytes`
+// unless a single tensor is larger.
+std::vector<std::vector<OutputTensor>> plan_shards(std::vector<OutputTensor> tensors, uint64_t max_bytes) {
+  std::vector<std::vector<OutputTensor>> shards;
+  uint64_t shard_bytes = 0;
+  for (auto& tensor : tensors) {
+    if (shards.empty() || (!shards.back().empty() && shard_bytes + tensor.nbytes > max_bytes)) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shard_bytes += tensor.nbytes;
+    shards.back().push_back(std::move(tensor));
+  }
+  return shards;
+}
+
+}  // namespace
+
+Checkpoint::Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
+  if (!std::filesystem::is_directory(dir)) {
+    fail(dir, std::filesystem::exists(dir) ? "not a directory" : "no such directory");
+  }
+  config_text_ = read_text_file(dir / "config.json", kMaxJsonBytes);
+  if (std::filesystem::exists(dir / kSingleFile)) {
+    open_single();
+  } else if (std::filesystem::exists(dir / kIndexFile)) {
+    has_index_ = true;
+    open_sharded();
+  } else {
+    fail(dir, missing_weights_message(dir));
+  }
+}
+
+void Checkpoint::open_single() {
+  shards_.push_back(std::make_unique<SafetensorsFile>(dir_ / kSingleFile));
+  for (const auto& info : shards_.front()->tensors()) tensors_.emplace(info.name, TensorRef{shards_.front().get(), &info});
+}
+
+void Checkpoint::open_sharded() {
+  const auto index_path = dir_ / kIndexFile;
+  const auto weight_map = read_weight_map(index_path);
+
+  std::map<std::string, const SafetensorsFile*> shard_by_name;
+  for (const auto& [tensor, shard] : weight_map) {
+    if (shard_by_name.count(shard)) continue;
+    const auto path = dir_ / shard;
+    if (!std::filesystem::exists(path)) {
+      fail(index_path, "shard '" + shard + "' (listed for tensor '" + tensor + "') does not exist");
+    }
+    shards_.push_back(std::make_unique<SafetensorsFile>(path));
+    shard_by_name.emplace(shard, shards_.back().get());
+  }
+
+  for (const auto& [tensor, shard] : weight_map) {
+    const SafetensorsFile* file = shard_by_name.at(shard);
+    const TensorInfo* info = file->find(tensor);
+    if (!info) fail(index_path, "tensor '" + tensor + "' is mapped to shard '" + shard + "', which does not contain it");
+    tensors_.emplace(tensor, TensorRef{file, info});
+  }
+
+  // The index's entries are all found now; any other tensor in a shard is
+  // either unlisted or a second copy of a listed one.
+  for (const auto& file : shards_) {
+    for (const auto& info : file->tensors()) {
+      const auto it = weight_map.find(info.name);
+      if (it == weight_map.end()) {
+        fail(file->path(), "tensor '" + info.name + "' is not listed in " + kIndexFile);
+      }
+      if (tensors_.at(info.name).file != file.get()) {
+        fail(file->path(), "tensor '" + info.name + "' is also stored in '" + it->second +
+                               "' (where the index maps it); a tensor must live in one shard only");
+      }
+    }
+  }
+}
+
+uint64_t Checkpoint::largest_shard_bytes() const {
+  uint64_t largest = 0;
+  for (const auto& shard : shards_) largest = std::max(largest, shard->data_bytes());
+  return largest;
+}
+
+uint64_t Checkpoint::total_tensor_bytes() const {
+  uint64_t total = 0;
+  for (const auto& shard : shards_) total += shard->data_bytes();
+  return total;
+}
+
+TensorRef Checkpoint::tensor(const std::string& name) const {
+  const auto it = tensors_.find(name);
+  if (it == tensors_.end()) fail(dir_, "checkpoint has no tensor '" + name + "'");
+  return it->second;
+}
+
+std::vector<std::string> Checkpoint::tensor_names() const {
+  std::vector<std::string> names;
+  names.reserve(tensors_.size());
+  for (const auto& entry : tensors_) names.push_back(entry.first);
+  return names;
+}
+
+ShardedWriter::ShardedWriter(std::filesystem::path dir, uint64_t max_shard_bytes)
+    : dir_(std::move(dir)), max_shard_bytes_(max_shard_bytes) {
+  if (max_shard_bytes_ == 0) throw Error("the maximum shard size must be positive");
+}
+
+void ShardedWriter::add(OutputTensor tensor) {
+  if (!names_.insert(tensor.name).second) {
+    throw Error(dir_.string() + ": tensor '" + tensor.name + "' added twice");
+  }
+  pending_.push_back(std::move(tensor));
+}
+
+std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::string>& metadata) {
+  std::vector<OutputTensor> tensors = std::move(pending_);
+  pending_.clear();
+  names_.clear();
+  uint64_t total = 0;
+  for (const auto& tensor : tensors) total += tensor.nbytes;
+  if (total <= max_shard_bytes_) {
+    write_safetensors(dir_ / kSingleFile, std::move(tensors), metadata);
+    return {kSingleFile};
+  }
+
+  auto shards = plan_shards(std::move(tensors), max_shard_bytes_);
+  std::vector<std::string> files;
+  nlohmann::json weight_map = nlohmann::json::object();
+  for (size_t i = 0; i < shards.size(); ++i) {
+    files.push_back(shard_file_name(i + 1, shards.size()));
+    for (const auto& tensor : shards[i]) weight_map[tensor.name] = files.back();
+    write_safetensors(dir_ / files.back(), std::move(shards[i]), metadata);
+  }
+  const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", std::move(weight_map)}};
+  write_new_file(dir_ / kIndexFile, index.dump(2) + "\n");
+  files.push_back(kIndexFile);
+  return files;
+}
+
+}  // namespace lp::io
