@@ -2,7 +2,13 @@
 // (`rope_theta`, `rope_scaling`, `torch_dtype`) and 5.x (`rope_parameters`,
 // `dtype`). Required fields missing or values we cannot honour are refused
 // with an InputError naming the field; nothing is silently defaulted except
-// what transformers itself defaults.
+// what transformers itself defaults. When both forms are present,
+// rope_parameters wins, as in transformers 5.
+//
+// Pruned checkpoints carry their patches in a "linearpatch" entry:
+//   {"format_version": 1,
+//    "patches": [{"layer": k, "tensor": "model.linear_patches.k.weight"}, ...],
+//    ...provenance fields, not read here}
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,299 @@
+#include "linearpatch/config/llama_config.h"
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "config/config_json.h"
+#include "io/json_util.h"
+#include "linearpatch/core/error.h"
+
+namespace lp {
+namespace {
+
+using Json = nlohmann::json;
+
+// Reads typed fields of one JSON object; `prefix` places the object in the
+// file ("rope_scaling.") so that messages name the full field.
+class Fields {
+ public:
+  Fields(const Json& object, const std::string& source, std::string prefix)
+      : object_(object), source_(source), prefix_(std::move(prefix)) {}
+
+  // Absent and null read alike: transformers stores None as null.
+  const Json* get(const char* key) const {
+    const auto it = object_.find(key);
+    return it == object_.end() || it->is_null() ? nullptr : &*it;
+  }
+  [[noreturn]] void fail(const char* key, const std::string& what) const {
+    throw InputError(source_ + ": field '" + prefix_ + key + "' " + what);
+  }
+  const Json& required(const char* key) const {
+    const Json* value = get(key);
+    if (!value) fail(key, "is missing");
+    return *value;
+  }
+
+  std::optional<int64_t> integer(const char* key) const {
+    const Json* value = get(key);
+    if (!value) return std::nullopt;
+    if (!value->is_number_integer()) fail(key, "must be an integer, got " + io::json_excerpt(*value));
+    if (value->is_number_unsigned() && value->get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()}) {
+      fail(key, "is too large: " + value->dump());
+    }
+    return value->get<int64_t>();
+  }
+  int64_t positive(const char* key, std::optional<int64_t> fallback = std::nullopt) const {
+    const auto value = integer(key);
+    if (!value && !fallback) fail(key, "is missing");
+    if (value && *value <= 0) fail(key, "must be positive, got " + std::to_string(*value));
+    return value.value_or(fallback.value_or(0));
+  }
+  std::optional<double> number(const char* key) const {
+    const Json* value = get(key);
+    if (!value) return std::nullopt;
+    if (!value->is_number()) fail(key, "must be a number, got " + io::json_excerpt(*value));
+    return value->get<double>();
+  }
+  double positive_number(const char* key, std::optional<double> fallback = std::nullopt) const {
+    const auto value = number(key);
+    if (!value && !fallback) fail(key, "is missing");
+    const double result = value.value_or(fallback.value_or(0.0));
+    if (!(result > 0.0) || !std::isfinite(result)) fail(key, "must be a positive number, got " + std::to_string(result));
+    return result;
+  }
+  bool boolean(const char* key, bool fallback) const {
+    const Json* value = get(key);
+    if (!value) return fallback;
+    if (!value->is_boolean()) fail(key, "must be true or false, got " + io::json_excerpt(*value));
+    return value->get<bool>();
+  }
+  std::optional<std::string> string(const char* key) const {
+    const Json* value = get(key);
+    if (!value) return std::nullopt;
+    if (!value->is_string()) fail(key, "must be a string, got " + io::json_excerpt(*value));
+    return value->get<std::string>();
+  }
+  Fields object(const char* key) const {
+    const Json& value = required(key);
+    if (!value.is_object()) fail(key, "must be an object, got " + io::json_excerpt(value));
+    return Fields(value, source_, prefix_ + key + ".");
+  }
+  // Fields of `value`, an element of this object's array `name` ("patches[0]").
+  Fields element(const Json& value, const std::string& name) const {
+    if (!value.is_object()) fail(name.c_str(), "must be an object, got " + io::json_excerpt(value));
+    return Fields(value, source_, prefix_ + name + ".");
+  }
+
+ private:
+  const Json& object_;
+  const std::string& source_;
+  std::string prefix_;
+};
+
+std::string in_quotes(const std::string& text) { return "'" + text + "'"; }
+
+// Refuses architectures whose forward pass differs from the one we run.
+std::string read_model_type(const Fields& top) {
+  const std::string model_type = top.string("model_type").value_or("");
+  if (model_type.empty()) top.fail("model_type", "is missing");
+  if (model_type == "mistral") {
+    if (const Json* window = top.get("sliding_window")) {
+      top.fail("sliding_window", "is " + io::json_excerpt(*window) +
+                                     ": sliding-window attention is not supported (Mistral checkpoints are "
+                                     "accepted only with sliding_window null)");
+    }
+  } else if (model_type != "llama") {
+    top.fail("model_type", "is " + in_quotes(model_type) + ": only 'llama' (and 'mistral' without sliding window) is supported");
+  }
+  if (const auto act = top.string("hidden_act"); act && *act != "silu") {
+    top.fail("hidden_act", "is " + in_quotes(*act) + ": only 'silu' is supported");
+  }
+  if (const auto tp = top.integer("pretraining_tp"); tp && *tp > 1) {
+    top.fail("pretraining_tp", "is " + std::to_string(*tp) + ": only 1 is supported");
+  }
+  if (top.get("quantization_config")) top.fail("quantization_config", "is set: quantized checkpoints are not supported");
+  return model_type;
+}
+
+void read_sizes(const Fields& top, LlamaConfig& config) {
+  config.vocab_size = top.positive("vocab_size");
+  config.hidden_size = top.positive("hidden_size");
+  config.intermediate_size = top.positive("intermediate_size");
+  config.num_hidden_layers = top.positive("num_hidden_layers");
+  config.num_attention_heads = top.positive("num_attention_heads");
+  config.num_key_value_heads = top.positive("num_key_value_heads", config.num_attention_heads);
+  if (config.num_attention_heads % config.num_key_value_heads != 0) {
+    top.fail("num_key_value_heads", "is " + std::to_string(config.num_key_value_heads) +
+                                        ", which does not divide num_attention_heads " +
+                                        std::to_string(config.num_attention_heads));
+  }
+  if (top.get("head_dim")) {
+    config.head_dim = top.positive("head_dim");
+  } else if (config.hidden_size % config.num_attention_heads != 0) {
+    top.fail("hidden_size", "is " + std::to_string(config.hidden_size) + ", not divisible by num_attention_heads " +
+                                std::to_string(config.num_attention_heads) + ", and no head_dim is given");
+  } else {
+    config.head_dim = config.hidden_size / config.num_attention_heads;
+  }
+  // The defaults of transformers' LlamaConfig and MistralConfig.
+  const int64_t default_positions = config.model_type == "mistral" ? 4096 * 32 : 2048;
+  config.max_position_embeddings = top.positive("max_position_embeddings", default_positions);
+  config.rms_norm_eps = top.positive_number("rms_norm_eps", 1e-6);
+}
+
+// The rope type of a rope_parameters (5.x) or rope_scaling (4.x) object;
+// transformers before 4.42 called the key "type".
+void read_rope_type(const Fields& rope, RopeScaling& scaling) {
+  const char* key = rope.get("rope_type") || !rope.get("type") ? "rope_type" : "type";
+  const std::string type = rope.string(key).value_or("default");
+  if (type == "default") {
+    scaling.type = RopeScaling::Type::kDefault;
+  } else if (type == "linear") {
+    scaling.type = RopeScaling::Type::kLinear;
+    scaling.factor = rope.positive_number("factor");
+  } else if (type == "llama3") {
+    scaling.type = RopeScaling::Type::kLlama3;
+    scaling.factor = rope.positive_number("factor");
+    scaling.low_freq_factor = rope.positive_number("low_freq_factor");
+    scaling.high_freq_factor = rope.positive_number("high_freq_factor");
+    scaling.original_max_position_embeddings = rope.positive("original_max_position_embeddings");
+    if (scaling.high_freq_factor <= scaling.low_freq_factor) {
+      rope.fail("high_freq_factor", "must be larger than low_freq_factor");
+    }
+  } else {
+    rope.fail(key, "is " + in_quotes(type) + ": unsupported rope type (supported: default, linear, llama3)");
+  }
+}
+
+// transformers 5.x keeps rope_theta and the scaling in rope_parameters and
+// prefers it over the 4.x top-level fields, as we do.
+void read_rope(const Fields& top, LlamaConfig& config) {
+  if (top.get("rope_parameters")) {
+    const Fields rope = top.object("rope_parameters");
+    config.rope_theta = rope.positive_number("rope_theta", top.positive_number("rope_theta", 10000.0));
+    read_rope_type(rope, config.rope_scaling);
+    return;
+  }
+  config.rope_theta = top.positive_number("rope_theta", 10000.0);
+  if (top.get("rope_scaling")) read_rope_type(top.object("rope_scaling"), config.rope_scaling);
+}
+
+void read_dtype(const Fields& top, LlamaConfig& config) {
+  const char* key = top.get("dtype") || !top.get("torch_dtype") ? "dtype" : "torch_dtype";
+  config.dtype = top.string(key).value_or("");
+  if (!config.dtype.empty() && config.dtype != "bfloat16" && config.dtype != "float16" && config.dtype != "float32") {
+    top.fail(key, "is " + in_quotes(config.dtype) + ": expected bfloat16, float16 or float32");
+  }
+}
+
+int64_t token_id(const Json& value, const Fields& top, const char* key) {
+  if (!value.is_number_integer() || (!value.is_number_unsigned() && value.get<int64_t>() < 0) ||
+      (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t{std::numeric_limits<int64_t>::max()})) {
+    top.fail(key, "must hold non-negative token ids, got " + io::json_excerpt(value));
+  }
+  return value.get<int64_t>();
+}
+
+void read_tokens(const Fields& top, LlamaConfig& config) {
+  if (const Json* bos = top.get("bos_token_id")) config.bos_token_id = token_id(*bos, top, "bos_token_id");
+  const Json* eos = top.get("eos_token_id");
+  if (!eos) return;
+  if (!eos->is_array()) {
+    config.eos_token_ids.push_back(token_id(*eos, top, "eos_token_id"));
+    return;
+  }
+  for (const auto& id : *eos) config.eos_token_ids.push_back(token_id(id, top, "eos_token_id"));
+}
+
+constexpr int64_t kPatchFormatVersion = 1;
+
+void read_patches(const Fields& top, LlamaConfig& config) {
+  if (!top.get("linearpatch")) return;
+  const Fields entry = top.object("linearpatch");
+  const auto version = entry.integer("format_version");
+  if (!version) entry.fail("format_version", "is missing");
+  if (*version != kPatchFormatVersion) {
+    entry.fail("format_version", "is " + std::to_string(*version) + ": this build reads version " +
+                                     std::to_string(kPatchFormatVersion));
+  }
+  const Json& patches = entry.required("patches");
+  if (!patches.is_array()) entry.fail("patches", "must be an array, got " + io::json_excerpt(patches));
+  for (size_t i = 0; i < patches.size(); ++i) {
+    const Fields patch = entry.element(patches[i], "patches[" + std::to_string(i) + "]");
+    ResidualPatch result;
+    result.layer = patch.integer("layer").value_or(-1);
+    if (result.layer < 0 || result.layer > config.num_hidden_layers) {
+      patch.fail("layer", "must be a layer index in [0, " + std::to_string(config.num_hidden_layers) + "]");
+    }
+    result.tensor = patch.string("tensor").value_or("");
+    if (result.tensor.empty()) patch.fail("tensor", "must name the patch tensor");
+    config.patches.push_back(std::move(result));
+  }
+}
+
+// int64 arithmetic that remembers overflow instead of wrapping, so that
+// hostile sizes cannot make parameter_count() undefined.
+class CheckedInt {
+ public:
+  CheckedInt(int64_t value) : value_(value) {}  // NOLINT: implicit on purpose, for readable formulas
+  CheckedInt operator+(CheckedInt other) const {
+    CheckedInt result(0);
+    result.overflow_ = overflow_ || other.overflow_ || __builtin_add_overflow(value_, other.value_, &result.value_);
+    return result;
+  }
+  CheckedInt operator*(CheckedInt other) const {
+    CheckedInt result(0);
+    result.overflow_ = overflow_ || other.overflow_ || __builtin_mul_overflow(value_, other.value_, &result.value_);
+    return result;
+  }
+  std::optional<int64_t> value() const { return overflow_ ? std::nullopt : std::optional<int64_t>(value_); }
+
+ private:
+  int64_t value_;
+  bool overflow_ = false;
+};
+
+std::optional<int64_t> checked_parameter_count(const LlamaConfig& c) {
+  const CheckedInt d = c.hidden_size;
+  const CheckedInt f = c.intermediate_size;
+  const CheckedInt q = CheckedInt(c.num_attention_heads) * c.head_dim;
+  const CheckedInt kv = CheckedInt(c.num_key_value_heads) * c.head_dim;
+  CheckedInt layer = d * q + d * kv * 2 + q * d  // q, k, v, o projections
+                     + d * f * 3                 // gate, up, down
+                     + d * 2;                    // input and post-attention norms
+  if (c.attention_bias) layer = layer + q + kv * 2 + d;
+  if (c.mlp_bias) layer = layer + f * 2 + d;
+  const CheckedInt embeddings = CheckedInt(c.vocab_size) * d * (c.tie_word_embeddings ? 1 : 2);
+  const CheckedInt patches = d * d * static_cast<int64_t>(c.patches.size());
+  return (embeddings + layer * c.num_hidden_layers + d + patches).value();
+}
+
+}  // namespace
+
+int64_t LlamaConfig::parameter_count() const {
+  const auto count = checked_parameter_count(*this);
+  if (!count) throw Error("the parameter count of this config overflows 64 bits");
+  return *count;
+}
+
+LlamaConfig parse_llama_config(std::string_view json_text, const std::string& source) {
+  const auto root = parse_config_json<Json>(json_text, source);
+  const Fields top(root, source, "");
+  LlamaConfig config;
+  config.model_type = read_model_type(top);
+  read_sizes(top, config);
+  read_rope(top, config);
+  read_dtype(top, config);
+  config.tie_word_embeddings = top.boolean("tie_word_embeddings", false);
+  config.attention_bias = top.boolean("attention_bias", false);
+  config.mlp_bias = top.boolean("mlp_bias", false);
+  read_tokens(top, config);
+  read_patches(top, config);
+  if (!checked_parameter_count(config)) {
+    throw InputError(source + ": the sizes describe more parameters than 64 bits can count");
+  }
+  return config;
+}
+
+}  // namespace lp
