@@ -30,6 +30,7 @@ using Trail = std::vector<std::string>;
 struct Alias {
   std::string repo;
   fs::path path;
+  fs::path file;  // the aliases.json that defines it
 };
 
 std::string env(const char* name) {
@@ -48,10 +49,10 @@ Alias parse_alias(const std::string& name, const nlohmann::json& entry, const fs
     fail(file, "alias '" + name + "' must be {\"repo\": \"<org>/<name>\"} or {\"path\": \"<dir>\"}, got " +
                    json_excerpt(entry));
   }
-  if (has_repo) return {repo->get<std::string>(), {}};
+  if (has_repo) return {repo->get<std::string>(), {}, file};
   // Relative paths start at the parent of the configs directory: the
   // repository root for the source tree, share/linearpatch when installed.
-  return {{}, file.parent_path().parent_path() / path->get<std::string>()};
+  return {{}, file.parent_path().parent_path() / path->get<std::string>(), file};
 }
 
 std::map<std::string, Alias> load_aliases(const fs::path& file) {
@@ -178,11 +179,12 @@ fs::path resolve_model(const std::string& spec) {
   if (const auto alias = find_alias(spec, trail)) {
     if (!alias->path.empty()) {
       if (fs::is_directory(alias->path)) return alias->path;
-      trail.push_back("alias '" + spec + "' -> directory " + alias->path.string() + ": missing");
+      trail.push_back("alias '" + spec + "' in " + alias->file.string() + " -> directory " + alias->path.string() +
+                      ": missing");
       throw InputError(not_found_message(spec, trail));
     }
     repo = alias->repo;
-    trail.push_back("alias '" + spec + "' -> repo " + repo);
+    trail.push_back("alias '" + spec + "' in " + alias->file.string() + " -> repo " + repo);
   }
   if (!is_repo_id(repo)) {
     trail.push_back("HuggingFace hub cache: '" + repo + "' is not a repo id of the form <org>/<name>");
