@@ -1,8 +1,84 @@
+// linearpatch: one binary, one subcommand per job. Logs go to stderr,
+// results to stdout. Exit status: 0 success, 1 runtime error, 2 usage
+// error, 3 bad input file, 4 a quality gate failed (eval --max-ppl-ratio),
+// 130 interrupted.
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
 #include <iostream>
 
+#include "cli/common.h"
+#include "linearpatch/core/error.h"
+#include "linearpatch/core/interrupt.h"
+#include "linearpatch/core/version.h"
+
+namespace {
+
+spdlog::level::level_enum parse_level(const std::string& name, const std::string& origin) {
+  const auto level = spdlog::level::from_str(name);
+  if (level == spdlog::level::off && name != "off")
+    throw lp::UsageError(origin + ": unknown log level '" + name +
+                         "' (use trace, debug, info, warn, error, critical or off)");
+  return level;
+}
+
+void setup_logging(int verbosity, bool quiet, const std::string& level_flag) {
+  auto logger = spdlog::stderr_color_mt("linearpatch");
+  logger->set_pattern("[%H:%M:%S.%e] [%^%l%$] %v");
+  spdlog::set_default_logger(logger);
+  auto level = spdlog::level::info;
+  if (const char* env = std::getenv("LINEARPATCH_LOG_LEVEL")) level = parse_level(env, "LINEARPATCH_LOG_LEVEL");
+  if (!level_flag.empty()) level = parse_level(level_flag, "--log-level");
+  if (quiet) level = spdlog::level::warn;
+  if (verbosity == 1) level = spdlog::level::debug;
+  if (verbosity >= 2) level = spdlog::level::trace;
+  spdlog::set_level(level);
+}
+
+int report(const char* kind, const std::exception& e, int status) {
+  std::cerr << "linearpatch: " << kind << e.what() << std::endl;
+  return status;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"linearpatch"};
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  CLI::App app{"linearpatch: remove decoder layers from LLaMA-family checkpoints and repair the gap with a LinearPatch"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("linearpatch ") + lp::version());
+  int verbosity = 0;
+  bool quiet = false;
+  std::string log_level;
+  app.add_flag("-v,--verbose", verbosity, "More logging (-v debug, -vv trace)");
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (env: LINEARPATCH_LOG_LEVEL)");
+  const std::vector<lp::cli::Command> commands = {
+      lp::cli::register_inspect(app), lp::cli::register_tokenize(app), lp::cli::register_eval(app),
+      lp::cli::register_score(app), lp::cli::register_prune(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);
+    return status == 0 ? 0 : 2;
+  }
+  try {
+    setup_logging(verbosity, quiet, log_level);
+    lp::install_interrupt_handlers();
+    for (const auto& command : commands)
+      if (command.app->parsed()) command.run();
+    return 0;
+  } catch (const lp::Interrupted& e) {
+    return report("", e, 130);
+  } catch (const lp::GateFailed& e) {
+    return report("", e, 4);
+  } catch (const lp::UsageError& e) {
+    return report("error: ", e, 2);
+  } catch (const lp::InputError& e) {
+    return report("error: ", e, 3);
+  } catch (const std::exception& e) {
+    return report("error: ", e, 1);
+  }
 }

@@ -27,6 +27,13 @@ class InputError : public Error {
   using Error::Error;
 };
 
+// A quality gate the user set was not met, e.g. eval --max-ppl-ratio
+// (exit status 4): results were produced, but the job should fail.
+class GateFailed : public Error {
+ public:
+  using Error::Error;
+};
+
 // The run was stopped by SIGINT/SIGTERM (exit status 130).
 class Interrupted : public Error {
  public:

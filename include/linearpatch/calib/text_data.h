@@ -1,0 +1,35 @@
+// Text corpora for calibration, distillation and evaluation: files are read
+// (plain UTF-8 text, or JSON Lines with a "text" field when the name ends in
+// .jsonl / .ndjson), joined with blank lines, tokenized once with one BOS in
+// front, and cut into windows of T tokens.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace lp {
+
+class Tokenizer;
+
+// The text of one file; JSON Lines records are joined with blank lines.
+// Throws InputError naming the file (and line) on unreadable or bad input.
+std::string read_corpus_file(const std::filesystem::path& path);
+
+// All files joined with "\n\n", tokenized once, BOS (if the tokenizer has
+// one) in front. Throws InputError if the text is empty.
+std::vector<int32_t> tokenize_corpus(const Tokenizer& tokenizer,
+                                     const std::vector<std::filesystem::path>& files);
+
+// Non-overlapping windows from the start (the perplexity protocol):
+// [min(max_windows, N / T), T] int64. max_windows <= 0 means all.
+at::Tensor sequential_windows(const std::vector<int32_t>& tokens, int64_t seq_len, int64_t max_windows);
+
+// `count` windows at uniformly random offsets in [0, N - T], reproducible
+// for a given seed: [count, T] int64.
+at::Tensor random_windows(const std::vector<int32_t>& tokens, int64_t seq_len, int64_t count, uint64_t seed);
+
+}  // namespace lp

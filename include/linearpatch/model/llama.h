@@ -1,0 +1,100 @@
+// LLaMA-family decoder (LlamaForCausalLM semantics of HF transformers) on
+// libtorch: embedding, RMSNorm, RoPE (default / linear / llama3 scaling),
+// grouped-query causal attention, SwiGLU MLP, final norm, tied or separate
+// lm_head, plus the residual-stream patches of pruned checkpoints.
+//
+// Weights stay in their storage dtype (bf16 checkpoints are mapped, not
+// copied) and are converted to the compute dtype one matrix at a time, so a
+// model costs its checkpoint size in memory, not twice that. Shapes:
+// B batch, T tokens, C hidden, V vocab.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "linearpatch/config/llama_config.h"
+
+namespace lp {
+
+// Sees the residual stream during a forward pass; lets calibration collect
+// statistics without hooks (the libtorch C++ API has none).
+class ForwardObserver {
+ public:
+  virtual ~ForwardObserver() = default;
+  // `hidden` [B, T, C] is the input of decoder layer `layer` (0-based, in the
+  // numbering of the model being run), after any patch at that position;
+  // layer == num_layers() is the input of the final norm.
+  virtual void on_layer_input(int64_t layer, const at::Tensor& hidden) = 0;
+};
+
+struct ModelOptions {
+  std::string device = "cpu";       // "cpu", "cuda", "cuda:1"
+  std::string compute_dtype = "auto";  // "auto" (f32 on CPU, bf16 on GPU), "float32", "bfloat16", "float16"
+};
+
+// Tensors by their HF names (model.layers.3.mlp.up_proj.weight, ...).
+using TensorMap = std::map<std::string, at::Tensor>;
+
+class LlamaModel {
+ public:
+  // Builds from config + weights; validates every expected tensor's presence
+  // and shape (InputError naming the tensor, expected and actual shape) and
+  // rejects unexpected tensors.
+  LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions& options = {});
+  // A model is a cheap handle: copies share the (immutable) weights.
+  LlamaModel(const LlamaModel&);
+  LlamaModel& operator=(const LlamaModel&);
+  LlamaModel(LlamaModel&&) noexcept;
+  LlamaModel& operator=(LlamaModel&&) noexcept;
+  ~LlamaModel();
+
+  // Opens a checkpoint directory (dense or pruned+patched).
+  static LlamaModel load(const std::filesystem::path& dir, const ModelOptions& options = {});
+
+  const LlamaConfig& config() const;
+  int64_t num_layers() const;
+  int64_t hidden_size() const;
+  at::Device device() const;
+  at::ScalarType compute_dtype() const;
+
+  // ids [B, T] (int64) -> logits [B, T, V] in float32.
+  at::Tensor forward(const at::Tensor& ids, ForwardObserver* observer = nullptr) const;
+
+  // The pieces of forward(), for callers that cache or skip parts of it.
+  at::Tensor embed(const at::Tensor& ids) const;  // [B, T, C] compute dtype
+  // Runs decoder layers [begin, end), applying the patch (if any) at each
+  // layer's input; when end == num_layers() the patch at the final-norm
+  // input too. `observer` sees each of those positions exactly once, so
+  // split runs ([0, k) then [k, L)) observe what one full run observes.
+  at::Tensor run_layers(at::Tensor hidden, int64_t begin, int64_t end,
+                        ForwardObserver* observer = nullptr) const;
+  at::Tensor final_norm(const at::Tensor& hidden) const;  // [.., C] compute dtype
+  at::Tensor lm_head(const at::Tensor& normed) const;     // [.., V] float32
+
+  // Patches of this model: residual stream entering layer k is h @ P.
+  const std::map<int64_t, at::Tensor>& patches() const;
+
+  // A model sharing these weights with only `kept_layers` (ascending,
+  // original numbering) and `patches` keyed by the new layer numbering.
+  LlamaModel with_layers(const std::vector<int64_t>& kept_layers,
+                         std::map<int64_t, at::Tensor> patches) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;
+};
+
+// The HF tensor name of a decoder layer's parameter, e.g.
+// layer_tensor_name(3, "mlp.up_proj.weight") == "model.layers.3.mlp.up_proj.weight".
+std::string layer_tensor_name(int64_t layer, const std::string& suffix);
+// Name under which pruned checkpoints store the patch entering layer k.
+std::string patch_tensor_name(int64_t layer);
+
+}  // namespace lp

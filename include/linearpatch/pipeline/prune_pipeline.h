@@ -1,0 +1,70 @@
+// The jobs behind `linearpatch score` and `linearpatch prune`, end to end:
+// calibrate, score blocks, compute the LinearPatch, (distill,) write the
+// checkpoint atomically, and describe everything in a JSON report.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "linearpatch/model/llama.h"
+#include "linearpatch/patch/rotation.h"
+#include "linearpatch/prune/block_selection.h"
+
+namespace lp {
+
+struct CalibrationOptions {
+  std::vector<std::filesystem::path> files;
+  int64_t samples = 128;
+  int64_t seq_len = 2048;
+  uint64_t seed = 0;
+  int64_t batch_size = 1;
+};
+
+struct SelectionOptions {
+  int64_t layers = 0;  // n; 0 in `score` means every n
+  Metric metric = Metric::kCosine;
+  bool allow_edges = false;
+  std::optional<int64_t> start;  // force the block [start, start + n)
+  int64_t kl_samples = 8;        // windows for patched-kl
+};
+
+struct PatchOptions {
+  bool enabled = true;  // false: plain removal (--patch none)
+  RotationKind rotation = RotationKind::kAuto;
+};
+
+struct ScoreJob {
+  std::filesystem::path model_dir;
+  ModelOptions model;
+  CalibrationOptions calibration;
+  SelectionOptions selection;
+  PatchOptions patch;
+  bool patched_kl = true;  // also rank by patched-kl when n is given
+};
+
+struct PruneJob {
+  std::filesystem::path model_dir;
+  ModelOptions model;
+  CalibrationOptions calibration;
+  SelectionOptions selection;
+  PatchOptions patch;
+  std::filesystem::path output_dir;
+  bool overwrite = false;
+  uint64_t max_shard_bytes = 0;  // 0: like the source
+};
+
+using Report = nlohmann::ordered_json;
+
+Report run_score(const ScoreJob& job);
+// Writes the checkpoint to job.output_dir (atomically) and returns the report.
+Report run_prune(const PruneJob& job);
+
+// Human summary of a prune report (what the CLI prints on stderr).
+std::string summarize_prune_report(const Report& report);
+
+}  // namespace lp

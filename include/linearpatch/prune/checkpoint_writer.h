@@ -1,0 +1,47 @@
+// Writes a pruned (and optionally patched) checkpoint. Format, documented
+// for users in docs/checkpoint-format.md:
+//  * decoder layers renumbered 0..L'-1, tensors of removed layers dropped,
+//    all other tensors byte-identical to the source (copied kernel-side);
+//  * each patch as `model.linear_patches.<k>.weight`, float32 [C, C],
+//    applied as h <- h @ P to the residual stream entering new layer k;
+//  * config.json: num_hidden_layers and per-layer arrays updated, and a
+//    "linearpatch" entry (format_version, patches, removed layers,
+//    provenance);
+//  * the source's other files (tokenizer, generation config, chat
+//    template, ...) copied; sharded like the source.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "linearpatch/prune/prune_plan.h"
+
+namespace lp {
+namespace io {
+class Checkpoint;
+}
+
+struct WrittenCheckpoint {
+  std::vector<std::string> files;  // weight files written
+  int64_t parameters = 0;          // elements of all tensors written
+  uint64_t bytes = 0;
+};
+
+// `patches`: new layer position -> [C, C] float32. `provenance_json`: a JSON
+// object merged into the config's "linearpatch" entry. `max_shard_bytes` 0
+// shards like the source. `dir` must exist and be empty (the temporary
+// directory of an AtomicOutputDir).
+WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
+                                          const std::map<int64_t, at::Tensor>& patches,
+                                          const std::string& provenance_json, uint64_t max_shard_bytes,
+                                          const std::filesystem::path& dir);
+
+// The new name of `name` under `plan`, or "" when it belongs to a removed layer.
+std::string renamed_tensor(const std::string& name, const PrunePlan& plan);
+
+}  // namespace lp

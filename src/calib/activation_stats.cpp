@@ -1,0 +1,114 @@
+#include "linearpatch/calib/activation_stats.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "linearpatch/core/error.h"
+
+namespace lp {
+namespace {
+
+std::vector<int64_t> checked_gaps(std::vector<int64_t> gaps, int64_t num_positions) {
+  std::sort(gaps.begin(), gaps.end());
+  gaps.erase(std::unique(gaps.begin(), gaps.end()), gaps.end());
+  for (int64_t gap : gaps)
+    if (gap < 1 || gap >= num_positions) throw Error("internal: statistics gap " + std::to_string(gap) + " out of range");
+  return gaps;
+}
+
+bool has_gap(const std::vector<int64_t>& gaps, int64_t i, int64_t j) {
+  return i >= 0 && std::binary_search(gaps.begin(), gaps.end(), j - i);
+}
+
+// Keeps only what later positions of the same batch can still pair with.
+template <typename Map>
+void forget_older_than(Map& recent, int64_t oldest_needed) {
+  recent.erase(recent.begin(), recent.lower_bound(oldest_needed));
+}
+
+}  // namespace
+
+SimilarityStats::SimilarityStats(int64_t num_positions, std::vector<int64_t> gaps)
+    : num_positions_(num_positions), gaps_(checked_gaps(std::move(gaps), num_positions)) {
+  auto options = at::TensorOptions().dtype(at::kDouble);
+  cosine_sum_ = at::zeros({num_positions, num_positions}, options);
+  angular_sum_ = at::zeros({num_positions, num_positions}, options);
+}
+
+void SimilarityStats::on_layer_input(int64_t position, const at::Tensor& hidden) {
+  if (position == 0) {
+    normalized_.clear();
+    tokens_ += hidden.size(0) * hidden.size(1);
+    windows_ += hidden.size(0);
+    if (cosine_sum_.device() != hidden.device()) {
+      cosine_sum_ = cosine_sum_.to(hidden.device());
+      angular_sum_ = angular_sum_.to(hidden.device());
+    }
+  }
+  auto x = hidden.to(at::kFloat);
+  auto unit = x / x.norm(2, -1, /*keepdim=*/true).clamp_min(1e-30);
+  for (int64_t gap : gaps_) {
+    auto it = normalized_.find(position - gap);
+    if (it == normalized_.end()) continue;
+    auto cos = (unit * it->second).sum(-1).to(at::kDouble);  // [B, T]
+    cosine_sum_[position - gap][position] += cos.sum();
+    auto last = cos.select(1, cos.size(1) - 1).clamp(-1.0, 1.0);
+    angular_sum_[position - gap][position] += (at::acos(last) / M_PI).sum();
+  }
+  normalized_[position] = unit;
+  forget_older_than(normalized_, position + 1 - gaps_.back());
+}
+
+bool SimilarityStats::tracks(int64_t i, int64_t j) const {
+  return j < num_positions_ && has_gap(gaps_, i, j);
+}
+
+double SimilarityStats::mean_cosine(int64_t i, int64_t j) const {
+  if (!tracks(i, j) || tokens_ == 0) throw Error("internal: no cosine statistics for positions " + std::to_string(i) + ", " + std::to_string(j));
+  return cosine_sum_[i][j].item<double>() / static_cast<double>(tokens_);
+}
+
+double SimilarityStats::mean_last_token_angular(int64_t i, int64_t j) const {
+  if (!tracks(i, j) || windows_ == 0) throw Error("internal: no angular statistics for positions " + std::to_string(i) + ", " + std::to_string(j));
+  return angular_sum_[i][j].item<double>() / static_cast<double>(windows_);
+}
+
+MagnitudeStats::MagnitudeStats(int64_t num_positions, std::vector<int64_t> gaps, Transform transform)
+    : num_positions_(num_positions), gaps_(checked_gaps(std::move(gaps), num_positions)),
+      transform_(std::move(transform)) {}
+
+void MagnitudeStats::on_layer_input(int64_t position, const at::Tensor& hidden) {
+  if (position == 0) {
+    magnitudes_.clear();
+    windows_ += hidden.size(0);
+  }
+  // Per window: mean over its tokens of |T(x)| per channel -> [B, C].
+  auto magnitude = transform_(hidden.to(at::kFloat)).abs().mean(1).to(at::kDouble);
+  for (int64_t gap : gaps_) {
+    auto it = magnitudes_.find(position - gap);
+    if (it == magnitudes_.end()) continue;
+    // A channel that is exactly zero before the gap carries no signal for
+    // the patch to scale; ratio 1 leaves it alone instead of making inf.
+    auto denominator = it->second;
+    auto ratio = at::where(denominator > 0, magnitude / denominator, at::ones_like(magnitude)).sum(0);
+    auto& sum = ratio_sum_[{position - gap, position}];
+    sum = sum.defined() ? sum + ratio : ratio;
+  }
+  magnitudes_[position] = magnitude;
+  forget_older_than(magnitudes_, position + 1 - gaps_.back());
+}
+
+bool MagnitudeStats::tracks(int64_t i, int64_t j) const {
+  return j < num_positions_ && has_gap(gaps_, i, j);
+}
+
+at::Tensor MagnitudeStats::mean_ratio(int64_t i, int64_t j) const {
+  auto it = ratio_sum_.find({i, j});
+  if (it == ratio_sum_.end() || windows_ == 0)
+    throw Error("internal: no magnitude statistics for positions " + std::to_string(i) + ", " + std::to_string(j));
+  return (it->second / static_cast<double>(windows_)).cpu();
+}
+
+}  // namespace lp

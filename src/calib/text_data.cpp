@@ -1,0 +1,106 @@
+#include "linearpatch/calib/text_data.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include "linearpatch/core/error.h"
+#include "linearpatch/tokenizer/tokenizer.h"
+
+namespace lp {
+namespace {
+
+bool is_json_lines(const std::filesystem::path& path) {
+  const auto ext = path.extension().string();
+  return ext == ".jsonl" || ext == ".ndjson";
+}
+
+std::string read_json_lines(std::istream& in, const std::filesystem::path& path) {
+  std::string joined, line;
+  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const nlohmann::json* text = nullptr;
+    if (record.is_string()) text = &record;
+    else if (record.is_object() && record.contains("text") && record["text"].is_string()) text = &record["text"];
+    if (!text)
+      throw InputError(path.string() + ":" + std::to_string(line_no) +
+                       ": expected a JSON object with a string \"text\" field (or a JSON string)");
+    if (!joined.empty()) joined += "\n\n";
+    joined += text->get<std::string>();
+  }
+  return joined;
+}
+
+// std::uniform_int_distribution differs between standard libraries; this
+// keeps window offsets identical for a seed on every platform.
+uint64_t uniform_below(std::mt19937_64& rng, uint64_t bound) {
+  const uint64_t limit = std::numeric_limits<uint64_t>::max() - std::numeric_limits<uint64_t>::max() % bound;
+  uint64_t value;
+  do value = rng();
+  while (value >= limit);
+  return value % bound;
+}
+
+}  // namespace
+
+std::string read_corpus_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("cannot read text file " + path.string());
+  if (is_json_lines(path)) return read_json_lines(in, path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<int32_t> tokenize_corpus(const Tokenizer& tokenizer, const std::vector<std::filesystem::path>& files) {
+  std::string joined;
+  for (const auto& file : files) {
+    auto text = read_corpus_file(file);
+    if (text.empty()) continue;
+    if (!joined.empty()) joined += "\n\n";
+    joined += text;
+  }
+  if (joined.find_first_not_of(" \t\r\n") == std::string::npos) {
+    std::string names;
+    for (const auto& file : files) names += (names.empty() ? "" : ", ") + file.string();
+    throw InputError("no text in " + (names.empty() ? std::string("(no files given)") : names));
+  }
+  auto ids = tokenizer.encode(joined, /*add_special=*/false);
+  if (auto bos = tokenizer.bos_id()) ids.insert(ids.begin(), *bos);
+  return ids;
+}
+
+at::Tensor sequential_windows(const std::vector<int32_t>& tokens, int64_t seq_len, int64_t max_windows) {
+  if (seq_len < 2) throw UsageError("sequence length must be at least 2, got " + std::to_string(seq_len));
+  int64_t count = static_cast<int64_t>(tokens.size()) / seq_len;
+  if (count == 0)
+    throw InputError("too little text for one window: " + std::to_string(tokens.size()) +
+                     " tokens, a window needs " + std::to_string(seq_len));
+  if (max_windows > 0) count = std::min(count, max_windows);
+  auto all = at::from_blob(const_cast<int32_t*>(tokens.data()), {count * seq_len}, at::kInt);
+  return all.to(at::kLong).view({count, seq_len});
+}
+
+at::Tensor random_windows(const std::vector<int32_t>& tokens, int64_t seq_len, int64_t count, uint64_t seed) {
+  if (seq_len < 2) throw UsageError("sequence length must be at least 2, got " + std::to_string(seq_len));
+  if (count < 1) throw UsageError("need at least one window, got " + std::to_string(count));
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n < seq_len)
+    throw InputError("too little text for one window: " + std::to_string(n) + " tokens, a window needs " +
+                     std::to_string(seq_len));
+  std::mt19937_64 rng(seed);
+  auto windows = at::empty({count, seq_len}, at::kLong);
+  auto* out = windows.data_ptr<int64_t>();
+  for (int64_t w = 0; w < count; ++w) {
+    const int64_t start = static_cast<int64_t>(uniform_below(rng, static_cast<uint64_t>(n - seq_len + 1)));
+    for (int64_t t = 0; t < seq_len; ++t) out[w * seq_len + t] = tokens[start + t];
+  }
+  return windows;
+}
+
+}  // namespace lp

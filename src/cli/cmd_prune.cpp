@@ -1,0 +1,162 @@
+// linearpatch score / prune: rank blocks of layers, and remove the best one
+// with a LinearPatch over the gap, writing a new checkpoint.
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/common.h"
+#include "linearpatch/core/error.h"
+#include "linearpatch/core/file_util.h"
+#include "linearpatch/pipeline/prune_pipeline.h"
+
+namespace lp::cli {
+namespace {
+
+struct SelectionArgs {
+  ModelArgs model;
+  RuntimeArgs runtime;
+  std::vector<std::string> calib;
+  int64_t calib_samples = 128;
+  int64_t seq_len = 2048;
+  uint64_t seed = 0;
+  int64_t layers = 0;
+  std::string metric = "cosine";
+  bool allow_edges = false;
+  int64_t start = -1;
+  int64_t kl_samples = 8;
+  std::string patch = "linearpatch";
+  std::string rotation = "auto";
+  bool json = false;
+  std::string report;
+};
+
+struct PruneArgs : SelectionArgs {
+  std::string out;
+  bool force = false;
+  std::string max_shard_size;
+};
+
+void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool layers_required) {
+  add_model_args(cmd, a.model);
+  add_runtime_args(cmd, a.runtime);
+  auto* layers = cmd.add_option("-n,--layers", a.layers, "Number of decoder layers to remove")->check(CLI::PositiveNumber);
+  if (layers_required) layers->required();
+  cmd.add_option("--calib", a.calib,
+                 "Calibration text files (plain, or .jsonl with a \"text\" field); default: the text shipped in data/text")
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--calib-samples", a.calib_samples, "Calibration windows, drawn at random offsets")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--seq-len", a.seq_len, "Tokens per calibration window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  cmd.add_option("--seed", a.seed, "Seed of the window offsets (same seed, same output)")->capture_default_str();
+  cmd.add_option("--metric", a.metric,
+                 "Block choice: cosine (mean per-token cosine of X^(l), X^(l+n)), angular (last-token angular "
+                 "distance), bi (ShortGPT block influence, may remove non-contiguous layers), patched-kl "
+                 "(KL to the dense model after patching each candidate)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cosine", "angular", "bi", "patched-kl"}));
+  cmd.add_flag("--allow-edges", a.allow_edges, "Allow removing the first or the last layer");
+  cmd.add_option("--start", a.start, "Force the block [start, start + n) instead of choosing it")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--kl-samples", a.kl_samples, "Calibration windows used by the patched-kl metric")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--patch", a.patch, "linearpatch, or none for plain removal")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"linearpatch", "none"}));
+  cmd.add_option("--rotation", a.rotation,
+                 "Basis of the channel scales: auto (Hadamard, else random orthogonal), hadamard, random, none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "hadamard", "random", "none"}));
+  cmd.add_flag("--json", a.json, "Print the report as one JSON object on stdout");
+  cmd.add_option("--report", a.report, "Also write the JSON report to this file");
+}
+
+CalibrationOptions calibration_options(const SelectionArgs& a) {
+  CalibrationOptions c;
+  c.files = a.calib.empty() ? default_calibration_files() : to_paths(a.calib);
+  c.samples = a.calib_samples;
+  c.seq_len = a.seq_len;
+  c.seed = a.seed;
+  c.batch_size = apply_runtime(a.runtime, a.seq_len);
+  return c;
+}
+
+SelectionOptions selection_options(const SelectionArgs& a) {
+  SelectionOptions s;
+  s.layers = a.layers;
+  s.metric = parse_metric(a.metric);
+  s.allow_edges = a.allow_edges;
+  if (a.start >= 0) s.start = a.start;
+  s.kl_samples = a.kl_samples;
+  return s;
+}
+
+PatchOptions patch_options(const SelectionArgs& a) {
+  PatchOptions p;
+  p.enabled = a.patch == "linearpatch";
+  p.rotation = parse_rotation_kind(a.rotation);
+  return p;
+}
+
+void emit(const Report& report, const SelectionArgs& a, const std::string& human) {
+  if (!a.report.empty()) write_text_file(a.report, report.dump(2) + "\n");
+  if (a.json) print_json(report);
+  else if (!human.empty()) std::cerr << human << std::endl;
+}
+
+std::string summarize_score(const Report& r) {
+  std::string out;
+  if (!r.contains("blocks")) return "scored every block size; use --json for the rankings";
+  out = "blocks of " + std::to_string(r["n"].get<int64_t>()) + " layers by " + r["metric"].get<std::string>() +
+        " (best first):";
+  int shown = 0;
+  for (const auto& b : r["blocks"]) {
+    if (shown++ == 10) break;
+    out += "\n  [" + std::to_string(b["start"].get<int64_t>()) + ", " + std::to_string(b["end"].get<int64_t>()) +
+           ")  " + std::to_string(b["score"].get<double>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Command register_score(CLI::App& app) {
+  auto args = std::make_shared<SelectionArgs>();
+  auto* cmd = app.add_subcommand("score", "Rank blocks of layers by redundancy (cosine, angular, patched-kl) without writing");
+  add_selection_args(*cmd, *args, /*layers_required=*/false);
+  return {cmd, [args] {
+            ScoreJob job;
+            job.model_dir = resolve_model_dir(args->model.model);
+            job.model = model_options(args->model);
+            job.calibration = calibration_options(*args);
+            job.selection = selection_options(*args);
+            job.patch = patch_options(*args);
+            const auto report = run_score(job);
+            emit(report, *args, summarize_score(report));
+            if (!args->json) std::cout << summarize_score(report) << std::endl;
+          }};
+}
+
+Command register_prune(CLI::App& app) {
+  auto args = std::make_shared<PruneArgs>();
+  auto* cmd = app.add_subcommand("prune", "Remove the most redundant block of layers, patch the gap, write a checkpoint");
+  add_selection_args(*cmd, *args, /*layers_required=*/true);
+  cmd->add_option("-o,--out", args->out, "Output checkpoint directory (must not exist unless --force)")->required();
+  cmd->add_flag("--force", args->force, "Replace an existing output directory");
+  cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB (default: like the input)");
+  return {cmd, [args] {
+            PruneJob job;
+            job.model_dir = resolve_model_dir(args->model.model);
+            job.model = model_options(args->model);
+            job.calibration = calibration_options(*args);
+            job.selection = selection_options(*args);
+            job.patch = patch_options(*args);
+            job.output_dir = args->out;
+            job.overwrite = args->force;
+            job.max_shard_bytes = args->max_shard_size.empty() ? 0 : parse_byte_size(args->max_shard_size);
+            const auto report = run_prune(job);
+            emit(report, *args, summarize_prune_report(report));
+          }};
+}
+
+}  // namespace lp::cli

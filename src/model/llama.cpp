@@ -1,0 +1,292 @@
+#include "linearpatch/model/llama.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "linearpatch/core/error.h"
+#include "linearpatch/io/checkpoint.h"
+#include "model/attention.h"
+#include "model/rope.h"
+#include "model/tensor_bridge.h"
+
+namespace lp {
+
+std::string layer_tensor_name(int64_t layer, const std::string& suffix) {
+  return "model.layers." + std::to_string(layer) + "." + suffix;
+}
+
+std::string patch_tensor_name(int64_t layer) {
+  return "model.linear_patches." + std::to_string(layer) + ".weight";
+}
+
+namespace {
+
+struct LayerWeights {
+  at::Tensor input_norm, post_attention_norm;
+  at::Tensor q_proj, k_proj, v_proj, o_proj;
+  at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined unless attention_bias
+  at::Tensor gate_proj, up_proj, down_proj;
+  at::Tensor gate_bias, up_bias, down_bias;  // undefined unless mlp_bias
+};
+
+std::string shape_string(at::IntArrayRef shape) {
+  std::ostringstream ss;
+  ss << "[";
+  for (size_t i = 0; i < shape.size(); ++i) ss << (i ? ", " : "") << shape[i];
+  ss << "]";
+  return ss.str();
+}
+
+// Takes tensors out of the map by name, checking shapes, so whatever is left
+// at the end is unexpected.
+class WeightTaker {
+ public:
+  explicit WeightTaker(TensorMap& weights) : weights_(weights) {}
+
+  at::Tensor take(const std::string& name, std::vector<int64_t> shape) {
+    auto it = weights_.find(name);
+    if (it == weights_.end()) throw InputError("missing tensor '" + name + "'");
+    at::Tensor tensor = std::move(it->second);
+    weights_.erase(it);
+    if (tensor.sizes() != at::IntArrayRef(shape))
+      throw InputError("tensor '" + name + "' has shape " + shape_string(tensor.sizes()) +
+                       ", expected " + shape_string(shape) + " from config.json");
+    if (!at::isFloatingType(tensor.scalar_type()))
+      throw InputError("tensor '" + name + "' has non-floating dtype " +
+                       std::string(c10::toString(tensor.scalar_type())));
+    return tensor;
+  }
+
+  at::Tensor take_if(bool wanted, const std::string& name, std::vector<int64_t> shape) {
+    return wanted ? take(name, std::move(shape)) : at::Tensor();
+  }
+
+  void drop(const std::string& name) { weights_.erase(name); }
+
+ private:
+  TensorMap& weights_;
+};
+
+at::ScalarType resolve_compute_dtype(const std::string& name, const at::Device& device) {
+  if (name == "auto") return device.is_cpu() ? at::kFloat : at::kBFloat16;
+  if (name == "float32" || name == "fp32" || name == "f32") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16" || name == "f16") return at::kHalf;
+  throw UsageError("unknown compute dtype '" + name + "' (use auto, float32, bfloat16 or float16)");
+}
+
+at::Device resolve_device(const std::string& name) {
+  try {
+    at::Device device(name);
+    if (device.is_cuda() && !at::hasCUDA())
+      throw UsageError("device '" + name + "' requested but this build or machine has no CUDA");
+    return device;
+  } catch (const c10::Error&) {
+    throw UsageError("unknown device '" + name + "' (use cpu, cuda or cuda:N)");
+  }
+}
+
+}  // namespace
+
+struct LlamaModel::Impl {
+  LlamaConfig config;
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
+  at::Tensor embed_tokens, norm, lm_head;
+  std::vector<std::shared_ptr<const LayerWeights>> layers;
+  std::map<int64_t, at::Tensor> patches;  // float32, on `device`
+  at::Tensor inv_freq;                    // [head_dim / 2] float32, on `device`
+
+  at::Tensor cast(const at::Tensor& w) const {
+    return w.scalar_type() == dtype ? w : w.to(dtype);
+  }
+  at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) const {
+    return at::linear(x, cast(w), b.defined() ? cast(b) : b);
+  }
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor layer_forward(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
+};
+
+at::Tensor LlamaModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  // As HF LlamaRMSNorm: normalise in float32, cast back, then scale.
+  auto x32 = x.to(at::kFloat);
+  auto variance = x32.pow(2).mean(-1, /*keepdim=*/true);
+  auto normed = (x32 * at::rsqrt(variance + config.rms_norm_eps)).to(dtype);
+  return cast(weight) * normed;
+}
+
+at::Tensor LlamaModel::Impl::layer_forward(const LayerWeights& w, const at::Tensor& h,
+                                           const RopeTables& rope) const {
+  const int64_t B = h.size(0), T = h.size(1);
+  const int64_t n_heads = config.num_attention_heads, n_kv = config.num_key_value_heads;
+  const int64_t D = config.head_dim;
+
+  auto x = rms_norm(h, w.input_norm);
+  auto q = linear(x, w.q_proj, w.q_bias).view({B, T, n_heads, D}).transpose(1, 2);
+  auto k = linear(x, w.k_proj, w.k_bias).view({B, T, n_kv, D}).transpose(1, 2);
+  auto v = linear(x, w.v_proj, w.v_bias).view({B, T, n_kv, D}).transpose(1, 2);
+  q = apply_rope(q, rope);
+  k = apply_rope(k, rope);
+  auto attn = causal_attention(q, k, v);  // [B, T, H*D]
+  auto h2 = h + linear(attn, w.o_proj, w.o_bias);
+
+  auto y = rms_norm(h2, w.post_attention_norm);
+  auto gated = at::silu(linear(y, w.gate_proj, w.gate_bias)) * linear(y, w.up_proj, w.up_bias);
+  return h2 + linear(gated, w.down_proj, w.down_bias);
+}
+
+LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions& options) {
+  auto impl = std::make_shared<Impl>();
+  impl->device = resolve_device(options.device);
+  impl->dtype = resolve_compute_dtype(options.compute_dtype, impl->device);
+  const auto& c = config;
+  const int64_t C = c.hidden_size, V = c.vocab_size, F = c.intermediate_size;
+  const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
+
+  WeightTaker taker(weights);
+  auto to_device = [&](at::Tensor t) { return t.defined() ? t.to(impl->device) : t; };
+  impl->embed_tokens = to_device(taker.take("model.embed_tokens.weight", {V, C}));
+  impl->norm = to_device(taker.take("model.norm.weight", {C}));
+  if (c.tie_word_embeddings) {
+    impl->lm_head = impl->embed_tokens;
+    taker.drop("lm_head.weight");  // some tied checkpoints store the copy anyway
+  } else {
+    impl->lm_head = to_device(taker.take("lm_head.weight", {V, C}));
+  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    auto name = [l](const std::string& suffix) { return layer_tensor_name(l, suffix); };
+    auto w = std::make_shared<LayerWeights>();
+    w->input_norm = to_device(taker.take(name("input_layernorm.weight"), {C}));
+    w->post_attention_norm = to_device(taker.take(name("post_attention_layernorm.weight"), {C}));
+    w->q_proj = to_device(taker.take(name("self_attn.q_proj.weight"), {q_dim, C}));
+    w->k_proj = to_device(taker.take(name("self_attn.k_proj.weight"), {kv_dim, C}));
+    w->v_proj = to_device(taker.take(name("self_attn.v_proj.weight"), {kv_dim, C}));
+    w->o_proj = to_device(taker.take(name("self_attn.o_proj.weight"), {C, q_dim}));
+    w->q_bias = to_device(taker.take_if(c.attention_bias, name("self_attn.q_proj.bias"), {q_dim}));
+    w->k_bias = to_device(taker.take_if(c.attention_bias, name("self_attn.k_proj.bias"), {kv_dim}));
+    w->v_bias = to_device(taker.take_if(c.attention_bias, name("self_attn.v_proj.bias"), {kv_dim}));
+    w->o_bias = to_device(taker.take_if(c.attention_bias, name("self_attn.o_proj.bias"), {C}));
+    w->gate_proj = to_device(taker.take(name("mlp.gate_proj.weight"), {F, C}));
+    w->up_proj = to_device(taker.take(name("mlp.up_proj.weight"), {F, C}));
+    w->down_proj = to_device(taker.take(name("mlp.down_proj.weight"), {C, F}));
+    w->gate_bias = to_device(taker.take_if(c.mlp_bias, name("mlp.gate_proj.bias"), {F}));
+    w->up_bias = to_device(taker.take_if(c.mlp_bias, name("mlp.up_proj.bias"), {F}));
+    w->down_bias = to_device(taker.take_if(c.mlp_bias, name("mlp.down_proj.bias"), {C}));
+    taker.drop(name("self_attn.rotary_emb.inv_freq"));  // a buffer old transformers saved
+    impl->layers.push_back(std::move(w));
+  }
+  for (const auto& patch : c.patches)
+    impl->patches[patch.layer] = taker.take(patch.tensor, {C, C}).to(impl->device, at::kFloat);
+
+  if (!weights.empty()) {
+    std::string names;
+    int shown = 0;
+    for (const auto& [name, tensor] : weights) {
+      if (shown++ == 5) {
+        names += ", ...";
+        break;
+      }
+      names += (names.empty() ? "'" : ", '") + name + "'";
+    }
+    throw InputError(std::to_string(weights.size()) + " unexpected tensor(s) not described by config.json: " + names);
+  }
+  impl->inv_freq = rope_inverse_frequencies(c).to(impl->device);
+  impl->config = std::move(config);
+  impl_ = std::move(impl);
+}
+
+LlamaModel::~LlamaModel() = default;
+LlamaModel::LlamaModel(const LlamaModel&) = default;
+LlamaModel& LlamaModel::operator=(const LlamaModel&) = default;
+LlamaModel::LlamaModel(LlamaModel&&) noexcept = default;
+LlamaModel& LlamaModel::operator=(LlamaModel&&) noexcept = default;
+
+LlamaModel LlamaModel::load(const std::filesystem::path& dir, const ModelOptions& options) {
+  auto checkpoint = std::make_shared<io::Checkpoint>(dir);
+  auto config = parse_llama_config(checkpoint->config_text(), (dir / "config.json").string());
+  TensorMap weights;
+  for (const auto& name : checkpoint->tensor_names())
+    weights.emplace(name, view_tensor(checkpoint->tensor(name), checkpoint));
+  try {
+    return LlamaModel(std::move(config), std::move(weights), options);
+  } catch (const InputError& e) {
+    throw InputError(dir.string() + ": " + e.what());
+  }
+}
+
+const LlamaConfig& LlamaModel::config() const { return impl_->config; }
+int64_t LlamaModel::num_layers() const { return static_cast<int64_t>(impl_->layers.size()); }
+int64_t LlamaModel::hidden_size() const { return impl_->config.hidden_size; }
+at::Device LlamaModel::device() const { return impl_->device; }
+at::ScalarType LlamaModel::compute_dtype() const { return impl_->dtype; }
+const std::map<int64_t, at::Tensor>& LlamaModel::patches() const { return impl_->patches; }
+
+at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
+  auto device_ids = ids.to(impl_->device, at::kLong);
+  return impl_->cast(at::embedding(impl_->embed_tokens, device_ids));
+}
+
+at::Tensor LlamaModel::run_layers(at::Tensor hidden, int64_t begin, int64_t end,
+                                  ForwardObserver* observer) const {
+  const int64_t L = num_layers();
+  TORCH_CHECK(0 <= begin && begin <= end && end <= L, "run_layers: bad range [", begin, ", ", end, ")");
+  auto visit = [&](int64_t position) {
+    auto it = impl_->patches.find(position);
+    if (it != impl_->patches.end())
+      hidden = at::matmul(hidden.to(at::kFloat), it->second).to(impl_->dtype);
+    if (observer) observer->on_layer_input(position, hidden);
+  };
+  const auto rope = rope_tables(impl_->inv_freq, hidden.size(1), impl_->dtype);
+  for (int64_t l = begin; l < end; ++l) {
+    visit(l);
+    hidden = impl_->layer_forward(*impl_->layers[l], hidden, rope);
+  }
+  if (end == L) visit(L);
+  return hidden;
+}
+
+at::Tensor LlamaModel::final_norm(const at::Tensor& hidden) const {
+  return impl_->rms_norm(hidden, impl_->norm);
+}
+
+at::Tensor LlamaModel::lm_head(const at::Tensor& normed) const {
+  return at::linear(normed, impl_->cast(impl_->lm_head)).to(at::kFloat);
+}
+
+at::Tensor LlamaModel::forward(const at::Tensor& ids, ForwardObserver* observer) const {
+  auto hidden = run_layers(embed(ids), 0, num_layers(), observer);
+  return lm_head(final_norm(hidden));
+}
+
+LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers,
+                                   std::map<int64_t, at::Tensor> patches) const {
+  auto impl = std::make_shared<Impl>(*impl_);
+  impl->layers.clear();
+  int64_t previous = -1;
+  for (int64_t l : kept_layers) {
+    if (l <= previous || l >= num_layers())
+      throw Error("internal: kept layers must be ascending and in range");
+    impl->layers.push_back(impl_->layers[l]);
+    previous = l;
+  }
+  const int64_t C = hidden_size();
+  for (auto& [position, patch] : patches) {
+    TORCH_CHECK(position >= 0 && position <= static_cast<int64_t>(kept_layers.size()),
+                "patch position ", position, " out of range");
+    TORCH_CHECK(patch.sizes() == at::IntArrayRef({C, C}), "patch must be [hidden, hidden]");
+    patch = patch.to(impl->device, at::kFloat);
+  }
+  impl->config.patches.clear();
+  for (const auto& [position, patch] : patches)
+    impl->config.patches.push_back({position, patch_tensor_name(position)});
+  impl->patches = std::move(patches);
+  impl->config.num_hidden_layers = static_cast<int64_t>(kept_layers.size());
+  LlamaModel result = *this;
+  result.impl_ = std::move(impl);
+  return result;
+}
+
+}  // namespace lp

@@ -1,0 +1,149 @@
+#include "linearpatch/prune/checkpoint_writer.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+
+#include "linearpatch/config/config_rewrite.h"
+#include "linearpatch/config/llama_config.h"
+#include "linearpatch/core/error.h"
+#include "linearpatch/core/file_util.h"
+#include "linearpatch/io/checkpoint.h"
+#include "linearpatch/model/llama.h"
+#include "model/tensor_bridge.h"
+
+namespace fs = std::filesystem;
+
+namespace lp {
+namespace {
+
+constexpr const char* kLayerPrefix = "model.layers.";
+constexpr int kFormatVersion = 1;
+
+// (layer, suffix) of "model.layers.<layer>.<suffix>", or layer -1.
+std::pair<int64_t, std::string> split_layer_name(const std::string& name) {
+  const std::string prefix = kLayerPrefix;
+  if (name.compare(0, prefix.size(), prefix) != 0) return {-1, name};
+  const auto dot = name.find('.', prefix.size());
+  const auto digits = name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
+  if (dot == std::string::npos || digits.empty() ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) || digits.size() > 9)
+    return {-1, name};
+  return {std::stoll(digits), name.substr(dot + 1)};
+}
+
+bool is_weight_file(const fs::path& path) {
+  const auto name = path.filename().string();
+  const auto ext = path.extension().string();
+  return ext == ".safetensors" || ext == ".bin" || ext == ".pt" || ext == ".pth" || ext == ".gguf" ||
+         ext == ".msgpack" || ext == ".h5" || name == "model.safetensors.index.json" ||
+         name == "pytorch_model.bin.index.json";
+}
+
+// Tokenizer, generation config, chat template, README, licence... Hidden
+// files and subdirectories (e.g. Meta's original/ consolidated weights) are
+// not part of the HF checkpoint and are left behind.
+void copy_side_files(const fs::path& from, const fs::path& to) {
+  for (const auto& entry : fs::directory_iterator(from)) {
+    const auto name = entry.path().filename().string();
+    if (!entry.is_regular_file() || name.empty() || name[0] == '.' || name == "config.json" ||
+        is_weight_file(entry.path()))
+      continue;
+    fs::copy_file(entry.path(), to / name);
+  }
+}
+
+std::string linearpatch_entry(const PrunePlan& plan, const std::map<int64_t, at::Tensor>& patches,
+                              const std::string& provenance_json) {
+  auto entry = nlohmann::ordered_json::object();
+  entry["format_version"] = kFormatVersion;
+  entry["original_num_hidden_layers"] = plan.original_layers;
+  entry["removed_layers"] = plan.removed;
+  auto list = nlohmann::ordered_json::array();
+  for (const auto& gap : plan.gaps) {
+    if (!patches.count(gap.new_position)) continue;
+    list.push_back({{"layer", gap.new_position},
+                    {"tensor", patch_tensor_name(gap.new_position)},
+                    {"replaces_layers", nlohmann::ordered_json::array({gap.start, gap.end})},
+                    {"apply", "h = h @ W on the residual stream entering this layer"}});
+  }
+  entry["patches"] = list;
+  if (!provenance_json.empty()) {
+    auto extra = nlohmann::ordered_json::parse(provenance_json);
+    for (auto it = extra.begin(); it != extra.end(); ++it) entry[it.key()] = it.value();
+  }
+  return entry.dump();
+}
+
+}  // namespace
+
+std::string renamed_tensor(const std::string& name, const PrunePlan& plan) {
+  const auto [layer, suffix] = split_layer_name(name);
+  if (layer < 0) return name;
+  const auto it = std::lower_bound(plan.kept.begin(), plan.kept.end(), layer);
+  if (it == plan.kept.end() || *it != layer) return "";
+  return layer_tensor_name(it - plan.kept.begin(), suffix);
+}
+
+WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
+                                          const std::map<int64_t, at::Tensor>& patches,
+                                          const std::string& provenance_json, uint64_t max_shard_bytes,
+                                          const fs::path& dir) {
+  for (const auto& gap_patch : patches)
+    if (std::none_of(plan.gaps.begin(), plan.gaps.end(),
+                     [&](const Gap& g) { return g.new_position == gap_patch.first; }))
+      throw Error("internal: patch at position " + std::to_string(gap_patch.first) + " matches no gap");
+
+  // Layer tensors in new layer order, the rest (embeddings, norm, head) around them.
+  std::vector<std::pair<std::string, std::string>> layer_tensors, other_tensors;  // (new, old)
+  for (const auto& name : source.tensor_names()) {
+    const auto renamed = renamed_tensor(name, plan);
+    if (renamed.empty()) continue;
+    (split_layer_name(name).first >= 0 ? layer_tensors : other_tensors).emplace_back(renamed, name);
+  }
+  auto by_layer = [](const auto& a, const auto& b) {
+    const auto la = split_layer_name(a.first).first, lb = split_layer_name(b.first).first;
+    return la != lb ? la < lb : a.first < b.first;
+  };
+  std::sort(layer_tensors.begin(), layer_tensors.end(), by_layer);
+
+  WrittenCheckpoint written;
+  io::ShardedWriter writer(dir, max_shard_bytes ? max_shard_bytes
+                                                : (source.sharded() ? source.largest_shard_bytes() : UINT64_MAX));
+  auto add_source_tensor = [&](const std::string& new_name, const std::string& old_name) {
+    const auto ref = source.tensor(old_name);
+    io::OutputTensor out;
+    out.name = new_name;
+    out.dtype = ref.info->dtype;
+    out.shape = ref.info->shape;
+    out.nbytes = ref.info->nbytes();
+    out.src_fd = ref.file->fd();
+    out.src_offset = ref.file->file_offset(*ref.info);
+    written.parameters += static_cast<int64_t>(ref.info->numel());
+    writer.add(std::move(out));
+  };
+  auto is_head = [](const std::string& n) { return n.rfind("model.embed_tokens", 0) != 0; };
+  for (const auto& [n, o] : other_tensors)
+    if (!is_head(n)) add_source_tensor(n, o);
+  for (const auto& [n, o] : layer_tensors) add_source_tensor(n, o);
+  for (const auto& [n, o] : other_tensors)
+    if (is_head(n)) add_source_tensor(n, o);
+  std::vector<at::Tensor> patch_storage;  // keeps the bytes alive until finish()
+  for (const auto& [position, patch] : patches) {
+    patch_storage.push_back(patch.to(at::kCPU, at::kFloat).contiguous());
+    written.parameters += patch_storage.back().numel();
+    writer.add(output_tensor(patch_tensor_name(position), patch_storage.back()));
+  }
+  written.files = writer.finish();
+  for (const auto& file : written.files) written.bytes += fs::file_size(dir / file);
+
+  const auto config = rewrite_config_for_pruning(source.config_text(), plan.kept,
+                                                 linearpatch_entry(plan, patches, provenance_json),
+                                                 (source.dir() / "config.json").string());
+  write_text_file(dir / "config.json", config);
+  copy_side_files(source.dir(), dir);
+  return written;
+}
+
+}  // namespace lp

@@ -1,0 +1,205 @@
+// Properties of the LLaMA forward pass that hold for any weights, checked on
+// tiny random models: causality, batch independence, GQA == MHA with
+// repeated KV heads, attention against a naive per-head reference, the
+// observer contract, and the loader's refusals.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "linearpatch/core/error.h"
+#include "linearpatch/model/llama.h"
+#include "model/attention.h"
+#include "model/rope.h"
+#include "support/test_env.h"
+#include "support/tiny_model.h"
+
+namespace lp {
+namespace {
+
+at::Tensor random_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(vocab, {B, T}, gen, at::kLong);
+}
+
+void expect_close(const at::Tensor& a, const at::Tensor& b, double atol, const std::string& what) {
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  const double diff = (a - b).abs().max().item<double>();
+  EXPECT_LE(diff, atol) << what << ": max abs difference " << diff;
+}
+
+class RecordingObserver : public ForwardObserver {
+ public:
+  void on_layer_input(int64_t layer, const at::Tensor& hidden) override {
+    positions.push_back(layer);
+    inputs.push_back(hidden.clone());
+  }
+  std::vector<int64_t> positions;
+  std::vector<at::Tensor> inputs;
+};
+
+TEST(LlamaModel, LogitsOfAPrefixDoNotDependOnLaterTokens) {
+  const auto config = test::tiny_config();
+  LlamaModel model(config, test::random_weights(config, 1));
+  const auto ids = random_ids(1, 20, config.vocab_size, 2);
+  const auto full = model.forward(ids);
+  const auto prefix = model.forward(ids.narrow(1, 0, 12));
+  expect_close(full.narrow(1, 0, 12), prefix, 1e-4, "prefix logits");
+}
+
+TEST(LlamaModel, WindowsInABatchAreIndependent) {
+  const auto config = test::tiny_config();
+  LlamaModel model(config, test::random_weights(config, 3));
+  const auto ids = random_ids(3, 16, config.vocab_size, 4);
+  const auto batched = model.forward(ids);
+  for (int64_t b = 0; b < 3; ++b)
+    expect_close(batched[b], model.forward(ids.narrow(0, b, 1))[0], 1e-4, "window " + std::to_string(b));
+}
+
+TEST(LlamaModel, GroupedQueryAttentionEqualsMultiHeadWithRepeatedKvHeads) {
+  auto gqa = test::tiny_config();
+  auto weights = test::random_weights(gqa, 5);
+  auto mha = gqa;
+  mha.num_key_value_heads = gqa.num_attention_heads;
+  auto mha_weights = weights;
+  const int64_t group = gqa.num_attention_heads / gqa.num_key_value_heads;
+  for (int64_t l = 0; l < gqa.num_hidden_layers; ++l)
+    for (const char* proj : {"self_attn.k_proj.weight", "self_attn.v_proj.weight"}) {
+      const auto name = layer_tensor_name(l, proj);
+      // [Hkv * D, C] -> [H * D, C]: each KV head serves `group` query heads.
+      mha_weights[name] = weights[name].view({gqa.num_key_value_heads, gqa.head_dim, -1})
+                              .repeat_interleave(group, 0)
+                              .reshape({gqa.num_attention_heads * gqa.head_dim, -1});
+    }
+  const auto ids = random_ids(2, 10, gqa.vocab_size, 6);
+  expect_close(LlamaModel(gqa, weights).forward(ids), LlamaModel(mha, mha_weights).forward(ids), 1e-4, "logits");
+}
+
+TEST(Attention, MatchesANaivePerHeadImplementation) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  const int64_t B = 2, H = 4, Hkv = 2, T = 9, D = 8;
+  const auto q = at::randn({B, H, T, D}, gen);
+  const auto k = at::randn({B, Hkv, T, D}, gen);
+  const auto v = at::randn({B, Hkv, T, D}, gen);
+  auto expected = at::empty({B, T, H * D});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t) {
+        const auto scores = at::matmul(k[b][h / 2].narrow(0, 0, t + 1), q[b][h][t]) / std::sqrt(double(D));
+        expected[b][t].narrow(0, h * D, D).copy_(at::matmul(at::softmax(scores, 0), v[b][h / 2].narrow(0, 0, t + 1)));
+      }
+  expect_close(causal_attention_explicit(q, k, v), expected, 1e-5, "attention");
+  expect_close(causal_attention(q, k, v), expected, 1e-5, "attention (dispatch)");
+}
+
+TEST(Rope, PositionZeroIsTheIdentityAndNormsArePreserved) {
+  auto config = test::tiny_config();
+  const auto tables = rope_tables(rope_inverse_frequencies(config), 5, at::kFloat);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
+  const auto x = at::randn({1, 2, 5, config.head_dim}, gen);
+  const auto rotated = apply_rope(x, tables);
+  expect_close(rotated.select(2, 0), x.select(2, 0), 1e-6, "position 0");
+  expect_close(rotated.norm(2, -1), x.norm(2, -1), 1e-5, "norms");
+}
+
+TEST(Rope, Llama3ScalingFollowsTheTransformersFormula) {
+  auto config = test::tiny_config();
+  config.head_dim = 128;
+  config.rope_theta = 500000.0;
+  config.rope_scaling = {RopeScaling::Type::kLlama3, 8.0, 1.0, 4.0, 8192};
+  const auto scaled = rope_inverse_frequencies(config);
+  config.rope_scaling = {};
+  const auto plain = rope_inverse_frequencies(config);
+  for (int64_t i = 0; i < 64; ++i) {
+    const double f = plain[i].item<double>(), wavelen = 2 * M_PI / f;
+    double expected = f;
+    if (wavelen > 8192.0) expected = f / 8.0;
+    else if (wavelen >= 2048.0) {
+      const double smooth = (8192.0 / wavelen - 1.0) / 3.0;
+      expected = (1 - smooth) * f / 8.0 + smooth * f;
+    }
+    EXPECT_NEAR(scaled[i].item<double>(), expected, 1e-6 * f) << "frequency " << i;
+  }
+}
+
+TEST(LlamaModel, ObserverSeesEveryPositionOnceAlsoInSplitRuns) {
+  const auto config = test::tiny_config();
+  LlamaModel model(config, test::random_weights(config, 9));
+  const auto ids = random_ids(2, 7, config.vocab_size, 10);
+  RecordingObserver full;
+  const auto logits = model.forward(ids, &full);
+  ASSERT_EQ(full.positions.size(), size_t(config.num_hidden_layers + 1));
+  for (int64_t p = 0; p <= config.num_hidden_layers; ++p) {
+    EXPECT_EQ(full.positions[p], p);
+    EXPECT_EQ(full.inputs[p].sizes(), at::IntArrayRef({2, 7, config.hidden_size}));
+  }
+  RecordingObserver split;
+  auto h = model.run_layers(model.embed(ids), 0, 2, &split);
+  h = model.run_layers(h, 2, config.num_hidden_layers, &split);
+  ASSERT_EQ(split.positions, full.positions);
+  expect_close(model.lm_head(model.final_norm(h)), logits, 1e-5, "split run logits");
+}
+
+TEST(LlamaModel, WithLayersRemovesLayersAndAppliesPatches) {
+  const auto config = test::tiny_config();
+  LlamaModel model(config, test::random_weights(config, 11));
+  const auto ids = random_ids(1, 8, config.vocab_size, 12);
+  // Keeping every layer with an identity patch changes nothing.
+  const auto eye = at::eye(config.hidden_size);
+  expect_close(model.with_layers({0, 1, 2, 3, 4, 5}, {{3, eye}}).forward(ids), model.forward(ids), 1e-5, "identity patch");
+  // Dropping layers 2 and 3 equals running layers 0, 1, 4, 5 by hand, with
+  // the patch applied to the stream entering old layer 4.
+  const auto patch = eye * 1.5;
+  const auto pruned = model.with_layers({0, 1, 4, 5}, {{2, patch}});
+  EXPECT_EQ(pruned.num_layers(), 4);
+  auto h = model.run_layers(model.embed(ids), 0, 2);
+  h = at::matmul(h, patch);
+  h = model.run_layers(h, 4, 6);
+  expect_close(pruned.forward(ids), model.lm_head(model.final_norm(h)), 1e-4, "pruned + patched logits");
+}
+
+TEST(LlamaModel, TiedEmbeddingsServeAsTheHead) {
+  auto config = test::tiny_config();
+  config.tie_word_embeddings = true;
+  auto weights = test::random_weights(config, 13);
+  LlamaModel model(config, weights);
+  const auto ids = random_ids(1, 4, config.vocab_size, 14);
+  auto hidden = model.final_norm(model.run_layers(model.embed(ids), 0, config.num_hidden_layers));
+  expect_close(model.forward(ids), at::matmul(hidden, weights["model.embed_tokens.weight"].t()), 1e-5, "tied head");
+}
+
+TEST(LlamaModel, LoadsACheckpointWrittenInBf16) {
+  const auto config = test::tiny_config();
+  auto weights = test::random_weights(config, 15);
+  test::TempDir dir;
+  test::write_checkpoint(dir.path(), config, weights);
+  for (auto& [name, w] : weights) w = w.to(at::kBFloat16).to(at::kFloat);  // what the file holds
+  const auto ids = random_ids(1, 6, config.vocab_size, 16);
+  const auto loaded = LlamaModel::load(dir.path());
+  EXPECT_EQ(loaded.compute_dtype(), at::kFloat);
+  expect_close(loaded.forward(ids), LlamaModel(config, weights).forward(ids), 1e-5, "loaded logits");
+}
+
+TEST(LlamaModel, RefusesWrongShapesMissingAndUnexpectedTensors) {
+  const auto config = test::tiny_config();
+  auto expect_refusal = [&](TensorMap weights, const std::string& needle) {
+    try {
+      LlamaModel model(config, std::move(weights));
+      ADD_FAILURE() << "accepted weights that should fail with '" << needle << "'";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  auto wrong_shape = test::random_weights(config, 17);
+  wrong_shape["model.layers.2.mlp.up_proj.weight"] = at::zeros({95, 48});
+  expect_refusal(wrong_shape, "'model.layers.2.mlp.up_proj.weight' has shape [95, 48], expected [96, 48]");
+  auto missing = test::random_weights(config, 17);
+  missing.erase("model.layers.5.self_attn.o_proj.weight");
+  expect_refusal(missing, "missing tensor 'model.layers.5.self_attn.o_proj.weight'");
+  auto extra = test::random_weights(config, 17);
+  extra["model.layers.6.mlp.up_proj.weight"] = at::zeros({96, 48});
+  expect_refusal(extra, "'model.layers.6.mlp.up_proj.weight'");
+}
+
+}  // namespace
+}  // namespace lp

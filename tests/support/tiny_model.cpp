@@ -1,0 +1,97 @@
+#include "support/tiny_model.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include "linearpatch/core/file_util.h"
+#include "linearpatch/io/safetensors.h"
+#include "model/tensor_bridge.h"
+
+namespace lp::test {
+
+LlamaConfig tiny_config() {
+  LlamaConfig c;
+  c.model_type = "llama";
+  c.vocab_size = 64;
+  c.hidden_size = 48;
+  c.intermediate_size = 96;
+  c.num_hidden_layers = 6;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 12;
+  c.max_position_embeddings = 256;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.dtype = "bfloat16";
+  return c;
+}
+
+TensorMap random_weights(const LlamaConfig& c, uint64_t seed, double std) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto normal = [&](std::vector<int64_t> shape) { return at::randn(shape, gen, at::kFloat) * std; };
+  auto norm = [&](int64_t n) { return 1.0 + at::randn({n}, gen, at::kFloat) * 0.1; };
+  const int64_t C = c.hidden_size, F = c.intermediate_size, q = c.num_attention_heads * c.head_dim,
+                kv = c.num_key_value_heads * c.head_dim;
+  TensorMap w;
+  w["model.embed_tokens.weight"] = at::randn({c.vocab_size, C}, gen, at::kFloat);
+  w["model.norm.weight"] = norm(C);
+  if (!c.tie_word_embeddings) w["lm_head.weight"] = normal({c.vocab_size, C});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    auto name = [l](const std::string& s) { return layer_tensor_name(l, s); };
+    w[name("input_layernorm.weight")] = norm(C);
+    w[name("post_attention_layernorm.weight")] = norm(C);
+    w[name("self_attn.q_proj.weight")] = normal({q, C});
+    w[name("self_attn.k_proj.weight")] = normal({kv, C});
+    w[name("self_attn.v_proj.weight")] = normal({kv, C});
+    w[name("self_attn.o_proj.weight")] = normal({C, q});
+    w[name("mlp.gate_proj.weight")] = normal({F, C});
+    w[name("mlp.up_proj.weight")] = normal({F, C});
+    w[name("mlp.down_proj.weight")] = normal({C, F});
+    if (c.attention_bias)
+      for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
+        const std::string proj = p;
+        const int64_t rows = proj == "o_proj" ? C : (proj == "q_proj" ? q : kv);
+        w[name("self_attn." + proj + ".bias")] = normal({rows});
+      }
+  }
+  return w;
+}
+
+std::string config_json(const LlamaConfig& c) {
+  nlohmann::ordered_json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["model_type"] = "llama";
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}};
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["attention_bias"] = c.attention_bias;
+  j["mlp_bias"] = c.mlp_bias;
+  j["hidden_act"] = "silu";
+  j["dtype"] = c.dtype;
+  j["bos_token_id"] = 1;
+  j["eos_token_id"] = 2;
+  return j.dump(2);
+}
+
+void write_checkpoint(const std::filesystem::path& dir, const LlamaConfig& config, const TensorMap& weights,
+                      at::ScalarType dtype) {
+  std::filesystem::create_directories(dir);
+  write_text_file(dir / "config.json", config_json(config));
+  std::vector<at::Tensor> storage;
+  std::vector<io::OutputTensor> tensors;
+  for (const auto& [name, tensor] : weights) {
+    storage.push_back(tensor.to(dtype).contiguous());
+    tensors.push_back(output_tensor(name, storage.back()));
+  }
+  io::write_safetensors(dir / "model.safetensors", tensors);
+}
+
+}  // namespace lp::test

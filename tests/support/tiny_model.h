@@ -1,0 +1,27 @@
+// Tiny random LLaMA models built inside tests: a config, weights drawn from
+// a seeded generator, and (optionally) a checkpoint directory written with
+// the project's own safetensors writer so tests exercise the real loader.
+#pragma once
+
+#include <filesystem>
+
+#include "linearpatch/config/llama_config.h"
+#include "linearpatch/model/llama.h"
+
+namespace lp::test {
+
+// hidden 48 (= 16·3, a non-power-of-two Hadamard size), 4 heads / 2 KV heads,
+// head_dim 12, ffn 96, 6 layers, vocab 64.
+LlamaConfig tiny_config();
+
+// N(0, std) weights; norms around 1 so layers are not trivial.
+TensorMap random_weights(const LlamaConfig& config, uint64_t seed, double std = 0.08);
+
+// config.json text for `config` (transformers 5.x style).
+std::string config_json(const LlamaConfig& config);
+
+// Writes config.json + model.safetensors (bf16 unless `dtype` says otherwise).
+void write_checkpoint(const std::filesystem::path& dir, const LlamaConfig& config, const TensorMap& weights,
+                      at::ScalarType dtype = at::kBFloat16);
+
+}  // namespace lp::test
