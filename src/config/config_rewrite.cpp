@@ -16,8 +16,8 @@ void check_kept_layers(const std::vector<int64_t>& kept_layers, int64_t old_laye
   if (kept_layers.empty()) throw Error("a pruned model must keep at least one layer");
   for (size_t i = 0; i < kept_layers.size(); ++i) {
     if (kept_layers[i] < 0 || kept_layers[i] >= old_layers || (i > 0 && kept_layers[i] <= kept_layers[i - 1])) {
-      throw Error("kept layers must be strictly increasing indices in [0, " + std::to_string(old_layers) +
-                  "), got " + std::to_string(kept_layers[i]) + " at position " + std::to_string(i));
+      throw Error("kept layers must be strictly increasing indices in [0, " + std::to_string(old_layers) + "), got " +
+                  std::to_string(kept_layers[i]) + " at position " + std::to_string(i));
     }
   }
 }

@@ -59,7 +59,7 @@ class Fields {
     const auto value = number(key);
     if (!value && !fallback) fail(key, "is missing");
     const double result = value.value_or(fallback.value_or(0.0));
-    if (!(result > 0.0) || !std::isfinite(result)) fail(key, "must be a positive number, got " + std::to_string(result));
+    if (!(result > 0.0) || !std::isfinite(result)) fail(key, "must be a positive number, got " + Json(result).dump());
     return result;
   }
   bool boolean(const char* key, bool fallback) const {
@@ -104,7 +104,8 @@ std::string read_model_type(const Fields& top) {
                                      "accepted only with sliding_window null)");
     }
   } else if (model_type != "llama") {
-    top.fail("model_type", "is " + in_quotes(model_type) + ": only 'llama' (and 'mistral' without sliding window) is supported");
+    top.fail("model_type",
+             "is " + in_quotes(model_type) + ": only 'llama' (and 'mistral' without sliding window) is supported");
   }
   if (const auto act = top.string("hidden_act"); act && *act != "silu") {
     top.fail("hidden_act", "is " + in_quotes(*act) + ": only 'silu' is supported");
@@ -112,7 +113,8 @@ std::string read_model_type(const Fields& top) {
   if (const auto tp = top.integer("pretraining_tp"); tp && *tp > 1) {
     top.fail("pretraining_tp", "is " + std::to_string(*tp) + ": only 1 is supported");
   }
-  if (top.get("quantization_config")) top.fail("quantization_config", "is set: quantized checkpoints are not supported");
+  if (top.get("quantization_config"))
+    top.fail("quantization_config", "is set: quantized checkpoints are not supported");
   return model_type;
 }
 
@@ -214,8 +216,8 @@ void read_patches(const Fields& top, LlamaConfig& config) {
   const auto version = entry.integer("format_version");
   if (!version) entry.fail("format_version", "is missing");
   if (*version != kPatchFormatVersion) {
-    entry.fail("format_version", "is " + std::to_string(*version) + ": this build reads version " +
-                                     std::to_string(kPatchFormatVersion));
+    entry.fail("format_version",
+               "is " + std::to_string(*version) + ": this build reads version " + std::to_string(kPatchFormatVersion));
   }
   const Json& patches = entry.required("patches");
   if (!patches.is_array()) entry.fail("patches", "must be an array, got " + io::json_excerpt(patches));

@@ -24,8 +24,7 @@ constexpr int kMaxIndexDepth = 8;
 
 std::string missing_weights_message(const std::filesystem::path& dir) {
   std::string message = "no " + std::string(kSingleFile) + " or " + kIndexFile;
-  if (std::filesystem::exists(dir / "pytorch_model.bin") ||
-      std::filesystem::exists(dir / "pytorch_model.bin.index.json")) {
+  if (path_exists(dir / "pytorch_model.bin") || path_exists(dir / "pytorch_model.bin.index.json")) {
     message += " (found pytorch_model.bin: PyTorch pickle weights are not read; convert them to safetensors)";
   }
   return message;
@@ -41,8 +40,8 @@ std::map<std::string, std::string> read_weight_map(const std::filesystem::path& 
   std::map<std::string, std::string> weight_map;
   for (const auto& [tensor, shard] : it->items()) {
     if (!shard.is_string()) {
-      fail(index_path, "'weight_map' entry of tensor '" + tensor + "' must be a shard file name, got " +
-                           json_excerpt(shard));
+      fail(index_path,
+           "'weight_map' entry of tensor '" + tensor + "' must be a shard file name, got " + json_excerpt(shard));
     }
     const auto& name = shard.get_ref<const std::string&>();
     if (!is_plain_file_name(name)) {
@@ -78,13 +77,13 @@ std::vector<std::vector<OutputTensor>> plan_shards(std::vector<OutputTensor> ten
 }  // namespace
 
 Checkpoint::Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
-  if (!std::filesystem::is_directory(dir)) {
-    fail(dir, std::filesystem::exists(dir) ? "not a directory" : "no such directory");
+  if (!directory_exists(dir)) {
+    fail(dir, path_exists(dir) ? "not a directory" : "no such directory");
   }
   config_text_ = read_text_file(dir / "config.json", kMaxJsonBytes);
-  if (std::filesystem::exists(dir / kSingleFile)) {
+  if (path_exists(dir / kSingleFile)) {
     open_single();
-  } else if (std::filesystem::exists(dir / kIndexFile)) {
+  } else if (path_exists(dir / kIndexFile)) {
     has_index_ = true;
     open_sharded();
   } else {
@@ -94,7 +93,8 @@ Checkpoint::Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
 
 void Checkpoint::open_single() {
   shards_.push_back(std::make_unique<SafetensorsFile>(dir_ / kSingleFile));
-  for (const auto& info : shards_.front()->tensors()) tensors_.emplace(info.name, TensorRef{shards_.front().get(), &info});
+  for (const auto& info : shards_.front()->tensors())
+    tensors_.emplace(info.name, TensorRef{shards_.front().get(), &info});
 }
 
 void Checkpoint::open_sharded() {
@@ -105,7 +105,7 @@ void Checkpoint::open_sharded() {
   for (const auto& [tensor, shard] : weight_map) {
     if (shard_by_name.count(shard)) continue;
     const auto path = dir_ / shard;
-    if (!std::filesystem::exists(path)) {
+    if (!path_exists(path)) {
       fail(index_path, "shard '" + shard + "' (listed for tensor '" + tensor + "') does not exist");
     }
     shards_.push_back(std::make_unique<SafetensorsFile>(path));
@@ -115,7 +115,8 @@ void Checkpoint::open_sharded() {
   for (const auto& [tensor, shard] : weight_map) {
     const SafetensorsFile* file = shard_by_name.at(shard);
     const TensorInfo* info = file->find(tensor);
-    if (!info) fail(index_path, "tensor '" + tensor + "' is mapped to shard '" + shard + "', which does not contain it");
+    if (!info)
+      fail(index_path, "tensor '" + tensor + "' is mapped to shard '" + shard + "', which does not contain it");
     tensors_.emplace(tensor, TensorRef{file, info});
   }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <vector>
 
 #include "linearpatch/core/error.h"
@@ -43,6 +44,21 @@ OpenedFile open_regular_file(const std::filesystem::path& path) {
   return {fd, static_cast<uint64_t>(st.st_size)};
 }
 
+bool path_exists(const std::filesystem::path& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+
+bool directory_exists(const std::filesystem::path& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec);
+}
+
+bool regular_file_exists(const std::filesystem::path& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec);
+}
+
 bool is_plain_file_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
          name.find('\0') == std::string::npos;
@@ -63,8 +79,7 @@ std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes
     if (n < 0 && err == EINTR) continue;
     if (n <= 0) {
       ::close(file.fd);
-      throw Error("cannot read " + path.string() + ": " +
-                  (n < 0 ? errno_text(err) : "file shrank while being read"));
+      throw Error("cannot read " + path.string() + ": " + (n < 0 ? errno_text(err) : "file shrank while being read"));
     }
     done += static_cast<uint64_t>(n);
   }
@@ -127,13 +142,13 @@ void OutputFile::copy_from(int src_fd, uint64_t offset, uint64_t size) {
 void OutputFile::copy_with_pread(int src_fd, uint64_t offset, uint64_t size) {
   std::vector<uint8_t> buffer(std::min(size, kCopyBufferBytes));
   while (size > 0) {
-    const ssize_t n = ::pread(src_fd, buffer.data(), std::min<uint64_t>(size, buffer.size()),
-                              static_cast<off_t>(offset));
+    const ssize_t n =
+        ::pread(src_fd, buffer.data(), std::min<uint64_t>(size, buffer.size()), static_cast<off_t>(offset));
     const int err = errno;
     if (n < 0 && err == EINTR) continue;
     if (n < 0) {
-      throw Error("cannot read the source of " + path_.string() + " at offset " + std::to_string(offset) +
-                  ": " + errno_text(err));
+      throw Error("cannot read the source of " + path_.string() + " at offset " + std::to_string(offset) + ": " +
+                  errno_text(err));
     }
     if (n == 0) {
       throw Error("cannot copy into " + path_.string() + ": the source ends before offset " +

@@ -16,6 +16,13 @@ struct OpenedFile {
 };
 OpenedFile open_regular_file(const std::filesystem::path& path);
 
+// Filesystem queries that answer false, instead of throwing, when a path
+// cannot be examined (name too long, permission denied): the open that
+// follows reports the real reason as an lp error.
+bool path_exists(const std::filesystem::path& path);
+bool directory_exists(const std::filesystem::path& path);
+bool regular_file_exists(const std::filesystem::path& path);
+
 // Whether `name` (read from a possibly hostile file) names an entry of a
 // directory rather than a path that could lead out of it.
 bool is_plain_file_name(const std::string& name);

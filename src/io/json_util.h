@@ -29,8 +29,7 @@ std::string json_excerpt(const Json& value, size_t max_chars = 60) {
 // parsing, so hostile nesting is refused before it costs memory.
 // `byte_offset` is added to error positions when `text` starts inside a file.
 template <typename Json = nlohmann::json>
-Json parse_json_strict(std::string_view text, const std::string& source, int max_depth,
-                       uint64_t byte_offset = 0) {
+Json parse_json_strict(std::string_view text, const std::string& source, int max_depth, uint64_t byte_offset = 0) {
   struct Frame {
     std::set<std::string> keys;
     std::string key;

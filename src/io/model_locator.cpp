@@ -68,7 +68,7 @@ std::map<std::string, Alias> load_aliases(const fs::path& file) {
 std::optional<Alias> find_alias(const std::string& spec, Trail& trail) {
   for (const auto& dir : config_search_dirs()) {
     const auto file = dir / kAliasesFile;
-    if (!fs::is_regular_file(file)) {
+    if (!regular_file_exists(file)) {
       trail.push_back("alias file " + file.string() + ": missing");
       continue;
     }
@@ -139,12 +139,13 @@ std::optional<fs::path> find_in_hub_cache(const std::string& repo, Trail& trail)
   const fs::path snapshots = repo_dir / "snapshots";
 
   const fs::path ref = repo_dir / "refs" / "main";
-  if (fs::is_regular_file(ref)) {
+  if (regular_file_exists(ref)) {
     const std::string revision = trim(read_text_file(ref, kMaxRefBytes));
-    if (is_plain_file_name(revision) && fs::is_directory(snapshots / revision)) return snapshots / revision;
+    if (is_plain_file_name(revision) && directory_exists(snapshots / revision)) return snapshots / revision;
   }
   if (auto newest = newest_subdirectory(snapshots)) return newest;
-  trail.push_back("HuggingFace hub cache: " + snapshots.string() + (fs::is_directory(repo_dir) ? ": no snapshot" : ": missing"));
+  trail.push_back("HuggingFace hub cache: " + snapshots.string() +
+                  (directory_exists(repo_dir) ? ": no snapshot" : ": missing"));
   return std::nullopt;
 }
 
@@ -161,8 +162,8 @@ std::string not_found_message(const std::string& spec, const Trail& trail) {
 
 std::vector<fs::path> config_search_dirs() {
   std::vector<fs::path> dirs;
-  for (const fs::path& dir : {fs::path(env("LINEARPATCH_CONFIG_DIR")), fs::path(LP_SOURCE_CONFIG_DIR),
-                             fs::path(LP_INSTALL_CONFIG_DIR)}) {
+  for (const fs::path& dir :
+       {fs::path(env("LINEARPATCH_CONFIG_DIR")), fs::path(LP_SOURCE_CONFIG_DIR), fs::path(LP_INSTALL_CONFIG_DIR)}) {
     if (!dir.empty() && std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
   }
   return dirs;
@@ -170,15 +171,16 @@ std::vector<fs::path> config_search_dirs() {
 
 fs::path resolve_model(const std::string& spec) {
   if (spec.empty()) throw InputError("no model given");
-  if (fs::is_directory(spec)) return spec;
+  if (directory_exists(spec)) return spec;
   Trail trail;
   std::error_code ec;
-  trail.push_back("directory " + fs::absolute(spec, ec).string() + (fs::exists(spec) ? ": not a directory" : ": missing"));
+  trail.push_back("directory " + fs::absolute(spec, ec).string() +
+                  (path_exists(spec) ? ": not a directory" : ": missing"));
 
   std::string repo = spec;
   if (const auto alias = find_alias(spec, trail)) {
     if (!alias->path.empty()) {
-      if (fs::is_directory(alias->path)) return alias->path;
+      if (directory_exists(alias->path)) return alias->path;
       trail.push_back("alias '" + spec + "' in " + alias->file.string() + " -> directory " + alias->path.string() +
                       ": missing");
       throw InputError(not_found_message(spec, trail));

@@ -79,9 +79,7 @@ uint64_t read_le64(const uint8_t* bytes) {
   return value;
 }
 
-[[noreturn]] void fail(const std::string& where, const std::string& what) {
-  throw InputError(where + ": " + what);
-}
+[[noreturn]] void fail(const std::string& where, const std::string& what) { throw InputError(where + ": " + what); }
 
 const nlohmann::json& field(const nlohmann::json& entry, const char* key, const std::string& where) {
   const auto it = entry.find(key);
@@ -141,8 +139,7 @@ TensorInfo parse_entry(const std::string& name, const nlohmann::json& entry, uin
   if (!expected) fail(where, "shape " + shape_string(info.shape) + " has more elements than 64 bits can count");
   if (info.nbytes() != *expected) {
     fail(where, "shape " + shape_string(info.shape) + " of " + std::string(dtype_name(info.dtype)) + " needs " +
-                    std::to_string(*expected) + " bytes but " + offsets + " span " +
-                    std::to_string(info.nbytes()));
+                    std::to_string(*expected) + " bytes but " + offsets + " span " + std::to_string(info.nbytes()));
   }
   if (info.end > data_size) {
     fail(where, offsets + " run past the end of the data buffer (" + std::to_string(data_size) + " bytes)");
@@ -176,14 +173,14 @@ void check_layout(const std::vector<TensorInfo>& tensors, uint64_t data_size, co
   uint64_t covered = 0;
   const TensorInfo* previous = nullptr;
   for (const TensorInfo* tensor : by_offset) {
-    const std::string where = source + ": tensor '" + tensor->name + "'";
-    if (tensor->begin > covered) {
-      fail(where, "data_offsets " + range_string(tensor->begin, tensor->end) + " leave a hole: data buffer bytes " +
-                      range_string(covered, tensor->begin) + " belong to no tensor");
-    }
-    if (tensor->begin < covered) {
-      fail(where, "data_offsets " + range_string(tensor->begin, tensor->end) + " overlap tensor '" +
-                      previous->name + "', which ends at " + std::to_string(covered));
+    if (tensor->begin != covered) {
+      const std::string where = source + ": tensor '" + tensor->name + "'";
+      const std::string offsets = "data_offsets " + range_string(tensor->begin, tensor->end);
+      if (tensor->begin > covered) {
+        fail(where, offsets + " leave a hole: data buffer bytes " + range_string(covered, tensor->begin) +
+                        " belong to no tensor");
+      }
+      fail(where, offsets + " overlap tensor '" + previous->name + "', which ends at " + std::to_string(covered));
     }
     covered = tensor->end;
     previous = tensor;
@@ -221,6 +218,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size, ui
   if (file_size < 8) {
     fail(source, "file is " + std::to_string(file_size) + " bytes, too short for the 8-byte header length");
   }
+  if (size < 8) fail(source, "only " + std::to_string(size) + " of the 8 header-length bytes were provided");
   const uint64_t header_size = read_le64(bytes);
   if (header_size > kMaxHeaderBytes) {
     fail(source, "header length " + std::to_string(header_size) + " exceeds the limit of " +
@@ -232,8 +230,8 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size, ui
                      std::to_string(file_size) + " bytes)");
   }
   if (8 + header_size > size) {
-    fail(source, "only " + std::to_string(size) + " of the " + std::to_string(8 + header_size) +
-                     " header bytes were provided");
+    fail(source,
+         "only " + std::to_string(size) + " of the " + std::to_string(8 + header_size) + " header bytes were provided");
   }
   if (header_size == 0 || bytes[8] != '{') fail(source, "header (at byte 8) does not start with '{'");
 

@@ -84,7 +84,8 @@ TEST(RewriteConfig, ResultParsesAsAPrunedConfig) {
   for (int64_t layer = 0; layer < 16; ++layer) {
     if (layer < 9 || layer >= 13) kept.push_back(layer);
   }
-  const std::string entry = R"({"format_version": 1, "patches": [{"layer": 9, "tensor": "model.linear_patches.9.weight"}]})";
+  const std::string entry =
+      R"({"format_version": 1, "patches": [{"layer": 9, "tensor": "model.linear_patches.9.weight"}]})";
   const std::string text = rewrite_config_for_pruning(test::read_file(path), kept, entry, path.string());
   const LlamaConfig pruned = parse_llama_config(text, "pruned");
   const LlamaConfig original = parse_llama_config(test::read_file(path), path.string());

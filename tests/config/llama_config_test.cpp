@@ -116,8 +116,8 @@ TEST(LlamaConfig, MistralOnlyWithoutSlidingWindow) {
 
 // The smallest config that parses: only the required fields.
 json minimal() {
-  return {{"model_type", "llama"},    {"vocab_size", 1000},          {"hidden_size", 64},
-          {"intermediate_size", 128}, {"num_hidden_layers", 4},      {"num_attention_heads", 8}};
+  return {{"model_type", "llama"},    {"vocab_size", 1000},     {"hidden_size", 64},
+          {"intermediate_size", 128}, {"num_hidden_layers", 4}, {"num_attention_heads", 8}};
 }
 
 LlamaConfig parse_json(const json& config) { return parse_llama_config(config.dump(), "test/config.json"); }
@@ -164,8 +164,8 @@ TEST(LlamaConfig, ExplicitHeadDimAndBiases) {
   EXPECT_EQ(c.head_dim, 16);
   const int64_t q = 8 * 16, kv = 2 * 16, d = 64, f = 128;
   const int64_t layer = d * q + 2 * d * kv + q * d + 3 * d * f + 2 * d  // weights
-                        + q + 2 * kv + d                                 // attention biases
-                        + 2 * f + d;                                     // MLP biases
+                        + q + 2 * kv + d                                // attention biases
+                        + 2 * f + d;                                    // MLP biases
   EXPECT_EQ(c.parameter_count(), 2 * 1000 * d + 4 * layer + d);
 }
 
@@ -190,8 +190,9 @@ TEST(LlamaConfig, PatchesOfPrunedCheckpoints) {
   json config = minimal();
   config["linearpatch"] = {{"format_version", 1},
                            {"source", "meta-llama/Llama-2-7b-hf"},
-                           {"patches", {{{"layer", 2}, {"tensor", "model.linear_patches.2.weight"}},
-                                        {{"layer", 4}, {"tensor", "model.linear_patches.4.weight"}}}}};
+                           {"patches",
+                            {{{"layer", 2}, {"tensor", "model.linear_patches.2.weight"}},
+                             {{"layer", 4}, {"tensor", "model.linear_patches.4.weight"}}}}};
   const LlamaConfig c = parse_json(config);
   ASSERT_EQ(c.patches.size(), 2u);
   EXPECT_EQ(c.patches[0].layer, 2);
@@ -222,47 +223,79 @@ std::vector<BadConfig> bad_configs() {
        {"field 'sliding_window' is 4096"}},
       {"gelu", [](json& c) { c["hidden_act"] = "gelu"; }, {"field 'hidden_act' is 'gelu'"}},
       {"pretraining_tp", [](json& c) { c["pretraining_tp"] = 2; }, {"field 'pretraining_tp' is 2"}},
-      {"quantized", [](json& c) { c["quantization_config"] = {{"quant_method", "gptq"}}; },
+      {"quantized",
+       [](json& c) {
+         c["quantization_config"] = {{"quant_method", "gptq"}};
+       },
        {"field 'quantization_config' is set"}},
-      {"yarn", [](json& c) { c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}}; },
+      {"yarn",
+       [](json& c) {
+         c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+       },
        {"field 'rope_scaling.rope_type' is 'yarn': unsupported rope type"}},
-      {"dynamic_legacy", [](json& c) { c["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}}; },
+      {"dynamic_legacy",
+       [](json& c) {
+         c["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};
+       },
        {"field 'rope_scaling.type' is 'dynamic'"}},
-      {"longrope_5x", [](json& c) { c["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 1e4}}; },
+      {"longrope_5x",
+       [](json& c) {
+         c["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 1e4}};
+       },
        {"field 'rope_parameters.rope_type' is 'longrope'"}},
-      {"rope_scaling_not_object", [](json& c) { c["rope_scaling"] = "linear"; },
+      {"rope_scaling_not_object",
+       [](json& c) { c["rope_scaling"] = "linear"; },
        {"field 'rope_scaling' must be an object"}},
       {"llama3_missing_low_freq",
        [](json& c) {
-         c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"high_freq_factor", 4.0},
+         c["rope_scaling"] = {{"rope_type", "llama3"},
+                              {"factor", 8.0},
+                              {"high_freq_factor", 4.0},
                               {"original_max_position_embeddings", 8192}};
        },
        {"field 'rope_scaling.low_freq_factor' is missing"}},
       {"llama3_inverted_factors",
        [](json& c) {
-         c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0},
-                              {"high_freq_factor", 1.0}, {"original_max_position_embeddings", 8192}};
+         c["rope_scaling"] = {{"rope_type", "llama3"},
+                              {"factor", 8.0},
+                              {"low_freq_factor", 4.0},
+                              {"high_freq_factor", 1.0},
+                              {"original_max_position_embeddings", 8192}};
        },
        {"field 'rope_scaling.high_freq_factor' must be larger"}},
-      {"linear_without_factor", [](json& c) { c["rope_scaling"] = {{"rope_type", "linear"}}; },
+      {"linear_without_factor",
+       [](json& c) {
+         c["rope_scaling"] = {{"rope_type", "linear"}};
+       },
        {"field 'rope_scaling.factor' is missing"}},
       {"negative_theta", [](json& c) { c["rope_theta"] = -1.0; }, {"field 'rope_theta' must be a positive number"}},
-      {"size_as_string", [](json& c) { c["hidden_size"] = "64"; }, {"field 'hidden_size' must be an integer, got \"64\""}},
+      {"size_as_string",
+       [](json& c) { c["hidden_size"] = "64"; },
+       {"field 'hidden_size' must be an integer, got \"64\""}},
       {"size_as_float", [](json& c) { c["hidden_size"] = 64.5; }, {"field 'hidden_size' must be an integer, got 64.5"}},
-      {"size_negative", [](json& c) { c["num_hidden_layers"] = -3; },
+      {"size_negative",
+       [](json& c) { c["num_hidden_layers"] = -3; },
        {"field 'num_hidden_layers' must be positive, got -3"}},
       {"size_zero", [](json& c) { c["vocab_size"] = 0; }, {"field 'vocab_size' must be positive, got 0"}},
       {"size_huge", [](json& c) { c["vocab_size"] = 18446744073709551615ull; }, {"field 'vocab_size' is too large"}},
-      {"tie_not_bool", [](json& c) { c["tie_word_embeddings"] = "yes"; },
+      {"tie_not_bool",
+       [](json& c) { c["tie_word_embeddings"] = "yes"; },
        {"field 'tie_word_embeddings' must be true or false"}},
       {"eps_not_number", [](json& c) { c["rms_norm_eps"] = "1e-5"; }, {"field 'rms_norm_eps' must be a number"}},
       {"eps_zero", [](json& c) { c["rms_norm_eps"] = 0; }, {"field 'rms_norm_eps' must be a positive number"}},
-      {"kv_heads_not_dividing", [](json& c) { c["num_key_value_heads"] = 3; },
+      {"kv_heads_not_dividing",
+       [](json& c) { c["num_key_value_heads"] = 3; },
        {"field 'num_key_value_heads' is 3, which does not divide num_attention_heads 8"}},
-      {"hidden_not_divisible", [](json& c) { c["hidden_size"] = 60; },
+      {"hidden_not_divisible",
+       [](json& c) { c["hidden_size"] = 60; },
        {"field 'hidden_size' is 60, not divisible by num_attention_heads 8"}},
-      {"eos_string", [](json& c) { c["eos_token_id"] = "2"; }, {"field 'eos_token_id' must hold non-negative token ids"}},
-      {"eos_negative_in_list", [](json& c) { c["eos_token_id"] = {1, -2}; },
+      {"eos_string",
+       [](json& c) { c["eos_token_id"] = "2"; },
+       {"field 'eos_token_id' must hold non-negative token ids"}},
+      {"eos_negative_in_list",
+       [](json& c) {
+         c["eos_token_id"] = {1, -2};
+       },
        {"field 'eos_token_id' must hold non-negative token ids, got -2"}},
       {"bos_float", [](json& c) { c["bos_token_id"] = 1.5; }, {"field 'bos_token_id'"}},
       {"dtype_unknown", [](json& c) { c["torch_dtype"] = "int8"; }, {"field 'torch_dtype' is 'int8'"}},
@@ -274,13 +307,25 @@ std::vector<BadConfig> bad_configs() {
        },
        {"more parameters than 64 bits"}},
       {"patch_entry_not_object", [](json& c) { c["linearpatch"] = 1; }, {"field 'linearpatch' must be an object"}},
-      {"patch_version", [](json& c) { c["linearpatch"] = {{"format_version", 2}, {"patches", json::array()}}; },
+      {"patch_version",
+       [](json& c) {
+         c["linearpatch"] = {{"format_version", 2}, {"patches", json::array()}};
+       },
        {"field 'linearpatch.format_version' is 2"}},
-      {"patch_without_version", [](json& c) { c["linearpatch"] = {{"patches", json::array()}}; },
+      {"patch_without_version",
+       [](json& c) {
+         c["linearpatch"] = {{"patches", json::array()}};
+       },
        {"field 'linearpatch.format_version' is missing"}},
-      {"patches_not_array", [](json& c) { c["linearpatch"] = {{"format_version", 1}, {"patches", 3}}; },
+      {"patches_not_array",
+       [](json& c) {
+         c["linearpatch"] = {{"format_version", 1}, {"patches", 3}};
+       },
        {"field 'linearpatch.patches' must be an array"}},
-      {"patch_not_object", [](json& c) { c["linearpatch"] = {{"format_version", 1}, {"patches", {7}}}; },
+      {"patch_not_object",
+       [](json& c) {
+         c["linearpatch"] = {{"format_version", 1}, {"patches", {7}}};
+       },
        {"field 'linearpatch.patches[0]' must be an object"}},
       {"patch_layer_out_of_range",
        [](json& c) {

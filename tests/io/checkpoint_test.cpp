@@ -71,9 +71,9 @@ TEST(ShardedWriter, SplitsInInsertionOrderAndCheckpointReopensIt) {
   TempDir dir;
   const Tensors tensors = sample_tensors();
   const auto files = write_checkpoint(dir.path(), tensors, 100);
-  EXPECT_EQ(files, (std::vector<std::string>{"model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
-                                             "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors",
-                                             kIndex}));
+  EXPECT_EQ(files,
+            (std::vector<std::string>{"model-00001-of-00004.safetensors", "model-00002-of-00004.safetensors",
+                                      "model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors", kIndex}));
   const Checkpoint checkpoint(dir.path());
   EXPECT_TRUE(checkpoint.sharded());
   ASSERT_EQ(checkpoint.shards().size(), 4u);
@@ -83,7 +83,9 @@ TEST(ShardedWriter, SplitsInInsertionOrderAndCheckpointReopensIt) {
   EXPECT_EQ(checkpoint.config_text(), R"({"model_type": "llama"})");
 
   // Consecutive groups in insertion order; the oversized tensor alone.
-  const auto shard_of = [&](const std::string& name) { return checkpoint.tensor(name).file->path().filename().string(); };
+  const auto shard_of = [&](const std::string& name) {
+    return checkpoint.tensor(name).file->path().filename().string();
+  };
   EXPECT_EQ(shard_of("z.first"), "model-00001-of-00004.safetensors");
   EXPECT_EQ(shard_of("m.second"), "model-00001-of-00004.safetensors");
   EXPECT_EQ(shard_of("a.third"), "model-00002-of-00004.safetensors");
@@ -235,8 +237,9 @@ TEST_F(BrokenCheckpoint, ShardNameIsAPath) {
 TEST_F(BrokenCheckpoint, ListedShardMissing) {
   fs::remove(dir / "model-00002-of-00004.safetensors");
   const auto message = open_error();
-  EXPECT_TRUE(contains(message, kIndex) &&
-              contains(message, "shard 'model-00002-of-00004.safetensors' (listed for tensor 'a.third') does not exist"))
+  EXPECT_TRUE(
+      contains(message, kIndex) &&
+      contains(message, "shard 'model-00002-of-00004.safetensors' (listed for tensor 'a.third') does not exist"))
       << message;
 }
 
@@ -245,8 +248,9 @@ TEST_F(BrokenCheckpoint, TensorInIndexButNotInShard) {
   write_index(index);
   const auto message = open_error();
   EXPECT_TRUE(contains(message, kIndex) &&
-              contains(message, "tensor 'ghost.weight' is mapped to shard 'model-00001-of-00004.safetensors', which "
-                                "does not contain it"))
+              contains(message,
+                       "tensor 'ghost.weight' is mapped to shard 'model-00001-of-00004.safetensors', which "
+                       "does not contain it"))
       << message;
 }
 
@@ -254,8 +258,8 @@ TEST_F(BrokenCheckpoint, TensorInShardButNotInIndex) {
   index["weight_map"].erase("m.second");
   write_index(index);
   const auto message = open_error();
-  EXPECT_TRUE(contains(message, "model-00001-of-00004.safetensors: tensor 'm.second' is not listed in " +
-                                    std::string(kIndex)))
+  EXPECT_TRUE(
+      contains(message, "model-00001-of-00004.safetensors: tensor 'm.second' is not listed in " + std::string(kIndex)))
       << message;
 }
 
@@ -267,8 +271,9 @@ TEST_F(BrokenCheckpoint, TensorInTwoShards) {
   index["weight_map"]["extra"] = "extra.safetensors";
   write_index(index);
   const auto message = open_error();
-  EXPECT_TRUE(contains(message, "extra.safetensors: tensor 'z.first' is also stored in "
-                                "'model-00001-of-00004.safetensors'"))
+  EXPECT_TRUE(contains(message,
+                       "extra.safetensors: tensor 'z.first' is also stored in "
+                       "'model-00001-of-00004.safetensors'"))
       << message;
 }
 

@@ -61,9 +61,7 @@ class ModelLocator : public ::testing::Test {
   void SetUp() override { fs::create_directories(configs); }
 };
 
-TEST_F(ModelLocator, ExistingDirectoryIsItself) {
-  EXPECT_EQ(resolve_model(root.path().string()), root.path());
-}
+TEST_F(ModelLocator, ExistingDirectoryIsItself) { EXPECT_EQ(resolve_model(root.path().string()), root.path()); }
 
 TEST_F(ModelLocator, RepoIdFromRefsMain) {
   make_snapshot(hub, "models--org--name", "aaaa");

@@ -65,9 +65,9 @@ class SafetensorsRoundTrip : public ::testing::Test {
   std::vector<uint8_t> none;
 
   std::vector<OutputTensor> tensors() const {
-    return {from_memory("w.f32", DType::kF32, {2, 3}, f32), from_memory("w.f16", DType::kF16, {5}, f16),
+    return {from_memory("w.f32", DType::kF32, {2, 3}, f32),    from_memory("w.f16", DType::kF16, {5}, f16),
             from_memory("w.bf16", DType::kBF16, {3, 1}, bf16), from_memory("ids", DType::kI64, {2}, i64),
-            from_memory("scalar", DType::kF32, {}, scalar), from_memory("empty", DType::kBF16, {0, 7}, none)};
+            from_memory("scalar", DType::kF32, {}, scalar),    from_memory("empty", DType::kBF16, {0, 7}, none)};
   }
 };
 
@@ -114,7 +114,8 @@ TEST_F(SafetensorsRoundTrip, HeaderIsPaddedSortedAndDataOrderedBySizeThenName) {
 
   // Keys appear sorted in the text.
   std::vector<size_t> positions;
-  for (const char* key : {"\"__metadata__\"", "\"empty\"", "\"ids\"", "\"scalar\"", "\"w.bf16\"", "\"w.f16\"", "\"w.f32\""}) {
+  for (const char* key :
+       {"\"__metadata__\"", "\"empty\"", "\"ids\"", "\"scalar\"", "\"w.bf16\"", "\"w.f16\"", "\"w.f32\""}) {
     positions.push_back(header.find(key));
     ASSERT_NE(positions.back(), std::string::npos) << key;
   }
@@ -262,10 +263,11 @@ TEST(SafetensorsReader, AcceptsUnalignedFilesFromOtherWriters) {
 }
 
 TEST(SafetensorsReader, AcceptsTrailingSpacesAndNullMetadata) {
-  const std::string header = R"({"__metadata__":null,"x":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})" "     ";
+  const std::string header = R"({"__metadata__":null,"x":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})"
+                             "     ";
   const std::string bytes = test::safetensors_bytes(header, "ab");
-  const auto parsed = parse_safetensors_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
-                                               bytes.size(), "mem");
+  const auto parsed =
+      parse_safetensors_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), bytes.size(), "mem");
   ASSERT_EQ(parsed.tensors.size(), 1u);
   EXPECT_TRUE(parsed.metadata.empty());
   EXPECT_EQ(parsed.data_offset, 8 + header.size());
@@ -274,15 +276,15 @@ TEST(SafetensorsReader, AcceptsTrailingSpacesAndNullMetadata) {
 TEST(SafetensorsReader, ParsesOnlyTheHeaderPrefixOfALargerFile) {
   const std::string header = R"({"x":{"dtype":"U8","shape":[1000],"data_offsets":[0,1000]}})";
   const std::string bytes = test::safetensors_bytes(header, "");
-  const auto parsed =
-      parse_safetensors_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), bytes.size() + 1000, "big");
+  const auto parsed = parse_safetensors_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                               bytes.size() + 1000, "big");
   EXPECT_EQ(parsed.tensors.at(0).end, 1000u);
 }
 
 TEST(SafetensorsReader, MissingFileAndDirectoryAreInputErrors) {
   TempDir dir;
-  EXPECT_TRUE(test::contains(test::error_message([&] { SafetensorsFile(dir / "absent.safetensors"); }),
-                             "absent.safetensors"));
+  EXPECT_TRUE(
+      test::contains(test::error_message([&] { SafetensorsFile(dir / "absent.safetensors"); }), "absent.safetensors"));
   EXPECT_TRUE(test::contains(test::error_message([&] { SafetensorsFile file(dir.path()); }), "not a regular file"));
   write_safetensors(dir / "one.safetensors", {});
   const SafetensorsFile file(dir / "one.safetensors");
