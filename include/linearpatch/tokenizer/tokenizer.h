@@ -45,4 +45,8 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view tokenizer_json,
                                                std::string_view config_json,
                                                const std::string& source);
 
+// Why tokenizer.model files cannot be loaded in this process (built without
+// LP_WITH_SPM, shim not found, sanitizer runtime present); nullopt when they can.
+std::optional<std::string> sentencepiece_unavailable_reason();
+
 }  // namespace lp
