@@ -18,10 +18,6 @@ constexpr uint64_t kMaxJsonBytes = uint64_t{64} << 20;
 // {"weight_map": {...}, "metadata": {...}}; generous for unknown extra keys.
 constexpr int kMaxIndexDepth = 8;
 
-[[noreturn]] void fail(const std::filesystem::path& file, const std::string& what) {
-  throw InputError(file.string() + ": " + what);
-}
-
 std::string missing_weights_message(const std::filesystem::path& dir) {
   std::string message = "no " + std::string(kSingleFile) + " or " + kIndexFile;
   if (path_exists(dir / "pytorch_model.bin") || path_exists(dir / "pytorch_model.bin.index.json")) {
@@ -32,20 +28,20 @@ std::string missing_weights_message(const std::filesystem::path& dir) {
 
 std::map<std::string, std::string> read_weight_map(const std::filesystem::path& index_path) {
   const auto index = parse_json_strict(read_text_file(index_path, kMaxJsonBytes), index_path.string(), kMaxIndexDepth);
-  if (!index.is_object()) fail(index_path, "must be a JSON object, got " + json_excerpt(index));
+  if (!index.is_object()) fail_input(index_path, "must be a JSON object, got " + json_excerpt(index));
   const auto it = index.find("weight_map");
-  if (it == index.end()) fail(index_path, "missing 'weight_map'");
-  if (!it->is_object()) fail(index_path, "'weight_map' must be an object, got " + json_excerpt(*it));
-  if (it->empty()) fail(index_path, "'weight_map' is empty");
+  if (it == index.end()) fail_input(index_path, "missing 'weight_map'");
+  if (!it->is_object()) fail_input(index_path, "'weight_map' must be an object, got " + json_excerpt(*it));
+  if (it->empty()) fail_input(index_path, "'weight_map' is empty");
   std::map<std::string, std::string> weight_map;
   for (const auto& [tensor, shard] : it->items()) {
     if (!shard.is_string()) {
-      fail(index_path,
-           "'weight_map' entry of tensor '" + tensor + "' must be a shard file name, got " + json_excerpt(shard));
+      fail_input(index_path,
+                 "'weight_map' entry of tensor '" + tensor + "' must be a shard file name, got " + json_excerpt(shard));
     }
     const auto& name = shard.get_ref<const std::string&>();
     if (!is_plain_file_name(name)) {
-      fail(index_path, "tensor '" + tensor + "' maps to '" + name + "', which is not a file name");
+      fail_input(index_path, "tensor '" + tensor + "' maps to '" + name + "', which is not a file name");
     }
     weight_map.emplace(tensor, name);
   }
@@ -78,7 +74,7 @@ std::vector<std::vector<OutputTensor>> plan_shards(std::vector<OutputTensor> ten
 
 Checkpoint::Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
   if (!directory_exists(dir)) {
-    fail(dir, path_exists(dir) ? "not a directory" : "no such directory");
+    fail_input(dir, path_exists(dir) ? "not a directory" : "no such directory");
   }
   config_text_ = read_text_file(dir / "config.json", kMaxJsonBytes);
   if (path_exists(dir / kSingleFile)) {
@@ -87,7 +83,7 @@ Checkpoint::Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
     has_index_ = true;
     open_sharded();
   } else {
-    fail(dir, missing_weights_message(dir));
+    fail_input(dir, missing_weights_message(dir));
   }
 }
 
@@ -106,7 +102,7 @@ void Checkpoint::open_sharded() {
     if (shard_by_name.count(shard)) continue;
     const auto path = dir_ / shard;
     if (!path_exists(path)) {
-      fail(index_path, "shard '" + shard + "' (listed for tensor '" + tensor + "') does not exist");
+      fail_input(index_path, "shard '" + shard + "' (listed for tensor '" + tensor + "') does not exist");
     }
     shards_.push_back(std::make_unique<SafetensorsFile>(path));
     shard_by_name.emplace(shard, shards_.back().get());
@@ -116,7 +112,7 @@ void Checkpoint::open_sharded() {
     const SafetensorsFile* file = shard_by_name.at(shard);
     const TensorInfo* info = file->find(tensor);
     if (!info)
-      fail(index_path, "tensor '" + tensor + "' is mapped to shard '" + shard + "', which does not contain it");
+      fail_input(index_path, "tensor '" + tensor + "' is mapped to shard '" + shard + "', which does not contain it");
     tensors_.emplace(tensor, TensorRef{file, info});
   }
 
@@ -126,11 +122,11 @@ void Checkpoint::open_sharded() {
     for (const auto& info : file->tensors()) {
       const auto it = weight_map.find(info.name);
       if (it == weight_map.end()) {
-        fail(file->path(), "tensor '" + info.name + "' is not listed in " + kIndexFile);
+        fail_input(file->path(), "tensor '" + info.name + "' is not listed in " + kIndexFile);
       }
       if (tensors_.at(info.name).file != file.get()) {
-        fail(file->path(), "tensor '" + info.name + "' is also stored in '" + it->second +
-                               "' (where the index maps it); a tensor must live in one shard only");
+        fail_input(file->path(), "tensor '" + info.name + "' is also stored in '" + it->second +
+                                     "' (where the index maps it); a tensor must live in one shard only");
       }
     }
   }
@@ -150,7 +146,7 @@ uint64_t Checkpoint::total_tensor_bytes() const {
 
 TensorRef Checkpoint::tensor(const std::string& name) const {
   const auto it = tensors_.find(name);
-  if (it == tensors_.end()) fail(dir_, "checkpoint has no tensor '" + name + "'");
+  if (it == tensors_.end()) fail_input(dir_, "checkpoint has no tensor '" + name + "'");
   return it->second;
 }
 

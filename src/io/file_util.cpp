@@ -23,6 +23,8 @@ std::string errno_text(int err) { return std::strerror(err); }
 
 }  // namespace
 
+void fail_input(const std::string& where, const std::string& what) { throw InputError(where + ": " + what); }
+
 OpenedFile open_regular_file(const std::filesystem::path& path) {
   // O_NONBLOCK so that opening a FIFO cannot hang; it changes nothing for
   // regular files.

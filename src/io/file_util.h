@@ -8,6 +8,10 @@
 
 namespace lp::io {
 
+// Throws InputError("<where>: <what>"), the form of every reader message;
+// `where` is a file, or a file and the tensor or entry at fault.
+[[noreturn]] void fail_input(const std::string& where, const std::string& what);
+
 // Opens `path` read-only and returns the descriptor and its size. Anything but
 // a regular file (a directory, a FIFO that would block) is an InputError.
 struct OpenedFile {

@@ -38,16 +38,14 @@ std::string env(const char* name) {
   return value ? value : "";
 }
 
-[[noreturn]] void fail(const fs::path& file, const std::string& what) { throw InputError(file.string() + ": " + what); }
-
 Alias parse_alias(const std::string& name, const nlohmann::json& entry, const fs::path& file) {
   const auto repo = entry.find("repo");
   const auto path = entry.find("path");
   const bool has_repo = repo != entry.end() && repo->is_string();
   const bool has_path = path != entry.end() && path->is_string();
   if (!entry.is_object() || entry.size() != 1 || has_repo == has_path) {
-    fail(file, "alias '" + name + "' must be {\"repo\": \"<org>/<name>\"} or {\"path\": \"<dir>\"}, got " +
-                   json_excerpt(entry));
+    fail_input(file, "alias '" + name + "' must be {\"repo\": \"<org>/<name>\"} or {\"path\": \"<dir>\"}, got " +
+                         json_excerpt(entry));
   }
   if (has_repo) return {repo->get<std::string>(), {}, file};
   // Relative paths start at the parent of the configs directory: the
@@ -58,7 +56,7 @@ Alias parse_alias(const std::string& name, const nlohmann::json& entry, const fs
 std::map<std::string, Alias> load_aliases(const fs::path& file) {
   const auto json = parse_json_strict(read_text_file(file, kMaxAliasesBytes), file.string(), kMaxAliasesDepth);
   const auto aliases = json.is_object() ? json.find("aliases") : json.end();
-  if (aliases == json.end() || !aliases->is_object()) fail(file, "must be an object with an 'aliases' object");
+  if (aliases == json.end() || !aliases->is_object()) fail_input(file, "must be an object with an 'aliases' object");
   std::map<std::string, Alias> result;
   for (const auto& [name, entry] : aliases->items()) result.emplace(name, parse_alias(name, entry, file));
   return result;

@@ -79,36 +79,35 @@ uint64_t read_le64(const uint8_t* bytes) {
   return value;
 }
 
-[[noreturn]] void fail(const std::string& where, const std::string& what) { throw InputError(where + ": " + what); }
-
 const nlohmann::json& field(const nlohmann::json& entry, const char* key, const std::string& where) {
   const auto it = entry.find(key);
-  if (it == entry.end()) fail(where, std::string("missing '") + key + "'");
+  if (it == entry.end()) fail_input(where, std::string("missing '") + key + "'");
   return *it;
 }
 
 DType read_dtype(const nlohmann::json& entry, const std::string& where) {
   const auto& value = field(entry, "dtype", where);
-  if (!value.is_string()) fail(where, "'dtype' must be a string, got " + json_excerpt(value));
+  if (!value.is_string()) fail_input(where, "'dtype' must be a string, got " + json_excerpt(value));
   const auto& name = value.get_ref<const std::string&>();
   const auto dtype = parse_dtype(name);
-  if (!dtype) fail(where, "unsupported dtype '" + name.substr(0, 40) + "' (supported: " + supported_dtypes() + ")");
+  if (!dtype)
+    fail_input(where, "unsupported dtype '" + name.substr(0, 40) + "' (supported: " + supported_dtypes() + ")");
   return *dtype;
 }
 
 std::vector<int64_t> read_shape(const nlohmann::json& entry, const std::string& where) {
   const auto& value = field(entry, "shape", where);
-  if (!value.is_array()) fail(where, "'shape' must be an array, got " + json_excerpt(value));
+  if (!value.is_array()) fail_input(where, "'shape' must be an array, got " + json_excerpt(value));
   std::vector<int64_t> shape;
   shape.reserve(value.size());
   for (const auto& dim : value) {
     if (dim.is_number_integer() && !dim.is_number_unsigned()) {
-      fail(where, "negative dimension " + dim.dump() + " in 'shape' " + json_excerpt(value));
+      fail_input(where, "negative dimension " + dim.dump() + " in 'shape' " + json_excerpt(value));
     }
-    if (!dim.is_number_unsigned()) fail(where, "'shape' must hold integers, got " + json_excerpt(dim));
+    if (!dim.is_number_unsigned()) fail_input(where, "'shape' must hold integers, got " + json_excerpt(dim));
     const auto size = dim.get<uint64_t>();
     if (size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      fail(where, "dimension " + std::to_string(size) + " in 'shape' is too large");
+      fail_input(where, "dimension " + std::to_string(size) + " in 'shape' is too large");
     }
     shape.push_back(static_cast<int64_t>(size));
   }
@@ -118,7 +117,7 @@ std::vector<int64_t> read_shape(const nlohmann::json& entry, const std::string& 
 void read_offsets(const nlohmann::json& entry, const std::string& where, TensorInfo& info) {
   const auto& value = field(entry, "data_offsets", where);
   if (!value.is_array() || value.size() != 2 || !value[0].is_number_unsigned() || !value[1].is_number_unsigned()) {
-    fail(where, "'data_offsets' must be two non-negative integers [begin, end], got " + json_excerpt(value));
+    fail_input(where, "'data_offsets' must be two non-negative integers [begin, end], got " + json_excerpt(value));
   }
   info.begin = value[0].get<uint64_t>();
   info.end = value[1].get<uint64_t>();
@@ -127,22 +126,23 @@ void read_offsets(const nlohmann::json& entry, const std::string& where, TensorI
 TensorInfo parse_entry(const std::string& name, const nlohmann::json& entry, uint64_t data_size,
                        const std::string& source) {
   const std::string where = source + ": tensor '" + name + "'";
-  if (!entry.is_object()) fail(where, "entry must be an object, got " + json_excerpt(entry));
+  if (!entry.is_object()) fail_input(where, "entry must be an object, got " + json_excerpt(entry));
   TensorInfo info;
   info.name = name;
   info.dtype = read_dtype(entry, where);
   info.shape = read_shape(entry, where);
   read_offsets(entry, where, info);
   const std::string offsets = "data_offsets " + range_string(info.begin, info.end);
-  if (info.end < info.begin) fail(where, offsets + " end before they begin");
+  if (info.end < info.begin) fail_input(where, offsets + " end before they begin");
   const auto expected = byte_size(info.shape, info.dtype);
-  if (!expected) fail(where, "shape " + shape_string(info.shape) + " has more elements than 64 bits can count");
+  if (!expected) fail_input(where, "shape " + shape_string(info.shape) + " has more elements than 64 bits can count");
   if (info.nbytes() != *expected) {
-    fail(where, "shape " + shape_string(info.shape) + " of " + std::string(dtype_name(info.dtype)) + " needs " +
-                    std::to_string(*expected) + " bytes but " + offsets + " span " + std::to_string(info.nbytes()));
+    fail_input(where, "shape " + shape_string(info.shape) + " of " + std::string(dtype_name(info.dtype)) + " needs " +
+                          std::to_string(*expected) + " bytes but " + offsets + " span " +
+                          std::to_string(info.nbytes()));
   }
   if (info.end > data_size) {
-    fail(where, offsets + " run past the end of the data buffer (" + std::to_string(data_size) + " bytes)");
+    fail_input(where, offsets + " run past the end of the data buffer (" + std::to_string(data_size) + " bytes)");
   }
   return info;
 }
@@ -151,10 +151,10 @@ std::map<std::string, std::string> parse_metadata(const nlohmann::json& value, c
   std::map<std::string, std::string> metadata;
   // The reference reads a null __metadata__ as absent.
   if (value.is_null()) return metadata;
-  if (!value.is_object()) fail(source, "'__metadata__' must be an object of strings, got " + json_excerpt(value));
+  if (!value.is_object()) fail_input(source, "'__metadata__' must be an object of strings, got " + json_excerpt(value));
   for (const auto& [key, item] : value.items()) {
     if (!item.is_string()) {
-      fail(source, "'__metadata__' value of '" + key + "' must be a string, got " + json_excerpt(item));
+      fail_input(source, "'__metadata__' value of '" + key + "' must be a string, got " + json_excerpt(item));
     }
     metadata.emplace(key, item.get<std::string>());
   }
@@ -177,17 +177,17 @@ void check_layout(const std::vector<TensorInfo>& tensors, uint64_t data_size, co
       const std::string where = source + ": tensor '" + tensor->name + "'";
       const std::string offsets = "data_offsets " + range_string(tensor->begin, tensor->end);
       if (tensor->begin > covered) {
-        fail(where, offsets + " leave a hole: data buffer bytes " + range_string(covered, tensor->begin) +
-                        " belong to no tensor");
+        fail_input(where, offsets + " leave a hole: data buffer bytes " + range_string(covered, tensor->begin) +
+                              " belong to no tensor");
       }
-      fail(where, offsets + " overlap tensor '" + previous->name + "', which ends at " + std::to_string(covered));
+      fail_input(where, offsets + " overlap tensor '" + previous->name + "', which ends at " + std::to_string(covered));
     }
     covered = tensor->end;
     previous = tensor;
   }
   if (covered != data_size) {
-    fail(source, "the data buffer has " + std::to_string(data_size) + " bytes but the tensors cover only " +
-                     std::to_string(covered) + " (trailing bytes belong to no tensor)");
+    fail_input(source, "the data buffer has " + std::to_string(data_size) + " bytes but the tensors cover only " +
+                           std::to_string(covered) + " (trailing bytes belong to no tensor)");
   }
 }
 
@@ -216,28 +216,28 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, size_t size, ui
     throw Error(source + ": " + std::to_string(size) + " bytes given for a file of " + std::to_string(file_size));
   }
   if (file_size < 8) {
-    fail(source, "file is " + std::to_string(file_size) + " bytes, too short for the 8-byte header length");
+    fail_input(source, "file is " + std::to_string(file_size) + " bytes, too short for the 8-byte header length");
   }
-  if (size < 8) fail(source, "only " + std::to_string(size) + " of the 8 header-length bytes were provided");
+  if (size < 8) fail_input(source, "only " + std::to_string(size) + " of the 8 header-length bytes were provided");
   const uint64_t header_size = read_le64(bytes);
   if (header_size > kMaxHeaderBytes) {
-    fail(source, "header length " + std::to_string(header_size) + " exceeds the limit of " +
-                     std::to_string(kMaxHeaderBytes) + " bytes");
+    fail_input(source, "header length " + std::to_string(header_size) + " exceeds the limit of " +
+                           std::to_string(kMaxHeaderBytes) + " bytes");
   }
   // file_size >= 8 here, so the subtraction cannot wrap.
   if (header_size > file_size - 8) {
-    fail(source, "header length " + std::to_string(header_size) + " runs past the end of the file (" +
-                     std::to_string(file_size) + " bytes)");
+    fail_input(source, "header length " + std::to_string(header_size) + " runs past the end of the file (" +
+                           std::to_string(file_size) + " bytes)");
   }
   if (8 + header_size > size) {
-    fail(source,
-         "only " + std::to_string(size) + " of the " + std::to_string(8 + header_size) + " header bytes were provided");
+    fail_input(source, "only " + std::to_string(size) + " of the " + std::to_string(8 + header_size) +
+                           " header bytes were provided");
   }
-  if (header_size == 0 || bytes[8] != '{') fail(source, "header (at byte 8) does not start with '{'");
+  if (header_size == 0 || bytes[8] != '{') fail_input(source, "header (at byte 8) does not start with '{'");
 
   const std::string_view text(reinterpret_cast<const char*>(bytes + 8), header_size);
   const auto header = parse_json_strict(text, source + ": header", kMaxHeaderDepth, /*byte_offset=*/8);
-  if (!header.is_object()) fail(source, "header is not a JSON object");
+  if (!header.is_object()) fail_input(source, "header is not a JSON object");
 
   SafetensorsHeader result;
   result.data_offset = 8 + header_size;
