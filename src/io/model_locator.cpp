@@ -106,9 +106,11 @@ std::optional<fs::path> newest_subdirectory(const fs::path& dir) {
   std::optional<fs::path> newest;
   fs::file_time_type newest_time;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    if (!it->is_directory(ec)) continue;
-    const auto time = it->last_write_time(ec);
-    if (ec) continue;
+    // An entry that cannot be examined is skipped, not the rest of the scan.
+    std::error_code entry_ec;
+    if (!it->is_directory(entry_ec)) continue;
+    const auto time = it->last_write_time(entry_ec);
+    if (entry_ec) continue;
     if (!newest || time > newest_time) {
       newest = it->path();
       newest_time = time;
