@@ -7,6 +7,11 @@
 #include "linearpatch/core/error.h"
 
 namespace lp::detail {
+namespace {
+
+constexpr int kMaxDepth = 32;
+
+}  // namespace
 
 nlohmann::json parse_json(std::string_view text, const std::string& source) {
   std::vector<std::unordered_set<std::string>> open_objects;
@@ -37,6 +42,13 @@ void JsonNode::fail(const std::string& message) const {
   throw InputError(source_ + ": " + (path_.empty() ? std::string("top level") : path_) + ": " + message);
 }
 
+JsonNode JsonNode::child(const nlohmann::json& value, std::string path) const {
+  if (depth_ >= kMaxDepth) fail("nested more than " + std::to_string(kMaxDepth) + " levels deep");
+  JsonNode node(value, source_, std::move(path));
+  node.depth_ = depth_ + 1;
+  return node;
+}
+
 void JsonNode::require_object() const {
   if (!value_.is_object()) fail(std::string("expected an object, found ") + value_.type_name());
 }
@@ -45,20 +57,20 @@ JsonNode JsonNode::at(const char* key) const {
   require_object();
   auto it = value_.find(key);
   if (it == value_.end()) fail(std::string("missing \"") + key + "\"");
-  return JsonNode(*it, source_, path_.empty() ? key : path_ + "." + key);
+  return child(*it, path_.empty() ? key : path_ + "." + key);
 }
 
 std::optional<JsonNode> JsonNode::find(const char* key) const {
   require_object();
   auto it = value_.find(key);
   if (it == value_.end() || it->is_null()) return std::nullopt;
-  return JsonNode(*it, source_, path_.empty() ? key : path_ + "." + key);
+  return child(*it, path_.empty() ? key : path_ + "." + key);
 }
 
 JsonNode JsonNode::element(size_t index) const {
   if (!value_.is_array()) fail(std::string("expected an array, found ") + value_.type_name());
   if (index >= value_.size()) fail("index " + std::to_string(index) + " out of range");
-  return JsonNode(value_[index], source_, path_ + "[" + std::to_string(index) + "]");
+  return child(value_[index], path_ + "[" + std::to_string(index) + "]");
 }
 
 size_t JsonNode::size() const {

@@ -15,7 +15,9 @@ namespace lp::detail {
 // Throws InputError("<source>: invalid JSON: ...") or on a duplicate key.
 nlohmann::json parse_json(std::string_view text, const std::string& source);
 
-// A JSON value together with where it sits, for error messages.
+// A JSON value together with where it sits, for error messages. Nodes
+// deeper than any real tokenizer file needs are refused, which bounds the
+// recursion over nested Sequence nodes.
 class JsonNode {
  public:
   JsonNode(const nlohmann::json& value, std::string source, std::string path);
@@ -44,11 +46,13 @@ class JsonNode {
   std::string string_or(const char* key, const std::string& fallback) const;
 
  private:
+  JsonNode child(const nlohmann::json& value, std::string path) const;
   void require_object() const;
 
   const nlohmann::json& value_;
   std::string source_;
   std::string path_;
+  int depth_ = 0;
 };
 
 }  // namespace lp::detail

@@ -11,6 +11,8 @@
 
 namespace {
 
+using nlohmann::json;
+
 ::testing::AssertionResult contains(const std::string& message, const std::string& needle) {
   if (message.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "\"" << message << "\" does not contain \"" << needle << "\"";
@@ -71,6 +73,14 @@ TEST(TokenizerRefusalTest, UnsupportedPipelineNodes) {
   spec = lp::test::tiny_byte_level();
   std::swap(spec["pre_tokenizer"]["pretokenizers"][0], spec["pre_tokenizer"]["pretokenizers"][1]);
   EXPECT_TRUE(contains(refusal(spec.dump()), "ByteLevel must come last"));
+}
+
+TEST(TokenizerRefusalTest, DeeplyNestedSequences) {
+  json normalizer = {{"type", "Prepend"}, {"prepend", "x"}};
+  for (int i = 0; i < 100; ++i) normalizer = {{"type", "Sequence"}, {"normalizers", {normalizer}}};
+  auto spec = lp::test::tiny_byte_level();
+  spec["normalizer"] = normalizer;
+  EXPECT_TRUE(contains(refusal(spec.dump()), "nested more than 32 levels deep"));
 }
 
 TEST(TokenizerRefusalTest, MalformedModel) {

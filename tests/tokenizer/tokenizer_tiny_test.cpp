@@ -103,6 +103,47 @@ TEST(TokenizerByteLevelTest, Gpt2StylePreTokenizer) {
   EXPECT_FALSE(t->bos_id().has_value());
 }
 
+struct SplitCase {
+  const char* behavior;
+  bool invert;
+  Ids whitespace;  // Regex "\s+" on "the  hello zebra"
+};
+
+TEST(TokenizerByteLevelTest, SplitBehaviors) {
+  const SplitCase cases[] = {
+      {"Removed", false, {116, 257, 264, 122, 101, 98, 114, 97}},
+      {"Removed", true, {260, 32}},
+      {"Isolated", false, {116, 257, 260, 264, 32, 122, 101, 98, 114, 97}},
+      {"Isolated", true, {116, 257, 260, 264, 32, 122, 101, 98, 114, 97}},
+      {"MergedWithPrevious", false, {116, 257, 260, 257, 261, 111, 32, 122, 101, 98, 114, 97}},
+      {"MergedWithPrevious", true, {116, 257, 260, 257, 261, 111, 266}},
+      {"MergedWithNext", false, {116, 257, 260, 257, 261, 111, 266}},
+      {"MergedWithNext", true, {116, 257, 260, 257, 261, 111, 32, 122, 101, 98, 114, 97}},
+      {"Contiguous", false, {116, 257, 260, 264, 32, 122, 101, 98, 114, 97}},
+      {"Contiguous", true, {116, 257, 260, 264, 32, 122, 101, 98, 114, 97}},
+  };
+  auto spec = lp::test::tiny_byte_level();
+  auto& split = spec["pre_tokenizer"]["pretokenizers"][0];
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(c.behavior) + (c.invert ? " inverted" : ""));
+    split = {{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", c.behavior}, {"invert", c.invert}};
+    EXPECT_EQ(make(spec)->encode("the  hello zebra", false), c.whitespace);
+  }
+  split = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Contiguous"}, {"invert", false}};
+  EXPECT_EQ(make(spec)->encode("a b  c", false), (Ids{97, 32, 98, 260, 99}));
+  // Empty matches still cut the text, as Oniguruma's find_iter reports them.
+  split = {{"type", "Split"}, {"pattern", {{"Regex", "x*"}}}, {"behavior", "Isolated"}, {"invert", false}};
+  EXPECT_EQ(make(spec)->encode("aaxxbb x", false), (Ids{97, 97, 120, 120, 98, 98, 32, 120}));
+  split = {{"type", "Split"}, {"pattern", {{"Regex", "x*"}}}, {"behavior", "Removed"}, {"invert", true}};
+  EXPECT_EQ(make(spec)->encode("aaxxbb x", false), (Ids{120, 120, 120}));
+}
+
+TEST(TokenizerByteLevelTest, ReplaceNormalizerWithRegex) {
+  auto spec = lp::test::tiny_byte_level();
+  spec["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", "_"}};
+  EXPECT_EQ(make(spec)->encode("the  hello zebra", false), (Ids{116, 257, 95, 257, 261, 111, 95, 122, 101, 98, 114, 97}));
+}
+
 // HF never sees invalid UTF-8 (Python strings are valid); here a byte that is
 // not part of a character is its own piece and its own byte token, so
 // nothing is lost.
