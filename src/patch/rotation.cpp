@@ -98,8 +98,9 @@ RotationKind parse_rotation_kind(const std::string& name) {
 }
 
 std::optional<Rotation> Rotation::hadamard(int64_t size) {
-  for (int64_t power = size; power >= 1; power /= 2) {
-    if (size % power != 0 || !is_power_of_two(power)) continue;
+  if (size < 1) return std::nullopt;
+  // From the largest power of two dividing size down: the smallest core wins.
+  for (int64_t power = size & -size; power >= 1; power /= 2) {
     auto core = core_for(size / power);
     if (!core) continue;
     Rotation r;

@@ -1,0 +1,133 @@
+// Choosing layers (candidate ranges, rankings, block influence, plans) and
+// writing the pruned checkpoint, which must reload to exactly the in-memory
+// pruned + patched model.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+#include "linearpatch/calib/activation_stats.h"
+#include "linearpatch/config/llama_config.h"
+#include "linearpatch/core/error.h"
+#include "linearpatch/core/file_util.h"
+#include "linearpatch/io/checkpoint.h"
+#include "linearpatch/model/llama.h"
+#include "linearpatch/prune/block_selection.h"
+#include "linearpatch/prune/checkpoint_writer.h"
+#include "linearpatch/prune/prune_plan.h"
+#include "support/test_env.h"
+#include "support/tiny_model.h"
+
+namespace lp {
+namespace {
+
+// Position p holds the same unit vector at angle angles[p] for every token,
+// so cos(X_i, X_j) = cos(angles[i] - angles[j]) exactly.
+SimilarityStats stats_from_angles(const std::vector<double>& angles, std::vector<int64_t> gaps) {
+  SimilarityStats stats(static_cast<int64_t>(angles.size()), std::move(gaps));
+  for (size_t p = 0; p < angles.size(); ++p) {
+    auto x = at::zeros({2, 3, 4});
+    x.select(2, 0).fill_(std::cos(angles[p]));
+    x.select(2, 1).fill_(std::sin(angles[p]));
+    stats.on_layer_input(static_cast<int64_t>(p), x * (p + 1.0));
+  }
+  return stats;
+}
+
+TEST(BlockSelection, CandidatesKeepTheFirstAndLastLayerUnlessEdgesAreAllowed) {
+  auto range = candidate_starts(16, 5, false);
+  EXPECT_EQ(range.first_start, 1);
+  EXPECT_EQ(range.last_start, 10);  // [10, 15): layer 15 stays
+  range = candidate_starts(16, 5, true);
+  EXPECT_EQ(range.first_start, 0);
+  EXPECT_EQ(range.last_start, 11);
+  EXPECT_THROW(candidate_starts(16, 15, false), UsageError);
+  EXPECT_THROW(candidate_starts(16, 0, false), UsageError);
+  EXPECT_NO_THROW(candidate_starts(16, 14, false));
+}
+
+TEST(BlockSelection, CosineRanksTheMostSimilarBlockFirst) {
+  // 6 layers, positions 0..6; the stream barely turns between 3 and 5.
+  const std::vector<double> angles = {0.0, 0.5, 0.9, 1.2, 1.25, 1.3, 1.9};
+  const auto stats = stats_from_angles(angles, {2});
+  const auto ranked = rank_blocks(stats, Metric::kCosine, 6, 2, false);
+  ASSERT_EQ(ranked.size(), 3u);  // starts 1, 2, 3
+  EXPECT_EQ(ranked[0].start, 3);
+  EXPECT_EQ(ranked[0].end, 5);
+  EXPECT_NEAR(ranked[0].score, std::cos(0.1), 1e-6);
+  for (size_t i = 1; i < ranked.size(); ++i) EXPECT_GE(ranked[i - 1].score, ranked[i].score);
+  const auto angular = rank_blocks(stats, Metric::kAngular, 6, 2, false);
+  EXPECT_EQ(angular[0].start, 3);
+  EXPECT_NEAR(angular[0].score, 0.1 / M_PI, 1e-6);
+}
+
+TEST(BlockSelection, BlockInfluencePicksTheLeastChangingLayers) {
+  const std::vector<double> angles = {0.0, 0.5, 0.6, 1.2, 1.25, 1.8, 2.5};
+  const auto stats = stats_from_angles(angles, {1});
+  const auto influence = block_influence(stats, 6);
+  EXPECT_NEAR(influence[1], 1 - std::cos(0.1), 1e-6);
+  EXPECT_EQ(lowest_influence_layers(influence, 2, false), (std::vector<int64_t>{1, 3}));
+}
+
+TEST(PrunePlan, GapsAreMaximalRunsWithTheirNewPositions) {
+  const auto plan = make_prune_plan(10, std::vector<int64_t>{7, 2, 3, 8});
+  EXPECT_EQ(plan.kept, (std::vector<int64_t>{0, 1, 4, 5, 6, 9}));
+  ASSERT_EQ(plan.gaps.size(), 2u);
+  EXPECT_EQ(plan.gaps[0].start, 2);
+  EXPECT_EQ(plan.gaps[0].end, 4);
+  EXPECT_EQ(plan.gaps[0].new_position, 2);
+  EXPECT_EQ(plan.gaps[1].start, 7);
+  EXPECT_EQ(plan.gaps[1].new_position, 5);
+  EXPECT_EQ(describe_gap(plan.gaps[0]), "[2, 4) = layers 2, 3");
+  EXPECT_THROW(make_prune_plan(10, std::vector<int64_t>{10}), UsageError);
+  EXPECT_THROW(make_prune_plan(10, std::vector<int64_t>{3, 3}), UsageError);
+}
+
+TEST(CheckpointWriter, RenamesLayersAndDropsRemovedOnes) {
+  const auto plan = make_prune_plan(6, Block{2, 4, 0});
+  EXPECT_EQ(renamed_tensor("model.layers.1.mlp.up_proj.weight", plan), "model.layers.1.mlp.up_proj.weight");
+  EXPECT_EQ(renamed_tensor("model.layers.3.mlp.up_proj.weight", plan), "");
+  EXPECT_EQ(renamed_tensor("model.layers.5.self_attn.q_proj.weight", plan), "model.layers.3.self_attn.q_proj.weight");
+  EXPECT_EQ(renamed_tensor("model.norm.weight", plan), "model.norm.weight");
+}
+
+TEST(CheckpointWriter, PrunedCheckpointReloadsAsThePatchedModel) {
+  const auto config = test::tiny_config();
+  test::TempDir dir;
+  test::write_checkpoint(dir / "dense", config, test::random_weights(config, 21));
+  test::write_file(dir / "dense" / "tokenizer_config.json", "{}");
+  const io::Checkpoint source(dir / "dense");
+  const auto dense = LlamaModel::load(dir / "dense");
+  const auto plan = make_prune_plan(6, Block{2, 4, 0});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(22);
+  const auto patch = at::eye(48) + 0.05 * at::randn({48, 48}, gen);
+  std::filesystem::create_directory(dir / "pruned");
+  const auto written = write_pruned_checkpoint(source, plan, {{2, patch}}, R"({"metric": "cosine"})", 0, dir / "pruned");
+
+  const auto pruned = LlamaModel::load(dir / "pruned");
+  EXPECT_EQ(pruned.num_layers(), 4);
+  const auto ids = at::randint(64, {2, 10}, gen, at::kLong);
+  const auto expected = dense.with_layers(plan.kept, {{2, patch}}).forward(ids);
+  EXPECT_LT((pruned.forward(ids) - expected).abs().max().item<double>(), 1e-5);
+
+  // q, o: 48x48; k, v: 24x48; gate, up, down: 48x96; two norms.
+  const int64_t per_layer = 2 * 48 * 48 + 2 * 24 * 48 + 3 * 48 * 96 + 2 * 48;
+  EXPECT_EQ(written.parameters, config.parameter_count() - 2 * per_layer + 48 * 48);
+  const auto reloaded = parse_llama_config(read_text_file(dir / "pruned" / "config.json"), "pruned");
+  EXPECT_EQ(reloaded.parameter_count(), written.parameters);
+  const auto entry = nlohmann::json::parse(read_text_file(dir / "pruned" / "config.json"))["linearpatch"];
+  EXPECT_EQ(entry["removed_layers"], (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(entry["metric"], "cosine");
+  EXPECT_TRUE(std::filesystem::exists(dir / "pruned" / "tokenizer_config.json"));
+
+  // Kept tensors are byte-identical to the source's.
+  const io::Checkpoint out(dir / "pruned");
+  const auto a = source.tensor("model.layers.4.mlp.down_proj.weight");
+  const auto b = out.tensor("model.layers.2.mlp.down_proj.weight");
+  ASSERT_EQ(a.info->nbytes(), b.info->nbytes());
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.info->nbytes()), 0);
+}
+
+}  // namespace
+}  // namespace lp
