@@ -1,40 +1,16 @@
 #include "linearpatch/calib/text_data.h"
 
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <limits>
 #include <random>
-#include <sstream>
 
 #include "linearpatch/core/error.h"
+#include "linearpatch/io/text_corpus.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 
 namespace lp {
 namespace {
-
-bool is_json_lines(const std::filesystem::path& path) {
-  const auto ext = path.extension().string();
-  return ext == ".jsonl" || ext == ".ndjson";
-}
-
-std::string read_json_lines(std::istream& in, const std::filesystem::path& path) {
-  std::string joined, line;
-  for (int64_t line_no = 1; std::getline(in, line); ++line_no) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    const nlohmann::json* text = nullptr;
-    if (record.is_string()) text = &record;
-    else if (record.is_object() && record.contains("text") && record["text"].is_string()) text = &record["text"];
-    if (!text)
-      throw InputError(path.string() + ":" + std::to_string(line_no) +
-                       ": expected a JSON object with a string \"text\" field (or a JSON string)");
-    if (!joined.empty()) joined += "\n\n";
-    joined += text->get<std::string>();
-  }
-  return joined;
-}
 
 // std::uniform_int_distribution differs between standard libraries; this
 // keeps window offsets identical for a seed on every platform.
@@ -48,19 +24,10 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t bound) {
 
 }  // namespace
 
-std::string read_corpus_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError("cannot read text file " + path.string());
-  if (is_json_lines(path)) return read_json_lines(in, path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<int32_t> tokenize_corpus(const Tokenizer& tokenizer, const std::vector<std::filesystem::path>& files) {
   std::string joined;
   for (const auto& file : files) {
-    auto text = read_corpus_file(file);
+    auto text = io::read_corpus_file(file);
     if (text.empty()) continue;
     if (!joined.empty()) joined += "\n\n";
     joined += text;

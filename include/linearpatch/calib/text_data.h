@@ -1,7 +1,6 @@
-// Text corpora for calibration, distillation and evaluation: files are read
-// (plain UTF-8 text, or JSON Lines with a "text" field when the name ends in
-// .jsonl / .ndjson), joined with blank lines, tokenized once with one BOS in
-// front, and cut into windows of T tokens.
+// Token windows for calibration, distillation and evaluation: text files
+// (io::read_corpus_file) joined with blank lines, tokenized once with one BOS
+// in front, and cut into windows of T tokens.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -14,10 +13,6 @@
 namespace lp {
 
 class Tokenizer;
-
-// The text of one file; JSON Lines records are joined with blank lines.
-// Throws InputError naming the file (and line) on unreadable or bad input.
-std::string read_corpus_file(const std::filesystem::path& path);
 
 // All files joined with "\n\n", tokenized once, BOS (if the tokenizer has
 // one) in front. Throws InputError if the text is empty.
