@@ -30,11 +30,80 @@ struct SelectionArgs {
   std::string report;
 };
 
+struct DistillArgs {
+  bool enabled = false;
+  std::vector<std::string> data;
+  int64_t samples = 5000;
+  int64_t val_samples = 16;
+  int64_t top_k = 100;
+  int64_t epochs = 1;
+  int64_t batch_size = 8;
+  int64_t grad_accum = 0;
+  double lr = 1e-4;
+  double weight_decay = 1e-4;
+  std::string cache_dir;
+};
+
 struct PruneArgs : SelectionArgs {
   std::string out;
   bool force = false;
   std::string max_shard_size;
+  DistillArgs distill;
 };
+
+void add_distill_args(CLI::App& cmd, DistillArgs& d) {
+  auto* enabled = cmd.add_flag("--distill", d.enabled,
+                               "Train the patch matrix (only it) on the dense model's top-K next-token distribution");
+  auto needs = [enabled](CLI::Option* option) { return option->needs(enabled); };
+  needs(cmd.add_option("--distill-data", d.data, "Distillation text files (default: the calibration files)")
+            ->check(CLI::ExistingFile));
+  needs(cmd.add_option("--distill-samples", d.samples, "Training windows of --seq-len tokens (paper: 5000 x 2048)")
+            ->capture_default_str()
+            ->check(CLI::PositiveNumber));
+  needs(cmd.add_option("--val-samples", d.val_samples, "Held-out windows for the validation KL (from the last 10 % of the text)")
+            ->capture_default_str()
+            ->check(CLI::PositiveNumber));
+  needs(cmd.add_option("--top-k", d.top_k, "Teacher tokens per position the KL is computed over (0: full vocabulary)")
+            ->capture_default_str()
+            ->check(CLI::NonNegativeNumber));
+  needs(cmd.add_option("--epochs", d.epochs, "Passes over the training windows")->capture_default_str()->check(CLI::PositiveNumber));
+  needs(cmd.add_option("--distill-batch-size", d.batch_size, "Windows per optimizer step")
+            ->capture_default_str()
+            ->check(CLI::PositiveNumber));
+  needs(cmd.add_option("--grad-accum", d.grad_accum,
+                       "Forward/backward passes per step (0: as few as keep about 4096 tokens per pass)")
+            ->capture_default_str()
+            ->check(CLI::NonNegativeNumber));
+  needs(cmd.add_option("--lr", d.lr, "AdamW learning rate (cosine decay to lr/20)")->capture_default_str()->check(CLI::PositiveNumber));
+  needs(cmd.add_option("--weight-decay", d.weight_decay, "AdamW weight decay")->capture_default_str()->check(CLI::NonNegativeNumber));
+  needs(cmd.add_option("--distill-cache-dir", d.cache_dir, "Where teacher targets spill to disk when they exceed memory (default: $TMPDIR)"));
+}
+
+std::optional<DistillJob> distill_job(const DistillArgs& d, int64_t seq_len) {
+  if (!d.enabled) return std::nullopt;
+  DistillJob job;
+  job.files = to_paths(d.data);
+  job.samples = d.samples;
+  job.val_samples = d.val_samples;
+  auto& o = job.options;
+  o.top_k = d.top_k;
+  o.epochs = d.epochs;
+  o.batch_size = d.batch_size;
+  int64_t accum = d.grad_accum;
+  if (accum == 0) {
+    const int64_t per_pass = std::max<int64_t>(1, 4096 / seq_len);
+    accum = (d.batch_size + per_pass - 1) / per_pass;
+    while (d.batch_size % accum != 0) ++accum;
+  }
+  if (d.batch_size % accum != 0)
+    throw UsageError("--distill-batch-size " + std::to_string(d.batch_size) + " is not a multiple of --grad-accum " +
+                     std::to_string(accum));
+  o.micro_batch = d.batch_size / accum;
+  o.lr = d.lr;
+  o.weight_decay = d.weight_decay;
+  o.cache_dir = d.cache_dir;
+  return job;
+}
 
 void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool layers_required) {
   add_model_args(cmd, a.model);
@@ -144,6 +213,7 @@ Command register_prune(CLI::App& app) {
   cmd->add_option("-o,--out", args->out, "Output checkpoint directory (must not exist unless --force)")->required();
   cmd->add_flag("--force", args->force, "Replace an existing output directory");
   cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB (default: like the input)");
+  add_distill_args(*cmd, args->distill);
   return {cmd, [args] {
             PruneJob job;
             job.model_dir = resolve_model_dir(args->model.model);
@@ -151,6 +221,7 @@ Command register_prune(CLI::App& app) {
             job.calibration = calibration_options(*args);
             job.selection = selection_options(*args);
             job.patch = patch_options(*args);
+            job.distill = distill_job(args->distill, args->seq_len);
             job.output_dir = args->out;
             job.overwrite = args->force;
             job.max_shard_bytes = args->max_shard_size.empty() ? 0 : parse_byte_size(args->max_shard_size);

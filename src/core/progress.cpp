@@ -27,7 +27,7 @@ double Progress::elapsed_seconds() const {
   return std::chrono::duration<double>(Clock::now() - start_).count();
 }
 
-void Progress::advance(int64_t n) {
+void Progress::advance(int64_t n, const std::string& detail) {
   throw_if_interrupted();
   done_ += n;
   const auto now = Clock::now();
@@ -35,8 +35,8 @@ void Progress::advance(int64_t n) {
   last_log_ = now;
   const double elapsed = elapsed_seconds();
   const double rate = done_ / elapsed;
-  spdlog::info("{}: {}/{} {}, {:.2f} {}/s, ETA {}", what_, done_, total_, unit_, rate, unit_,
-               format_duration((total_ - done_) / rate));
+  spdlog::info("{}: {}/{} {}, {:.2f} {}/s, ETA {}{}{}", what_, done_, total_, unit_, rate, unit_,
+               format_duration((total_ - done_) / rate), detail.empty() ? "" : ", ", detail);
 }
 
 double Progress::finish() {

@@ -105,6 +105,52 @@ int64_t checked_layers(const SelectionOptions& selection, int64_t num_layers) {
   return selection.layers;
 }
 
+Json calibration_json(const CalibrationOptions& options, int64_t corpus_tokens) {
+  Json files = Json::array();
+  for (const auto& f : options.files) files.push_back(f.string());
+  return {{"files", files},       {"samples", options.samples},       {"seq_len", options.seq_len},
+          {"seed", options.seed}, {"corpus_tokens", corpus_tokens}};
+}
+
+// Training windows from the first 90 % of the text, validation windows from
+// the last 10 %, so the reported validation KL is on text not trained on.
+std::pair<at::Tensor, at::Tensor> distillation_windows(const Tokenizer& tokenizer, const DistillJob& d,
+                                                       const CalibrationOptions& calibration) {
+  const auto tokens = tokenize_corpus(tokenizer, d.files.empty() ? calibration.files : d.files);
+  const auto split = tokens.begin() + static_cast<std::ptrdiff_t>(tokens.size() * 9 / 10);
+  const std::vector<int32_t> train(tokens.begin(), split), held_out(split, tokens.end());
+  if (static_cast<int64_t>(held_out.size()) < calibration.seq_len)
+    throw InputError("distillation text too short: its last 10 % (" + std::to_string(held_out.size()) +
+                     " tokens) must hold one validation window of " + std::to_string(calibration.seq_len) + " tokens");
+  return {random_windows(train, calibration.seq_len, d.samples, calibration.seed + 1),
+          random_windows(held_out, calibration.seq_len, d.val_samples, calibration.seed + 2)};
+}
+
+Json distill_json(const DistillJob& d, const DistillResult& r, int64_t seq_len) {
+  const auto& o = d.options;
+  return {{"samples", d.samples},
+          {"val_samples", d.val_samples},
+          {"seq_len", seq_len},
+          {"top_k", o.top_k},
+          {"epochs", o.epochs},
+          {"batch_size", o.batch_size},
+          {"grad_accum", o.batch_size / o.micro_batch},
+          {"lr", o.lr},
+          {"min_lr", o.lr / o.min_lr_factor},
+          {"weight_decay", o.weight_decay},
+          {"seed", o.seed},
+          {"steps", r.steps},
+          {"val_kl_before", r.val_kl_before},
+          {"val_kl_after", r.val_kl_after},
+          {"first_step_kl", r.step_losses.empty() ? 0.0 : r.step_losses.front()},
+          {"last_step_kl", r.step_losses.empty() ? 0.0 : r.step_losses.back()},
+          {"teacher_targets_on_disk", r.targets_on_disk},
+          {"prefix_cached", r.prefix_cached},
+          {"tokens_per_second", r.seconds_total > 0 ? static_cast<double>(r.train_tokens * o.epochs) / r.seconds_total : 0.0},
+          {"seconds", {{"total", r.seconds_total}, {"teacher", r.seconds_teacher}, {"frozen_prefix", r.seconds_prefix},
+                       {"student_forward_backward", r.seconds_student}}}};
+}
+
 double peak_rss_mib() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -117,38 +163,43 @@ struct Choice {
   std::vector<double> influence;  // bi only
 };
 
-Choice choose_layers(const LlamaModel& model, const Calibration& c, const SelectionOptions& s,
+Block forced_block(const SelectionOptions& s, int64_t num_layers) {
+  const auto range = candidate_starts(num_layers, s.layers, s.allow_edges);
+  if (*s.start < range.first_start || *s.start > range.last_start)
+    throw UsageError("--start " + std::to_string(*s.start) + " is out of range: blocks of " + std::to_string(s.layers) +
+                     " layers can start at " + std::to_string(range.first_start) + ".." +
+                     std::to_string(range.last_start) + (s.allow_edges ? "" : " (--allow-edges widens this)"));
+  return Block{*s.start, *s.start + s.layers, 0};
+}
+
+// `c` is null when nothing needs calibration (a forced block without patch).
+Choice choose_layers(const LlamaModel& model, const Calibration* c, const SelectionOptions& s,
                      const Rotation* rotation, int64_t batch_size) {
   const int64_t L = model.num_layers(), n = s.layers;
   Choice choice;
-  if (s.metric == Metric::kBlockInfluence && !s.start) {
-    choice.influence = block_influence(*c.similarity, L);
+  if (s.start) {
+    choice.plan = make_prune_plan(L, forced_block(s, L));
+    if (c) choice.candidates = rank_blocks(*c->similarity, Metric::kCosine, L, n, s.allow_edges);
+    return choice;
+  }
+  if (s.metric == Metric::kBlockInfluence) {
+    choice.influence = block_influence(*c->similarity, L);
     choice.plan = make_prune_plan(L, lowest_influence_layers(choice.influence, n, s.allow_edges));
     return choice;
   }
   if (s.metric == Metric::kPatchedKl) {
-    const auto kl_windows = c.windows.narrow(0, 0, std::min<int64_t>(s.kl_samples, c.windows.size(0)));
-    choice.candidates = rank_blocks_patched_kl(model, kl_windows, c.magnitude.get(), *rotation, n, s.allow_edges,
+    const auto kl_windows = c->windows.narrow(0, 0, std::min<int64_t>(s.kl_samples, c->windows.size(0)));
+    choice.candidates = rank_blocks_patched_kl(model, kl_windows, c->magnitude.get(), *rotation, n, s.allow_edges,
                                                batch_size);
   } else {
-    choice.candidates = rank_blocks(*c.similarity, s.metric == Metric::kAngular ? Metric::kAngular : Metric::kCosine, L,
-                                    n, s.allow_edges);
+    choice.candidates = rank_blocks(*c->similarity, s.metric, L, n, s.allow_edges);
   }
-  Block chosen = choice.candidates.front();
-  if (s.start) {
-    const auto range = candidate_starts(L, n, s.allow_edges);
-    if (*s.start < range.first_start || *s.start > range.last_start)
-      throw UsageError("--start " + std::to_string(*s.start) + " is out of range: blocks of " + std::to_string(n) +
-                       " layers can start at " + std::to_string(range.first_start) + ".." +
-                       std::to_string(range.last_start));
-    chosen = Block{*s.start, *s.start + n, 0};
-  }
-  choice.plan = make_prune_plan(L, chosen);
+  choice.plan = make_prune_plan(L, choice.candidates.front());
   return choice;
 }
 
 std::vector<int64_t> similarity_gaps_for(const SelectionOptions& s) {
-  if (s.metric == Metric::kBlockInfluence) return s.start ? std::vector<int64_t>{1, s.layers} : std::vector<int64_t>{1};
+  if (s.metric == Metric::kBlockInfluence && !s.start) return {1};
   return {s.layers};
 }
 
@@ -158,7 +209,6 @@ std::vector<int64_t> magnitude_gaps_for(const SelectionOptions& s) {
 }
 
 }  // namespace
-
 Report run_score(const ScoreJob& job) {
   Stopwatch total;
   Json timings;
@@ -216,10 +266,7 @@ Report run_score(const ScoreJob& job) {
   }
   timings["selection"] = selection_clock.seconds();
   report["cosine_matrix"] = cosine_matrix_json(*c.similarity);
-  report["calibration"] = {{"files", Json::array()}, {"samples", job.calibration.samples},
-                           {"seq_len", job.calibration.seq_len}, {"seed", job.calibration.seed},
-                           {"corpus_tokens", c.corpus_tokens}};
-  for (const auto& f : job.calibration.files) report["calibration"]["files"].push_back(f.string());
+  report["calibration"] = calibration_json(job.calibration, c.corpus_tokens);
   timings["total"] = total.seconds();
   report["timings"] = timings;
   report["peak_rss_mib"] = peak_rss_mib();
@@ -238,15 +285,19 @@ Report run_prune(const PruneJob& job) {
   timings["load"] = load_clock.seconds();
   const auto& s = job.selection;
   const int64_t L = model.num_layers(), n = checked_layers(s, L);
+  if (job.distill && !job.patch.enabled) throw UsageError("--distill trains the patch: it needs --patch linearpatch");
 
   std::optional<Rotation> rotation;
   if (job.patch.enabled) rotation = make_rotation(model, job.patch, job.calibration.seed);
-  const auto c = calibrate(model, *tokenizer, job.calibration, similarity_gaps_for(s),
-                           rotation ? magnitude_gaps_for(s) : std::vector<int64_t>{}, rotation ? &*rotation : nullptr,
-                           timings);
+  // Plain removal of a forced block is pure surgery: nothing to measure.
+  std::optional<Calibration> c;
+  if (!(s.start && !rotation))
+    c = calibrate(model, *tokenizer, job.calibration, similarity_gaps_for(s),
+                  rotation ? magnitude_gaps_for(s) : std::vector<int64_t>{}, rotation ? &*rotation : nullptr, timings);
   Stopwatch selection_clock;
   const auto identity = Rotation::create(model.hidden_size(), RotationKind::kIdentity, 0);
-  const auto choice = choose_layers(model, c, s, rotation ? &*rotation : &identity, job.calibration.batch_size);
+  const auto choice = choose_layers(model, c ? &*c : nullptr, s, rotation ? &*rotation : &identity,
+                                    job.calibration.batch_size);
   timings["selection"] = selection_clock.seconds();
 
   Stopwatch patch_clock;
@@ -255,7 +306,7 @@ Report run_prune(const PruneJob& job) {
   for (const auto& gap : choice.plan.gaps) {
     Json g{{"start", gap.start}, {"end", gap.end}, {"new_position", gap.new_position}, {"description", describe_gap(gap)}};
     if (rotation) {
-      const auto d = patch_scales(*c.magnitude, gap.start, gap.end);
+      const auto d = patch_scales(*c->magnitude, gap.start, gap.end);
       patches[gap.new_position] = patch_matrix(*rotation, d);
       const auto summary = summarize_scales(d);
       g["scales"] = {{"mean", summary.mean}, {"min", summary.min}, {"max", summary.max}, {"std", summary.std}};
@@ -265,12 +316,30 @@ Report run_prune(const PruneJob& job) {
   }
   timings["patch"] = patch_clock.seconds();
 
+  Json distill_report;
+  if (job.distill) {
+    Stopwatch distill_clock;
+    const auto [train, val] = distillation_windows(*tokenizer, *job.distill, job.calibration);
+    auto options = job.distill->options;
+    options.seed = job.calibration.seed;
+    const auto result = distill_patches(model, choice.plan, patches, train, val, options);
+    patches = result.patches;
+    distill_report = distill_json(*job.distill, result, job.calibration.seq_len);
+    timings["distill"] = distill_clock.seconds();
+  }
+
   Json provenance{{"tool", std::string("linearpatch ") + version()},
-                  {"method", rotation ? "LinearPatch (H diag(d) H^T)" : "layer removal without patch"},
+                  {"method", !rotation ? "layer removal without patch"
+                                        : job.distill ? "LinearPatch (H diag(d) H^T), distilled"
+                                                      : "LinearPatch (H diag(d) H^T)"},
                   {"metric", metric_name(s.metric)},
                   {"rotation", rotation ? rotation->description() : "none"},
                   {"calibration", {{"samples", job.calibration.samples}, {"seq_len", job.calibration.seq_len},
                                    {"seed", job.calibration.seed}}}};
+  if (!distill_report.is_null()) {
+    provenance["distill"] = distill_report;
+    provenance["distill"].erase("seconds");
+  }
   Stopwatch write_clock;
   const auto written = write_pruned_checkpoint(*source, choice.plan, patches, provenance.dump(), job.max_shard_bytes,
                                                output.path());
@@ -292,15 +361,13 @@ Report run_prune(const PruneJob& job) {
   report["gaps"] = gaps;
   report["patch"] = rotation ? "linearpatch" : "none";
   report["rotation"] = rotation ? rotation->description() : "none";
+  if (!distill_report.is_null()) report["distill"] = distill_report;
   if (!choice.candidates.empty()) report["candidates"] = blocks_json(choice.candidates);
   if (!choice.influence.empty()) report["block_influence"] = choice.influence;
   report["parameters"] = {{"before", before}, {"after", written.parameters}, {"removed", before - written.parameters}};
   report["files"] = written.files;
   report["bytes"] = written.bytes;
-  report["calibration"] = {{"files", Json::array()}, {"samples", job.calibration.samples},
-                           {"seq_len", job.calibration.seq_len}, {"seed", job.calibration.seed},
-                           {"corpus_tokens", c.corpus_tokens}};
-  for (const auto& f : job.calibration.files) report["calibration"]["files"].push_back(f.string());
+  if (c) report["calibration"] = calibration_json(job.calibration, c->corpus_tokens);
   timings["total"] = total.seconds();
   report["timings"] = timings;
   report["peak_rss_mib"] = peak_rss_mib();

@@ -3,10 +3,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 int main(int argc, char** argv) {
   at::set_num_threads(1);
   at::manual_seed(0);
+  spdlog::set_level(spdlog::level::warn);  // progress lines would drown the test output
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

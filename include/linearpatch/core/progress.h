@@ -13,7 +13,8 @@ class Progress {
  public:
   Progress(std::string what, int64_t total, std::string unit);
   // Counts `n` more units done; throws Interrupted after SIGINT/SIGTERM.
-  void advance(int64_t n = 1);
+  // `detail` (e.g. the current loss) is appended to the periodic log line.
+  void advance(int64_t n = 1, const std::string& detail = "");
   // Logs the total time and rate; returns the elapsed seconds.
   double finish();
   double elapsed_seconds() const;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "linearpatch/distill/distill.h"
 #include "linearpatch/model/llama.h"
 #include "linearpatch/patch/rotation.h"
 #include "linearpatch/prune/block_selection.h"
@@ -38,6 +39,13 @@ struct PatchOptions {
   RotationKind rotation = RotationKind::kAuto;
 };
 
+struct DistillJob {
+  std::vector<std::filesystem::path> files;  // empty: the calibration files
+  int64_t samples = 5000;                    // training windows of the calibration length
+  int64_t val_samples = 16;                  // held-out windows from the last 10 % of the text
+  DistillOptions options;
+};
+
 struct ScoreJob {
   std::filesystem::path model_dir;
   ModelOptions model;
@@ -53,6 +61,7 @@ struct PruneJob {
   CalibrationOptions calibration;
   SelectionOptions selection;
   PatchOptions patch;
+  std::optional<DistillJob> distill;
   std::filesystem::path output_dir;
   bool overwrite = false;
   uint64_t max_shard_bytes = 0;  // 0: like the source

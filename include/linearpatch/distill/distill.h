@@ -1,0 +1,59 @@
+// Distillation of the patch matrices alone (paper §3.4): every model weight
+// stays frozen; each patch is a free [C, C] matrix initialised from the
+// training-free LinearPatch and trained with AdamW (cosine decay to lr/20)
+// to minimise KL(teacher || student) per token, where the teacher is the
+// dense model and both distributions are restricted to, and renormalised
+// over, the teacher's top-K tokens (K = 0: the full vocabulary).
+//
+// Cost structure: the layers before the first gap are identical in teacher
+// and student, so their output is computed once per window without
+// gradients (and kept in memory when it fits); the teacher's top-K targets
+// are computed in the same pass, once, and kept in memory or in an unlinked
+// temporary file; the backward runs only through the layers after the gap
+// and needs activation gradients only.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <vector>
+
+#include "linearpatch/prune/prune_plan.h"
+
+namespace lp {
+
+class LlamaModel;
+
+struct DistillOptions {
+  int64_t top_k = 100;
+  int64_t epochs = 1;
+  int64_t batch_size = 8;  // windows per optimizer step
+  int64_t micro_batch = 1;  // windows per forward/backward (gradient accumulation inside a step)
+  double lr = 1e-4;
+  double weight_decay = 1e-4;
+  double min_lr_factor = 20;  // cosine decay to lr / min_lr_factor
+  uint64_t seed = 0;
+  uint64_t memory_budget_bytes = uint64_t{2} << 30;  // for cached targets and prefix outputs
+  std::filesystem::path cache_dir;  // temporary teacher file when targets exceed the budget; default $TMPDIR
+};
+
+struct DistillResult {
+  std::map<int64_t, at::Tensor> patches;  // trained, float32 on the CPU
+  double val_kl_before = 0, val_kl_after = 0;
+  std::vector<double> step_losses;
+  int64_t steps = 0;
+  int64_t train_tokens = 0;  // tokens seen per epoch
+  double seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0, seconds_total = 0;
+  bool targets_on_disk = false;
+  bool prefix_cached = false;
+};
+
+// `dense`: the unpruned model; `plan` and `initial_patches` (new position ->
+// [C, C]) describe the student. train/val windows: [N, T] int64.
+DistillResult distill_patches(const LlamaModel& dense, const PrunePlan& plan,
+                              const std::map<int64_t, at::Tensor>& initial_patches, const at::Tensor& train_windows,
+                              const at::Tensor& val_windows, const DistillOptions& options);
+
+}  // namespace lp

@@ -1,0 +1,252 @@
+#include "linearpatch/distill/distill.h"
+
+#include <ATen/ATen.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/core/GradMode.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <optional>
+
+#include "distill/teacher_targets.h"
+#include "linearpatch/core/error.h"
+#include "linearpatch/core/progress.h"
+#include "linearpatch/model/llama.h"
+
+namespace lp {
+namespace {
+
+// AdamW as torch.optim.AdamW (decoupled weight decay, bias correction).
+class AdamW {
+ public:
+  AdamW(double weight_decay) : weight_decay_(weight_decay) {}
+  void step(at::Tensor& param, int64_t slot, double lr) {
+    auto& [m, v] = moments_[slot];
+    if (!m.defined()) {
+      m = at::zeros_like(param);
+      v = at::zeros_like(param);
+    }
+    const auto grad = param.grad();
+    const double t = static_cast<double>(++steps_[slot]);
+    param.mul_(1 - lr * weight_decay_);
+    m.mul_(kBeta1).add_(grad, 1 - kBeta1);
+    v.mul_(kBeta2).addcmul_(grad, grad, 1 - kBeta2);
+    const auto denominator = (v / (1 - std::pow(kBeta2, t))).sqrt_().add_(kEps);
+    param.addcdiv_(m, denominator, -lr / (1 - std::pow(kBeta1, t)));
+  }
+
+ private:
+  static constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+  double weight_decay_;
+  std::map<int64_t, std::pair<at::Tensor, at::Tensor>> moments_;
+  std::map<int64_t, int64_t> steps_;
+};
+
+// torch.optim.lr_scheduler.CosineAnnealingLR stepped once per step.
+double cosine_lr(int64_t step, int64_t total_steps, double lr, double min_lr) {
+  if (total_steps <= 1) return lr;
+  return min_lr + (lr - min_lr) * (1 + std::cos(M_PI * static_cast<double>(step) / total_steps)) / 2;
+}
+
+void synchronize(const at::Device& device) {
+  if (device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(device.index());
+}
+
+// Teacher targets for one micro-batch: top-K log-probs + ids, or the full
+// log-softmax (ids undefined) when K = 0.
+struct Targets {
+  at::Tensor log_probs;
+  at::Tensor ids;
+};
+
+std::map<int64_t, at::Tensor> trainable_copies(const std::map<int64_t, at::Tensor>& initial, const at::Device& device) {
+  std::map<int64_t, at::Tensor> patches;
+  for (const auto& [position, patch] : initial)
+    patches[position] = patch.to(device, at::kFloat).clone().requires_grad_(true);
+  return patches;
+}
+
+class Distiller {
+ public:
+  Distiller(const LlamaModel& dense, const PrunePlan& plan, const std::map<int64_t, at::Tensor>& initial,
+            const DistillOptions& options)
+      : dense_(dense), options_(options), gap_start_(plan.gaps.front().start),
+        gap_position_(plan.gaps.front().new_position), patches_(trainable_copies(initial, dense.device())),
+        student_(dense.with_layers(plan.kept, patches_)) {}
+
+  DistillResult& result() { return result_; }
+
+  at::Tensor prefix(const at::Tensor& ids) {
+    at::NoGradGuard no_grad;
+    Stopwatch clock;
+    auto h = dense_.run_layers(dense_.embed(ids), 0, gap_start_);
+    synchronize(h.device());
+    result_.seconds_prefix += clock.seconds();
+    return h;
+  }
+
+  Targets teacher(const at::Tensor& prefix_out) {
+    at::NoGradGuard no_grad;
+    Stopwatch clock;
+    auto hidden = dense_.run_layers(prefix_out, gap_start_, dense_.num_layers());
+    auto logits = dense_.lm_head(dense_.final_norm(hidden));
+    Targets t;
+    if (options_.top_k > 0) std::tie(t.log_probs, t.ids) = top_k_targets(logits, options_.top_k);
+    else t.log_probs = at::log_softmax(logits, -1);
+    synchronize(logits.device());
+    result_.seconds_teacher += clock.seconds();
+    return t;
+  }
+
+  // Sum over tokens of KL(teacher || student), with the graph for backward.
+  at::Tensor student_kl(const at::Tensor& prefix_out, const Targets& targets) {
+    auto hidden = student_.run_layers(prefix_out, gap_position_, student_.num_layers());
+    auto logits = student_.lm_head(student_.final_norm(hidden));
+    const auto log_p = targets.log_probs.to(logits.device());
+    const auto log_q = targets.ids.defined()
+                           ? at::log_softmax(logits.gather(-1, targets.ids.to(logits.device())), -1)
+                           : at::log_softmax(logits, -1);
+    return (log_p.exp() * (log_p - log_q)).sum();
+  }
+
+  double mean_kl(const at::Tensor& windows) {
+    at::NoGradGuard no_grad;
+    double kl = 0;
+    for (int64_t w0 = 0; w0 < windows.size(0); w0 += options_.micro_batch) {
+      const auto ids = windows.narrow(0, w0, std::min(options_.micro_batch, windows.size(0) - w0));
+      const auto h = prefix(ids);
+      kl += student_kl(h, teacher(h)).item<double>();
+    }
+    return kl / static_cast<double>(windows.numel());
+  }
+
+  void update(AdamW& optimizer, double lr) {
+    at::NoGradGuard no_grad;
+    for (auto& [position, patch] : patches_) {
+      optimizer.step(patch, position, lr);
+      patch.mutable_grad().zero_();
+    }
+  }
+
+  std::map<int64_t, at::Tensor> trained_patches() const {
+    std::map<int64_t, at::Tensor> out;
+    for (const auto& [position, patch] : patches_) out[position] = patch.detach().to(at::kCPU).contiguous();
+    return out;
+  }
+
+ private:
+  const LlamaModel& dense_;
+  DistillOptions options_;
+  int64_t gap_start_, gap_position_;
+  std::map<int64_t, at::Tensor> patches_;  // leaves with gradients, shared with student_
+  LlamaModel student_;
+  DistillResult result_;
+};
+
+// What the second and later epochs reuse: the teacher's targets (memory or
+// an unlinked file) and, when they fit the memory budget, the prefix outputs.
+class EpochCache {
+ public:
+  EpochCache(Distiller& distiller, const LlamaModel& dense, int64_t windows, int64_t tokens,
+             const DistillOptions& options)
+      : distiller_(distiller), done_(static_cast<size_t>(windows), false) {
+    if (options.epochs < 2) return;
+    if (options.top_k > 0) targets_.emplace(windows, tokens, options.top_k, options.memory_budget_bytes, options.cache_dir);
+    const uint64_t prefix_bytes = static_cast<uint64_t>(windows) * tokens * dense.hidden_size() *
+                                  at::elementSize(dense.compute_dtype());
+    if (prefix_bytes <= options.memory_budget_bytes)
+      prefix_ = at::empty({windows, tokens, dense.hidden_size()},
+                          at::TensorOptions().dtype(dense.compute_dtype()).device(dense.device()));
+  }
+
+  // Prefix outputs and teacher targets of the windows `picked` of `all_windows`.
+  std::pair<at::Tensor, Targets> get(const at::Tensor& picked, const at::Tensor& all_windows) {
+    const auto* index = picked.data_ptr<int64_t>();
+    const int64_t n = picked.size(0);
+    bool seen = true;
+    for (int64_t i = 0; i < n; ++i) seen = seen && done_[index[i]];
+    const auto device_index = prefix_.defined() ? picked.to(prefix_.device()) : picked;
+    auto h = seen && prefix_.defined() ? prefix_.index_select(0, device_index)
+                                       : distiller_.prefix(all_windows.index_select(0, picked));
+    if (seen && targets_)
+      return {h, Targets{targets_->log_probs_all().index_select(0, picked), targets_->ids_all().index_select(0, picked)}};
+    auto t = distiller_.teacher(h);
+    for (int64_t i = 0; i < n; ++i) {
+      if (targets_) {
+        targets_->log_probs(index[i], 1).copy_(t.log_probs.narrow(0, i, 1));
+        targets_->ids(index[i], 1).copy_(t.ids.narrow(0, i, 1));
+      }
+      if (prefix_.defined()) prefix_.narrow(0, index[i], 1).copy_(h.narrow(0, i, 1));
+      done_[index[i]] = true;
+    }
+    return {h, t};
+  }
+  bool targets_on_disk() const { return targets_ && targets_->on_disk(); }
+  bool prefix_cached() const { return prefix_.defined(); }
+
+ private:
+  Distiller& distiller_;
+  std::optional<TeacherTargets> targets_;
+  at::Tensor prefix_;
+  std::vector<bool> done_;
+};
+
+}  // namespace
+
+DistillResult distill_patches(const LlamaModel& dense, const PrunePlan& plan,
+                              const std::map<int64_t, at::Tensor>& initial_patches, const at::Tensor& train_windows,
+                              const at::Tensor& val_windows, const DistillOptions& options) {
+  if (plan.gaps.empty() || initial_patches.empty()) throw UsageError("distillation needs a patched gap");
+  if (options.batch_size % options.micro_batch != 0)
+    throw UsageError("--batch-size must be a multiple of --micro-batch");
+  if (options.top_k > dense.config().vocab_size)
+    throw UsageError("--top-k " + std::to_string(options.top_k) + " is larger than the vocabulary");
+  c10::AutoGradMode grad_mode(true);
+  Stopwatch total_clock;
+  Distiller distiller(dense, plan, initial_patches, options);
+  auto& result = distiller.result();
+  result.val_kl_before = distiller.mean_kl(val_windows);
+  spdlog::info("distillation: validation KL {:.5f} before", result.val_kl_before);
+
+  const int64_t N = train_windows.size(0), T = train_windows.size(1);
+  const int64_t steps_per_epoch = (N + options.batch_size - 1) / options.batch_size;
+  const int64_t total_steps = steps_per_epoch * options.epochs;
+  EpochCache cache(distiller, dense, N, T, options);
+  AdamW optimizer(options.weight_decay);
+  Progress progress("distillation", total_steps, "steps");
+  for (int64_t epoch = 0, step = 0; epoch < options.epochs; ++epoch) {
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed + static_cast<uint64_t>(epoch));
+    const auto order = at::randperm(N, generator, at::kLong);
+    for (int64_t s0 = 0; s0 < N; s0 += options.batch_size, ++step) {
+      const int64_t in_step = std::min(options.batch_size, N - s0);
+      double step_kl = 0;
+      for (int64_t m0 = 0; m0 < in_step; m0 += options.micro_batch) {
+        const auto picked = order.narrow(0, s0 + m0, std::min(options.micro_batch, in_step - m0)).contiguous();
+        const auto [h, t] = cache.get(picked, train_windows);
+        Stopwatch student_clock;
+        auto kl = distiller.student_kl(h, t);
+        (kl / static_cast<double>(in_step * T)).backward();
+        step_kl += kl.item<double>();
+        result.seconds_student += student_clock.seconds();
+      }
+      Stopwatch update_clock;
+      const double lr = cosine_lr(step, total_steps, options.lr, options.lr / options.min_lr_factor);
+      distiller.update(optimizer, lr);
+      result.seconds_student += update_clock.seconds();
+      result.step_losses.push_back(step_kl / static_cast<double>(in_step * T));
+      progress.advance(1, fmt::format("KL {:.5f}, lr {:.2e}", result.step_losses.back(), lr));
+    }
+  }
+  progress.finish();
+  result.steps = total_steps;
+  result.train_tokens = N * T;
+  result.targets_on_disk = cache.targets_on_disk();
+  result.prefix_cached = cache.prefix_cached();
+  result.val_kl_after = distiller.mean_kl(val_windows);
+  spdlog::info("distillation: validation KL {:.5f} -> {:.5f}", result.val_kl_before, result.val_kl_after);
+  result.patches = distiller.trained_patches();
+  result.seconds_total = total_clock.seconds();
+  return result;
+}
+
+}  // namespace lp
