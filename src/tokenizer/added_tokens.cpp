@@ -8,12 +8,12 @@ namespace lp::detail {
 namespace {
 
 // HF tests word boundaries with the Rust regex crate's Unicode \w.
-bool is_word_char(std::string_view text, Utf8Char c, size_t pos, RegexScratch& scratch) {
+bool is_word_char(std::string_view text, size_t pos, Utf8Char c, RegexScratch& scratch) {
   if (!c.valid) return false;
   static const Regex word(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}])", "word-character class");
   std::vector<Span> found;
   word.find_all(text.substr(pos, c.size), scratch, found);
-  return !found.empty() && found.front().end > found.front().begin;
+  return !found.empty();
 }
 
 size_t skip_white_space_backward(std::string_view text, size_t end) {
@@ -81,10 +81,9 @@ std::pair<size_t, int32_t> AddedTokenMatcher::longest_match(std::string_view tex
 bool AddedTokenMatcher::is_single_word(std::string_view text, Span match, RegexScratch& scratch) const {
   if (match.begin > 0) {
     const Utf8Char before = utf8_decode_before(text, match.begin);
-    if (is_word_char(text, before, match.begin - before.size, scratch)) return false;
+    if (is_word_char(text, match.begin - before.size, before, scratch)) return false;
   }
-  if (match.end < text.size() && is_word_char(text, utf8_decode(text, match.end), match.end, scratch))
-    return false;
+  if (match.end < text.size() && is_word_char(text, match.end, utf8_decode(text, match.end), scratch)) return false;
   return true;
 }
 

@@ -2,16 +2,18 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
+#include "linearpatch/core/error.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/utf8.h"
 
 namespace lp::detail {
 namespace {
 
-// Ids index a table, so a hostile file must not make it huge; real
-// vocabularies stay far below this.
-constexpr int64_t kMaxTokenId = 1 << 24;
+// Far above any real vocabulary, and low enough that ids plus added tokens
+// stay within int32_t.
+constexpr int64_t kMaxTokenId = 1 << 30;
 
 // Bounds on the pre-token cache: calibration text has a few hundred thousand
 // distinct words at most, and long pieces rarely repeat.
@@ -76,9 +78,9 @@ void BpeModel::read_vocab(const JsonNode& vocab) {
     if (!id_value.is_number_integer() || id_value.get<int64_t>() < 0 || id_value.get<int64_t>() >= kMaxTokenId)
       vocab.fail("token \"" + token + "\": id must be an integer in [0, " + std::to_string(kMaxTokenId) + ")");
     const auto token_id = static_cast<int32_t>(id_value.get<int64_t>());
-    vocab_[token] = token_id;
-    if (static_cast<size_t>(token_id) >= tokens_.size()) tokens_.resize(static_cast<size_t>(token_id) + 1);
-    tokens_[static_cast<size_t>(token_id)] = token;
+    const auto entry = vocab_.emplace(token, token_id).first;  // keys are unique: parse_json refuses duplicates
+    tokens_[token_id] = &entry->first;
+    id_limit_ = std::max(id_limit_, token_id + 1);
     const Utf8Char c = token.empty() ? Utf8Char{0, 0, false} : utf8_decode(token, 0);
     if (c.valid && c.size == token.size()) char_ids_[c.code_point] = token_id;
   }
@@ -115,7 +117,10 @@ void BpeModel::read_merges(const JsonNode& merges) {
     const auto new_id = token_to_id(left + right);
     if (!left_id || !right_id || !new_id)
       merge.fail("merge \"" + left + "\" + \"" + right + "\": \"" +
-                 (!left_id ? left : !right_id ? right : left + right) + "\" is not in the vocabulary");
+                 (!left_id    ? left
+                  : !right_id ? right
+                              : left + right) +
+                 "\" is not in the vocabulary");
     // A repeated pair takes its last rank, as HF's HashMap collect does.
     merges_[pair_key(*left_id, *right_id)] = {static_cast<uint32_t>(i), *new_id};
   }
@@ -127,7 +132,10 @@ std::optional<int32_t> BpeModel::token_to_id(const std::string& token) const {
   return it->second;
 }
 
-const std::string& BpeModel::id_to_token(int32_t id) const { return tokens_.at(static_cast<size_t>(id)); }
+const std::string* BpeModel::id_to_token(int32_t id) const {
+  auto it = tokens_.find(id);
+  return it == tokens_.end() ? nullptr : it->second;
+}
 
 const BpeModel::Merge* BpeModel::find_merge(int32_t left, int32_t right) const {
   auto it = merges_.find(pair_key(left, right));
@@ -141,7 +149,8 @@ void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out, BpeScra
   }
   const size_t m = word_marker_.size();
   size_t word_start = 0;
-  for (size_t pos = piece.find(word_marker_, 1); pos != std::string_view::npos; pos = piece.find(word_marker_, pos + 1)) {
+  for (size_t pos = piece.find(word_marker_, 1); pos != std::string_view::npos;
+       pos = piece.find(word_marker_, pos + 1)) {
     if (pos >= m && piece.compare(pos - m, m, word_marker_) == 0) continue;
     encode_word(piece.substr(word_start, pos - word_start), out, scratch);
     word_start = pos;
@@ -169,6 +178,9 @@ void BpeModel::encode_word(std::string_view piece, std::vector<int32_t>& out, Bp
 }
 
 void BpeModel::encode_uncached(std::string_view piece, std::vector<int32_t>& out, BpeScratch& scratch) const {
+  // Symbols are indexed with int32_t.
+  if (piece.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
+    throw Error("cannot tokenize a piece of " + std::to_string(piece.size()) + " bytes without a pre-tokenizer split");
   if (ignore_merges_) {
     const std::string* word = &scratch.key;
     if (byte_level_) {
@@ -221,9 +233,8 @@ void BpeModel::add_symbols(std::string_view piece, BpeScratch& scratch) const {
       push(id);
       continue;
     }
-    if (byte_fallback_ && std::all_of(spelling.begin(), spelling.end(), [this](char b) {
-          return fallback_ids_[static_cast<uint8_t>(b)] >= 0;
-        })) {
+    if (byte_fallback_ && std::all_of(spelling.begin(), spelling.end(),
+                                      [this](char b) { return fallback_ids_[static_cast<uint8_t>(b)] >= 0; })) {
       for (const char b : spelling) push(fallback_ids_[static_cast<uint8_t>(b)]);
       continue;
     }

@@ -46,11 +46,12 @@ class BpeModel {
   void encode(std::string_view piece, std::vector<int32_t>& out, BpeScratch& scratch) const;
 
   std::optional<int32_t> token_to_id(const std::string& token) const;
-  // The vocabulary entry for `id`, empty when the vocabulary has a hole there.
-  const std::string& id_to_token(int32_t id) const;
-  int32_t id_limit() const { return static_cast<int32_t>(tokens_.size()); }  // largest id + 1
+  // The vocabulary entry for `id`, nullptr when the vocabulary has none.
+  const std::string* id_to_token(int32_t id) const;
+  int32_t id_limit() const { return id_limit_; }  // largest id + 1
   size_t vocab_entries() const { return vocab_.size(); }
   bool byte_level() const { return byte_level_; }
+  bool byte_fallback() const { return byte_fallback_; }
 
  private:
   struct Merge {
@@ -69,11 +70,12 @@ class BpeModel {
   const Merge* find_merge(int32_t left, int32_t right) const;
 
   std::unordered_map<std::string, int32_t> vocab_;
-  std::vector<std::string> tokens_;
+  std::unordered_map<int32_t, const std::string*> tokens_;  // into vocab_'s keys
+  int32_t id_limit_ = 0;
   std::unordered_map<uint64_t, Merge> merges_;
   std::unordered_map<uint32_t, int32_t> char_ids_;  // single-character tokens
-  std::array<int32_t, 256> byte_char_ids_{};         // byte-level: id of each byte's character
-  std::array<int32_t, 256> fallback_ids_{};          // <0xNN> tokens
+  std::array<int32_t, 256> byte_char_ids_{};        // byte-level: id of each byte's character
+  std::array<int32_t, 256> fallback_ids_{};         // <0xNN> tokens
   bool byte_level_ = false;
   bool byte_fallback_ = false;
   bool fuse_unk_ = false;

@@ -85,9 +85,7 @@ class ByteFallbackDecode final : public DecodeStep {
 
 class FuseDecode final : public DecodeStep {
  public:
-  void apply(std::vector<std::string>& tokens, RegexScratch&) const override {
-    tokens.assign(1, concatenate(tokens));
-  }
+  void apply(std::vector<std::string>& tokens, RegexScratch&) const override { tokens.assign(1, concatenate(tokens)); }
 };
 
 // Removes up to `start` leading and `stop` trailing copies of a character
@@ -155,8 +153,8 @@ void Decoder::add(const JsonNode& node) {
   } else if (type == "ByteLevel") {
     steps_.push_back(std::make_shared<ByteLevelDecode>());
   } else if (type == "Replace") {
-    steps_.push_back(std::make_shared<ReplaceDecode>(pattern_from_json(node.at("pattern")),
-                                                     node.at("content").string()));
+    steps_.push_back(
+        std::make_shared<ReplaceDecode>(pattern_from_json(node.at("pattern")), node.at("content").string()));
   } else if (type == "ByteFallback") {
     steps_.push_back(std::make_shared<ByteFallbackDecode>());
   } else if (type == "Fuse") {
@@ -167,7 +165,8 @@ void Decoder::add(const JsonNode& node) {
     steps_.push_back(std::make_shared<StripDecode>(content.string(), count_from_json(node.at("start")),
                                                    count_from_json(node.at("stop"))));
   } else if (type == "Metaspace") {
-    const std::string scheme = node.string_or("prepend_scheme", node.boolean_or("add_prefix_space", true) ? "always" : "never");
+    const std::string scheme =
+        node.string_or("prepend_scheme", node.boolean_or("add_prefix_space", true) ? "always" : "never");
     steps_.push_back(std::make_shared<MetaspaceDecode>(node.at("replacement").string(), scheme != "never"));
   } else {
     node.fail("unsupported decoder type \"" + type +

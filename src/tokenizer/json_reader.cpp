@@ -23,8 +23,7 @@ nlohmann::json parse_json(std::string_view text, const std::string& source) {
       open_objects.pop_back();
     } else if (event == Event::key) {
       const auto& key = parsed.get_ref<const std::string&>();
-      if (!open_objects.back().insert(key).second)
-        throw InputError(source + ": duplicate JSON key \"" + key + "\"");
+      if (!open_objects.back().insert(key).second) throw InputError(source + ": duplicate JSON key \"" + key + "\"");
     }
     return true;
   };
@@ -100,8 +99,7 @@ int64_t JsonNode::integer() const {
 
 int32_t JsonNode::token_id() const {
   const int64_t v = integer();
-  if (v < 0 || v > std::numeric_limits<int32_t>::max())
-    fail("token id " + std::to_string(v) + " out of range");
+  if (v < 0 || v > std::numeric_limits<int32_t>::max()) fail("token id " + std::to_string(v) + " out of range");
   return static_cast<int32_t>(v);
 }
 

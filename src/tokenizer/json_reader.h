@@ -4,11 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 namespace lp::detail {
 
@@ -28,10 +27,10 @@ class JsonNode {
 
   [[noreturn]] void fail(const std::string& message) const;
 
-  JsonNode at(const char* key) const;                    // required member
-  std::optional<JsonNode> find(const char* key) const;   // absent or null -> nullopt
-  JsonNode element(size_t index) const;                  // requires an array
-  size_t size() const;                                   // requires an array
+  JsonNode at(const char* key) const;                   // required member
+  std::optional<JsonNode> find(const char* key) const;  // absent or null -> nullopt
+  JsonNode element(size_t index) const;                 // requires an array
+  size_t size() const;                                  // requires an array
 
   std::string string() const;
   bool boolean() const;

@@ -1,11 +1,11 @@
 #include "tokenizer/json_tokenizer.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <unordered_map>
 #include <utility>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "linearpatch/core/error.h"
 #include "tokenizer/added_tokens.h"
@@ -82,8 +82,7 @@ JsonTokenizer::JsonTokenizer(std::string_view json, const SpecialConfig& config,
   pre_tokenizer_ = PreTokenizer::from_json(optional_node("pre_tokenizer"));
   const JsonNode model = root.at("model");
   const std::string model_type = model.type();
-  if (model_type != "BPE")
-    model.fail("unsupported model type \"" + model_type + "\" (only BPE is supported)");
+  if (model_type != "BPE") model.fail("unsupported model type \"" + model_type + "\" (only BPE is supported)");
   model_ = BpeModel::from_json(model, pre_tokenizer_.byte_level());
   vocab_size_ = model_->id_limit();
   if (auto added = root.find("added_tokens")) read_added_tokens(*added);
@@ -139,8 +138,7 @@ void JsonTokenizer::read_post_processor(const JsonNode& node) {
   } else if (type == "TemplateProcessing") {
     read_template(node);
   } else if (type != "ByteLevel") {  // ByteLevel only adjusts offsets
-    node.fail("unsupported post-processor type \"" + type +
-              "\" (supported: TemplateProcessing, ByteLevel, Sequence)");
+    node.fail("unsupported post-processor type \"" + type + "\" (supported: TemplateProcessing, ByteLevel, Sequence)");
   }
 }
 
@@ -163,8 +161,8 @@ void JsonTokenizer::read_template(const JsonNode& node) {
       for (size_t k = 0; k < ids.size(); ++k) {
         const int32_t id = ids.element(k).token_id();
         if (id >= vocab_size_)
-          ids.element(k).fail("id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(vocab_size_) +
-                         " tokens)");
+          ids.element(k).fail("id " + std::to_string(id) + " is outside the vocabulary (" +
+                              std::to_string(vocab_size_) + " tokens)");
         (seen_sequence ? suffix : prefix).push_back(id);
       }
     } else {
@@ -186,8 +184,11 @@ std::optional<int32_t> JsonTokenizer::token_to_id(const std::string& token) cons
 // names, else config.json's ids.
 void JsonTokenizer::resolve_special_ids(const SpecialConfig& config) {
   const auto lookup = [this](const std::string& token) { return token_to_id(token); };
-  const auto in_range = [this](std::optional<int32_t> id) {
-    return id && *id < vocab_size_ ? id : std::nullopt;
+  const auto in_range = [this](std::optional<int32_t> id) -> std::optional<int32_t> {
+    if (!id || *id < vocab_size_) return id;
+    spdlog::warn("{}: config.json's special token id {} is outside the vocabulary ({} tokens); ignored", source_, *id,
+                 vocab_size_);
+    return std::nullopt;
   };
   bos_ = !template_.prefix.empty() ? std::optional<int32_t>(template_.prefix.front())
                                    : resolve_named_token(config.bos_token, "BOS", lookup);
@@ -258,15 +259,17 @@ std::string JsonTokenizer::decode(const std::vector<int32_t>& ids) const {
   for (const int32_t id : ids) {
     if (auto it = added_contents_.find(id); it != added_contents_.end()) {
       tokens.push_back(it->second);
-    } else if (id >= 0 && id < model_->id_limit() && !model_->id_to_token(id).empty()) {
-      tokens.push_back(model_->id_to_token(id));
+    } else if (const std::string* token = model_->id_to_token(id)) {
+      tokens.push_back(*token);
     }
   }
   return decoder_.decode(std::move(tokens));
 }
 
 std::string JsonTokenizer::description() const {
-  const char* kind = model_->byte_level() ? "byte-level BPE" : "BPE";
+  const char* kind = model_->byte_level()      ? "byte-level BPE"
+                     : model_->byte_fallback() ? "BPE with byte fallback"
+                                               : "BPE";
   return "tokenizer.json (" + std::string(kind) + ", " + std::to_string(vocab_size_) + " tokens)";
 }
 

@@ -29,7 +29,8 @@ bool is_file(const fs::path& path) {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw InputError("cannot load a tokenizer from " + dir.string() + ": not a directory");
+  if (!fs::is_directory(dir, ec))
+    throw InputError("cannot load a tokenizer from " + dir.string() + ": not a directory");
   detail::SpecialConfig config;
   if (const fs::path path = dir / "config.json"; is_file(path))
     detail::read_model_config(read_file(path), path.string(), config);

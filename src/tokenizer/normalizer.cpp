@@ -36,9 +36,9 @@ void Normalizer::add(const JsonNode& node) {
     const JsonNode children = node.at("normalizers");
     for (size_t i = 0; i < children.size(); ++i) add(children.element(i));
   } else if (type == "Prepend") {
-    steps_.push_back({true, Pattern::literal(""), node.at("prepend").string()});
+    steps_.push_back({Step::Kind::kPrepend, Pattern::literal(""), node.at("prepend").string()});
   } else if (type == "Replace") {
-    steps_.push_back({false, pattern_from_json(node.at("pattern")), node.at("content").string()});
+    steps_.push_back({Step::Kind::kReplace, pattern_from_json(node.at("pattern")), node.at("content").string()});
   } else {
     node.fail("unsupported normalizer type \"" + type + "\" (supported: Sequence, Prepend, Replace)");
   }
@@ -47,9 +47,9 @@ void Normalizer::add(const JsonNode& node) {
 std::string Normalizer::apply(std::string_view text, RegexScratch& scratch) const {
   std::string out(text);
   for (const Step& step : steps_) {
-    if (!step.prepend) {
+    if (step.kind == Step::Kind::kReplace) {
       out = replace_all(out, step.pattern, step.content, scratch);
-    } else if (!out.empty()) {
+    } else if (!out.empty()) {  // HF prepends nothing to an empty string
       out.insert(0, step.content);
     }
   }

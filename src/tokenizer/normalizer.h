@@ -22,8 +22,8 @@ class Normalizer {
 
  private:
   struct Step {
-    bool prepend;     // else replace `pattern` by `content`
-    Pattern pattern;  // Replace only
+    enum class Kind { kPrepend, kReplace } kind;
+    Pattern pattern;  // what kReplace replaces
     std::string content;
   };
   void add(const JsonNode& node);

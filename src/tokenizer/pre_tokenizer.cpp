@@ -9,15 +9,15 @@
 namespace lp::detail {
 namespace {
 
-enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
+enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
 SplitBehavior split_behavior_from_json(const JsonNode& node) {
   const std::string name = node.string();
-  if (name == "Removed") return SplitBehavior::Removed;
-  if (name == "Isolated") return SplitBehavior::Isolated;
-  if (name == "MergedWithPrevious") return SplitBehavior::MergedWithPrevious;
-  if (name == "MergedWithNext") return SplitBehavior::MergedWithNext;
-  if (name == "Contiguous") return SplitBehavior::Contiguous;
+  if (name == "Removed") return SplitBehavior::kRemoved;
+  if (name == "Isolated") return SplitBehavior::kIsolated;
+  if (name == "MergedWithPrevious") return SplitBehavior::kMergedWithPrevious;
+  if (name == "MergedWithNext") return SplitBehavior::kMergedWithNext;
+  if (name == "Contiguous") return SplitBehavior::kContiguous;
   node.fail("unknown split behavior \"" + name + "\"");
 }
 
@@ -45,13 +45,13 @@ void split_piece(Piece piece, const std::vector<Span>& matches, SplitBehavior be
   folded.reserve(marked.size());
   bool previous_match = false;
   switch (behavior) {
-    case SplitBehavior::Removed:
+    case SplitBehavior::kRemoved:
       folded = std::move(marked);
       break;
-    case SplitBehavior::Isolated:
+    case SplitBehavior::kIsolated:
       for (const Marked& m : marked) folded.push_back({m.span, false});
       break;
-    case SplitBehavior::Contiguous:
+    case SplitBehavior::kContiguous:
       for (const Marked& m : marked) {
         if (m.flag == previous_match && !folded.empty()) {
           folded.back().span.end = m.span.end;
@@ -61,7 +61,7 @@ void split_piece(Piece piece, const std::vector<Span>& matches, SplitBehavior be
         previous_match = m.flag;
       }
       break;
-    case SplitBehavior::MergedWithPrevious:
+    case SplitBehavior::kMergedWithPrevious:
       for (const Marked& m : marked) {
         if (m.flag && !previous_match && !folded.empty()) {
           folded.back().span.end = m.span.end;
@@ -71,7 +71,7 @@ void split_piece(Piece piece, const std::vector<Span>& matches, SplitBehavior be
         previous_match = m.flag;
       }
       break;
-    case SplitBehavior::MergedWithNext:
+    case SplitBehavior::kMergedWithNext:
       for (auto it = marked.rbegin(); it != marked.rend(); ++it) {
         if (it->flag && !previous_match && !folded.empty()) {
           folded.back().span.begin = it->span.begin;
@@ -106,7 +106,7 @@ class SplitStep final : public PreTokenizeStep {
   bool invert_;
 };
 
-enum class PrependScheme { Always, First, Never };
+enum class PrependScheme { kAlways, kFirst, kNever };
 
 class MetaspaceStep final : public PreTokenizeStep {
  public:
@@ -124,8 +124,7 @@ class MetaspaceStep final : public PreTokenizeStep {
       }
     }
     const bool starts_with_replacement = text.compare(0, replacement_.size(), replacement_) == 0;
-    const bool prepend = scheme_ == PrependScheme::Always ||
-                         (scheme_ == PrependScheme::First && piece.at_start);
+    const bool prepend = scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && piece.at_start);
     if (prepend && !starts_with_replacement) text.insert(0, replacement_);
     if (!split_) {
       out.push_back({text, piece.at_start});
@@ -135,7 +134,7 @@ class MetaspaceStep final : public PreTokenizeStep {
     for (size_t pos = text.find(replacement_); pos != std::string::npos;
          pos = text.find(replacement_, pos + replacement_.size()))
       scratch.matches.push_back({pos, pos + replacement_.size()});
-    split_piece({text, piece.at_start}, scratch.matches, SplitBehavior::MergedWithNext, false, out);
+    split_piece({text, piece.at_start}, scratch.matches, SplitBehavior::kMergedWithNext, false, out);
   }
 
  private:
@@ -146,8 +145,7 @@ class MetaspaceStep final : public PreTokenizeStep {
 
 class ByteLevelStep final : public PreTokenizeStep {
  public:
-  ByteLevelStep(bool add_prefix_space, bool use_regex)
-      : add_prefix_space_(add_prefix_space), use_regex_(use_regex) {}
+  ByteLevelStep(bool add_prefix_space, bool use_regex) : add_prefix_space_(add_prefix_space), use_regex_(use_regex) {}
 
   void apply(Piece piece, PreTokenizeScratch& scratch, std::vector<Piece>& out) const override {
     if (add_prefix_space_ && (piece.text.empty() || piece.text.front() != ' ')) {
@@ -160,12 +158,11 @@ class ByteLevelStep final : public PreTokenizeStep {
       return;
     }
     // GPT-2's pattern, which HF's ByteLevel applies when use_regex is set.
-    static const Regex gpt2(
-        R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
-        "ByteLevel pre-tokenizer regex");
+    static const Regex gpt2(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
+                            "ByteLevel pre-tokenizer regex");
     scratch.matches.clear();
     gpt2.find_all(piece.text, scratch.regex, scratch.matches);
-    split_piece(piece, scratch.matches, SplitBehavior::Isolated, false, out);
+    split_piece(piece, scratch.matches, SplitBehavior::kIsolated, false, out);
   }
 
  private:
@@ -176,13 +173,13 @@ class ByteLevelStep final : public PreTokenizeStep {
 PrependScheme prepend_scheme_from_json(const JsonNode& node) {
   if (auto scheme = node.find("prepend_scheme")) {
     const std::string name = scheme->string();
-    if (name == "always") return PrependScheme::Always;
-    if (name == "first") return PrependScheme::First;
-    if (name == "never") return PrependScheme::Never;
+    if (name == "always") return PrependScheme::kAlways;
+    if (name == "first") return PrependScheme::kFirst;
+    if (name == "never") return PrependScheme::kNever;
     scheme->fail("unknown prepend_scheme \"" + name + "\" (expected always, first or never)");
   }
   // Files written before prepend_scheme existed say add_prefix_space.
-  return node.boolean_or("add_prefix_space", true) ? PrependScheme::Always : PrependScheme::Never;
+  return node.boolean_or("add_prefix_space", true) ? PrependScheme::kAlways : PrependScheme::kNever;
 }
 
 std::string single_character(const JsonNode& node) {
@@ -208,19 +205,17 @@ void PreTokenizer::add(const JsonNode& node) {
     for (size_t i = 0; i < children.size(); ++i) add(children.element(i));
   } else if (type == "Split") {
     auto behavior = split_behavior_from_json(node.at("behavior"));
-    steps_.push_back(std::make_shared<SplitStep>(pattern_from_json(node.at("pattern")), behavior,
-                                                 node.boolean_or("invert", false)));
+    steps_.push_back(
+        std::make_shared<SplitStep>(pattern_from_json(node.at("pattern")), behavior, node.boolean_or("invert", false)));
   } else if (type == "Metaspace") {
     steps_.push_back(std::make_shared<MetaspaceStep>(single_character(node.at("replacement")),
-                                                     prepend_scheme_from_json(node),
-                                                     node.boolean_or("split", true)));
+                                                     prepend_scheme_from_json(node), node.boolean_or("split", true)));
   } else if (type == "ByteLevel") {
-    steps_.push_back(std::make_shared<ByteLevelStep>(node.boolean_or("add_prefix_space", true),
-                                                     node.boolean_or("use_regex", true)));
+    steps_.push_back(
+        std::make_shared<ByteLevelStep>(node.boolean_or("add_prefix_space", true), node.boolean_or("use_regex", true)));
     byte_level_ = true;
   } else {
-    node.fail("unsupported pre-tokenizer type \"" + type +
-              "\" (supported: Sequence, Split, ByteLevel, Metaspace)");
+    node.fail("unsupported pre-tokenizer type \"" + type + "\" (supported: Sequence, Split, ByteLevel, Metaspace)");
   }
 }
 

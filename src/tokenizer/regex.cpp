@@ -60,8 +60,7 @@ struct Regex::Impl {
       rc = pcre2_match(code, subject, text.size(), start, PCRE2_NO_JIT, s.data, s.context);
     if (rc == PCRE2_ERROR_NOMATCH) return false;
     if (rc < 0)
-      throw Error(where + ": regex search failed at byte " + std::to_string(start) + ": " +
-                  pcre2_message(rc));
+      throw Error(where + ": regex search failed at byte " + std::to_string(start) + ": " + pcre2_message(rc));
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(s.data);
     found = {ovector[0], ovector[1]};
     return true;
@@ -75,8 +74,7 @@ Regex::Regex(const std::string& pattern, const std::string& where) : impl_(std::
   impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
                               PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &error, &offset, nullptr);
   if (!impl_->code)
-    throw InputError(where + ": invalid regex at offset " + std::to_string(offset) + ": " +
-                     pcre2_message(error));
+    throw InputError(where + ": invalid regex at offset " + std::to_string(offset) + ": " + pcre2_message(error));
   impl_->jit = pcre2_jit_compile(impl_->code, PCRE2_JIT_COMPLETE) == 0;
 }
 

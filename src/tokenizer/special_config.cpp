@@ -52,7 +52,8 @@ std::optional<int32_t> resolve_named_token(const std::optional<std::string>& nam
                                            const std::function<std::optional<int32_t>(const std::string&)>& lookup) {
   if (!name) return std::nullopt;
   auto id = lookup(*name);
-  if (!id) spdlog::warn("tokenizer_config.json names {} token \"{}\", which is not in the vocabulary; ignored", role, *name);
+  if (!id)
+    spdlog::warn("tokenizer_config.json names {} token \"{}\", which is not in the vocabulary; ignored", role, *name);
   return id;
 }
 

@@ -58,11 +58,9 @@ LoadResult open_shim(const fs::path& path) {
   }
   SpmApi& api = result.api;
   const bool complete = resolve(handle, "lp_spm_load", api.load) && resolve(handle, "lp_spm_free", api.free) &&
-                        resolve(handle, "lp_spm_encode", api.encode) &&
-                        resolve(handle, "lp_spm_decode", api.decode) &&
+                        resolve(handle, "lp_spm_encode", api.encode) && resolve(handle, "lp_spm_decode", api.decode) &&
                         resolve(handle, "lp_spm_vocab_size", api.vocab_size) &&
-                        resolve(handle, "lp_spm_bos_id", api.bos_id) &&
-                        resolve(handle, "lp_spm_eos_id", api.eos_id) &&
+                        resolve(handle, "lp_spm_bos_id", api.bos_id) && resolve(handle, "lp_spm_eos_id", api.eos_id) &&
                         resolve(handle, "lp_spm_piece_to_id", api.piece_to_id);
   // The handle stays open for the life of the process: ids and models from it
   // may be alive until exit.
@@ -79,8 +77,9 @@ LoadResult load() {
     if (fs::is_regular_file(path, ec)) return open_shim(path);
     looked += (looked.empty() ? "" : ", ") + path.string();
   }
-  return {{}, std::string("sentencepiece shim ") + LP_SPM_SHIM_NAME + " not found (looked for " + looked +
-                  "; set LINEARPATCH_SPM_SHIM to its path)"};
+  return {{},
+          std::string("sentencepiece shim ") + LP_SPM_SHIM_NAME + " not found (looked for " + looked +
+              "; set LINEARPATCH_SPM_SHIM to its path)"};
 }
 
 #else

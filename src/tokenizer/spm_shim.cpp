@@ -53,8 +53,8 @@ LP_SPM_EXPORT LpSpm* lp_spm_load(const char* data, size_t size, char* error, siz
 
 LP_SPM_EXPORT void lp_spm_free(LpSpm* model) { delete model; }
 
-LP_SPM_EXPORT int64_t lp_spm_encode(const LpSpm* model, const char* text, size_t size, int32_t* ids,
-                                    size_t capacity, char* error, size_t error_size) {
+LP_SPM_EXPORT int64_t lp_spm_encode(const LpSpm* model, const char* text, size_t size, int32_t* ids, size_t capacity,
+                                    char* error, size_t error_size) {
   try {
     std::vector<int> result;
     const auto status = model->processor.Encode(std::string_view(text, size), &result);
@@ -70,8 +70,8 @@ LP_SPM_EXPORT int64_t lp_spm_encode(const LpSpm* model, const char* text, size_t
   return -1;
 }
 
-LP_SPM_EXPORT int64_t lp_spm_decode(const LpSpm* model, const int32_t* ids, size_t count, char* text,
-                                    size_t capacity, char* error, size_t error_size) {
+LP_SPM_EXPORT int64_t lp_spm_decode(const LpSpm* model, const int32_t* ids, size_t count, char* text, size_t capacity,
+                                    char* error, size_t error_size) {
   try {
     const std::vector<int> input(ids, ids + count);
     std::string result;

@@ -21,12 +21,12 @@ using LpSpmFreeFn = void (*)(LpSpm* model);
 // Writes up to `capacity` ids and returns how many the text needs, or -1
 // with a message in `error`. A result above `capacity` means: call again
 // with a larger buffer.
-using LpSpmEncodeFn = int64_t (*)(const LpSpm* model, const char* text, size_t size, int32_t* ids,
-                                  size_t capacity, char* error, size_t error_size);
+using LpSpmEncodeFn = int64_t (*)(const LpSpm* model, const char* text, size_t size, int32_t* ids, size_t capacity,
+                                  char* error, size_t error_size);
 
 // Same protocol for the bytes of the decoded text. Ids must be in range.
-using LpSpmDecodeFn = int64_t (*)(const LpSpm* model, const int32_t* ids, size_t count, char* text,
-                                  size_t capacity, char* error, size_t error_size);
+using LpSpmDecodeFn = int64_t (*)(const LpSpm* model, const int32_t* ids, size_t count, char* text, size_t capacity,
+                                  char* error, size_t error_size);
 
 // Vocabulary size, and special ids (-1 when the model has none).
 using LpSpmIntFn = int32_t (*)(const LpSpm* model);

@@ -97,8 +97,8 @@ std::unique_ptr<Tokenizer> make_spm_tokenizer(const std::string& model, const Sp
                                               const std::string& source) {
   const SpmApi* api = spm_api();
   if (!api)
-    throw InputError("cannot load " + source + ": sentencepiece support is unavailable: " +
-                     spm_unavailable_reason().value_or("unknown reason"));
+    throw InputError("cannot load " + source +
+                     ": sentencepiece support is unavailable: " + spm_unavailable_reason().value_or("unknown reason"));
   char error[kErrorSize] = "";
   ModelHandle handle(api->load(model.data(), model.size(), error, kErrorSize), api->free);
   if (!handle) throw InputError(source + ": not a sentencepiece model, or a damaged one: " + error);

@@ -36,8 +36,7 @@ Utf8Char utf8_decode(std::string_view text, size_t pos) {
 
 Utf8Char utf8_decode_before(std::string_view text, size_t end) {
   size_t start = end - 1;
-  while (start > 0 && end - start < 4 && is_continuation(static_cast<unsigned char>(text[start])))
-    --start;
+  while (start > 0 && end - start < 4 && is_continuation(static_cast<unsigned char>(text[start]))) --start;
   const Utf8Char c = utf8_decode(text, start);
   return start + c.size == end ? c : kInvalidByte;
 }
@@ -62,8 +61,15 @@ void utf8_append(uint32_t cp, std::string& out) {
 
 bool is_white_space(uint32_t cp) {
   switch (cp) {
-    case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202F: case 0x205F: case 0x3000:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x2000 && cp <= 0x200A);

@@ -5,11 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace lp::test {
 
@@ -38,22 +38,23 @@ inline std::string byte_level_spelling(uint8_t b) {
 }
 
 inline nlohmann::json added_token(int id, const std::string& content, bool special) {
-  return {{"id", id},         {"content", content}, {"single_word", false}, {"lstrip", false},
-          {"rstrip", false},  {"normalized", false}, {"special", special}};
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", false}, {"special", special}};
 }
 
 inline nlohmann::json bos_template(const std::string& bos, int id) {
-  return {{"type", "TemplateProcessing"},
-          {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-          {"pair", nlohmann::json::array()},
-          {"special_tokens", {{bos, {{"id", bos}, {"ids", {id}}, {"tokens", {bos}}}}}}};
+  return {
+      {"type", "TemplateProcessing"},
+      {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"pair", nlohmann::json::array()},
+      {"special_tokens", {{bos, {{"id", bos}, {"ids", {id}}, {"tokens", {bos}}}}}}};
 }
 
 // Ids: byte b -> b; merges below -> 256 + rank; "Ġzebra" -> 266 (no merge
 // path: only ignore_merges finds it); <|bos|> 267, <|eot|> 268.
 inline const std::vector<std::pair<std::string, std::string>>& tiny_byte_level_merges() {
   static const std::vector<std::pair<std::string, std::string>> merges = {
-      {"Ġ", "t"}, {"h", "e"}, {"t", "h"}, {"Ġt", "he"}, {"Ġ", "Ġ"},
+      {"Ġ", "t"}, {"h", "e"},  {"t", "h"},   {"Ġt", "he"},  {"Ġ", "Ġ"},
       {"l", "l"}, {"e", "ll"}, {"h", "ell"}, {"hell", "o"}, {"Ġ", "a"}};
   return merges;
 }
@@ -97,8 +98,8 @@ inline nlohmann::json tiny_byte_level(bool merges_as_pairs = false) {
 // Ids: <unk> 0, <s> 1, </s> 2, <0x00>..<0xFF> 3..258, then the characters
 // ▁ a b h i x (259..264) and the merges below (265 + rank).
 inline const std::vector<std::pair<std::string, std::string>>& tiny_byte_fallback_merges() {
-  static const std::vector<std::pair<std::string, std::string>> merges = {
-      {"b", "▁"}, {"▁", "a"}, {"a", "b"}, {"▁a", "b"}, {"h", "i"}, {"▁", "hi"}};
+  static const std::vector<std::pair<std::string, std::string>> merges = {{"b", "▁"},  {"▁", "a"}, {"a", "b"},
+                                                                          {"▁a", "b"}, {"h", "i"}, {"▁", "hi"}};
   return merges;
 }
 
@@ -116,43 +117,43 @@ inline nlohmann::json tiny_byte_fallback() {
     vocab[left + right] = next++;
     merges.push_back(left + " " + right);
   }
-  return {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", {added_token(0, "<unk>", true), added_token(1, "<s>", true), added_token(2, "</s>", true)}},
-      {"normalizer",
-       {{"type", "Sequence"},
-        {"normalizers",
-         {{{"type", "Prepend"}, {"prepend", "▁"}},
-          {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}}}}},
-      {"pre_tokenizer", nullptr},
-      {"post_processor", bos_template("<s>", 1)},
-      {"decoder",
-       {{"type", "Sequence"},
-        {"decoders",
-         {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
-          {{"type", "ByteFallback"}},
-          {{"type", "Fuse"}},
-          {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", "<unk>"},
-        {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr},
-        {"fuse_unk", true},
-        {"byte_fallback", true},
-        {"ignore_merges", false},
-        {"vocab", vocab},
-        {"merges", merges}}}};
+  return {{"version", "1.0"},
+          {"truncation", nullptr},
+          {"padding", nullptr},
+          {"added_tokens", {added_token(0, "<unk>", true), added_token(1, "<s>", true), added_token(2, "</s>", true)}},
+          {"normalizer",
+           {{"type", "Sequence"},
+            {"normalizers",
+             {{{"type", "Prepend"}, {"prepend", "▁"}},
+              {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}}}}}},
+          {"pre_tokenizer", nullptr},
+          {"post_processor", bos_template("<s>", 1)},
+          {"decoder",
+           {{"type", "Sequence"},
+            {"decoders",
+             {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
+              {{"type", "ByteFallback"}},
+              {{"type", "Fuse"}},
+              {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}}}}},
+          {"model",
+           {{"type", "BPE"},
+            {"dropout", nullptr},
+            {"unk_token", "<unk>"},
+            {"continuing_subword_prefix", nullptr},
+            {"end_of_word_suffix", nullptr},
+            {"fuse_unk", true},
+            {"byte_fallback", true},
+            {"ignore_merges", false},
+            {"vocab", vocab},
+            {"merges", merges}}}};
 }
 
 // The same model with a Metaspace pre-tokenizer instead of the normalizer.
 inline nlohmann::json tiny_metaspace(const std::string& prepend_scheme, bool split) {
   nlohmann::json t = tiny_byte_fallback();
   t["normalizer"] = nullptr;
-  t["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", prepend_scheme}, {"split", split}};
+  t["pre_tokenizer"] = {
+      {"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", prepend_scheme}, {"split", split}};
   t["decoder"] = {{"type", "Metaspace"}, {"replacement", "▁"}, {"prepend_scheme", prepend_scheme}, {"split", split}};
   return t;
 }

@@ -4,11 +4,10 @@
 
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "linearpatch/core/error.h"
 #include "linearpatch/tokenizer/tokenizer.h"
@@ -21,8 +20,7 @@ namespace fs = std::filesystem;
 fs::path tokenizers_dir() { return lp::test::shared_dir() / "fixtures" / "tokenizers"; }
 
 const nlohmann::json& golden_cases(const std::string& key) {
-  static const nlohmann::json golden =
-      nlohmann::json::parse(lp::test::read_file(tokenizers_dir() / "golden.json"));
+  static const nlohmann::json golden = nlohmann::json::parse(lp::test::read_file(tokenizers_dir() / "golden.json"));
   return golden.at("cases").at(key);
 }
 

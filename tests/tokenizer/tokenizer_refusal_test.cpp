@@ -44,7 +44,8 @@ TEST(TokenizerRefusalTest, InvalidJson) {
   EXPECT_TRUE(contains(refusal(""), "bad/tokenizer.json: invalid JSON"));
   EXPECT_TRUE(contains(refusal("[1, 2]"), "top level: expected an object"));
   EXPECT_TRUE(contains(refusal("{\"model\": {\"type\": \"BPE\"}, \"model\": {}}"), "duplicate JSON key \"model\""));
-  EXPECT_TRUE(contains(refusal(lp::test::tiny_byte_level().dump(), "{not json"), "tokenizer_config.json): invalid JSON"));
+  EXPECT_TRUE(
+      contains(refusal(lp::test::tiny_byte_level().dump(), "{not json"), "tokenizer_config.json): invalid JSON"));
 }
 
 TEST(TokenizerRefusalTest, UnsupportedModelType) {
@@ -60,7 +61,9 @@ TEST(TokenizerRefusalTest, UnsupportedModelType) {
 TEST(TokenizerRefusalTest, UnsupportedPipelineNodes) {
   auto spec = lp::test::tiny_byte_level();
   spec["pre_tokenizer"]["pretokenizers"][1] = {{"type", "Whitespace"}};
-  EXPECT_TRUE(contains(refusal(spec.dump()), "bad/tokenizer.json: pre_tokenizer.pretokenizers[1]: unsupported pre-tokenizer type \"Whitespace\""));
+  EXPECT_TRUE(
+      contains(refusal(spec.dump()),
+               "bad/tokenizer.json: pre_tokenizer.pretokenizers[1]: unsupported pre-tokenizer type \"Whitespace\""));
   spec = lp::test::tiny_byte_level();
   spec["normalizer"] = {{"type", "NFKC"}};
   EXPECT_TRUE(contains(refusal(spec.dump()), "normalizer: unsupported normalizer type \"NFKC\""));
@@ -86,7 +89,8 @@ TEST(TokenizerRefusalTest, DeeplyNestedSequences) {
 TEST(TokenizerRefusalTest, MalformedModel) {
   auto spec = lp::test::tiny_byte_level();
   spec["model"]["merges"].push_back("q nothere");
-  EXPECT_TRUE(contains(refusal(spec.dump()), "model.merges[10]: merge \"q\" + \"nothere\": \"nothere\" is not in the vocabulary"));
+  EXPECT_TRUE(contains(refusal(spec.dump()),
+                       "model.merges[10]: merge \"q\" + \"nothere\": \"nothere\" is not in the vocabulary"));
   spec = lp::test::tiny_byte_level();
   spec["model"]["merges"][0] = "Ġt";
   EXPECT_TRUE(contains(refusal(spec.dump()), "model.merges[0]: expected \"left right\""));

@@ -24,7 +24,7 @@ std::unique_ptr<lp::Tokenizer> make(const json& tokenizer, const std::string& co
 
 TEST(TokenizerByteLevelTest, MergesGoByRankNotByPosition) {
   const auto t = make(lp::test::tiny_byte_level());
-  EXPECT_EQ(t->encode("the", false), (Ids{116, 257}));  // "h e" outranks "t h"
+  EXPECT_EQ(t->encode("the", false), (Ids{116, 257}));   // "h e" outranks "t h"
   EXPECT_EQ(t->encode(" the", false), (Ids{259}));       // Ġ t, h e, Ġt he
   EXPECT_EQ(t->encode("  the", false), (Ids{32, 259}));  // the regex keeps one space apart
 }
@@ -61,7 +61,10 @@ TEST(TokenizerByteLevelTest, SpecialTokensInTextAndBos) {
 TEST(TokenizerByteLevelTest, Llama3RegexDetails) {
   const auto t = make(lp::test::tiny_byte_level());
   EXPECT_EQ(t->encode("x'\xC5\xBFt", false), (Ids{120, 39, 197, 191, 116}));  // 'ſ folds like 's
-  EXPECT_EQ(t->encode("a\xC2\xA0" "b", false), (Ids{97, 194, 160, 98}));     // NBSP is \s
+  EXPECT_EQ(t->encode("a\xC2\xA0"
+                      "b",
+                      false),
+            (Ids{97, 194, 160, 98}));  // NBSP is \s
   EXPECT_EQ(t->encode("ok!!!\n\n\nyes", false), (Ids{111, 107, 33, 33, 33, 10, 10, 10, 121, 101, 115}));
   EXPECT_EQ(t->encode("Hello World 123456", false),
             (Ids{72, 262, 111, 32, 87, 111, 114, 108, 100, 32, 49, 50, 51, 52, 53, 54}));
@@ -141,7 +144,8 @@ TEST(TokenizerByteLevelTest, SplitBehaviors) {
 TEST(TokenizerByteLevelTest, ReplaceNormalizerWithRegex) {
   auto spec = lp::test::tiny_byte_level();
   spec["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", "\\s+"}}}, {"content", "_"}};
-  EXPECT_EQ(make(spec)->encode("the  hello zebra", false), (Ids{116, 257, 95, 257, 261, 111, 95, 122, 101, 98, 114, 97}));
+  EXPECT_EQ(make(spec)->encode("the  hello zebra", false),
+            (Ids{116, 257, 95, 257, 261, 111, 95, 122, 101, 98, 114, 97}));
 }
 
 // HF never sees invalid UTF-8 (Python strings are valid); here a byte that is
@@ -149,9 +153,12 @@ TEST(TokenizerByteLevelTest, ReplaceNormalizerWithRegex) {
 // nothing is lost.
 TEST(TokenizerByteLevelTest, InvalidUtf8IsKeptByteForByte) {
   const auto t = make(lp::test::tiny_byte_level());
-  EXPECT_EQ(t->encode("a\xFF" "b", false), (Ids{97, 255, 98}));
+  EXPECT_EQ(t->encode("a\xFF"
+                      "b",
+                      false),
+            (Ids{97, 255, 98}));
   for (const char* text : {"\xFF", "a\xC3", "\xE2\x82", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xC0\xAF x",
-                          "<|bos|>\xFF<|eot", "  \xFE\n\xFE  "})
+                           "<|bos|>\xFF<|eot", "  \xFE\n\xFE  "})
     EXPECT_EQ(t->decode(t->encode(text, false)), text);
   std::mt19937 rng(1234);
   for (int i = 0; i < 300; ++i) {
@@ -164,7 +171,7 @@ TEST(TokenizerByteLevelTest, InvalidUtf8IsKeptByteForByte) {
 TEST(TokenizerByteLevelTest, LongRunsDoNotOverflow) {
   const auto t = make(lp::test::tiny_byte_level());
   for (const std::string& text : {std::string(300000, 'a'), std::string(300000, ' '), std::string(100000, '\n'),
-                                 std::string(100000, '1'), std::string(200000, '!')}) {
+                                  std::string(100000, '1'), std::string(200000, '!')}) {
     const auto ids = t->encode(text, false);
     EXPECT_EQ(t->decode(ids), text);
   }
@@ -177,8 +184,7 @@ TEST(TokenizerByteLevelTest, ConcurrentEncodesAgree) {
   const auto expected = t->encode(text, true);
   std::vector<std::thread> threads;
   std::vector<Ids> results(4);
-  for (size_t i = 0; i < results.size(); ++i)
-    threads.emplace_back([&, i] { results[i] = t->encode(text, true); });
+  for (size_t i = 0; i < results.size(); ++i) threads.emplace_back([&, i] { results[i] = t->encode(text, true); });
   for (auto& thread : threads) thread.join();
   for (const auto& r : results) EXPECT_EQ(r, expected);
 }
@@ -255,10 +261,10 @@ TEST(TokenizerByteFallbackTest, ModelConfigIdsComeLast) {
 struct MetaspaceCase {
   const char* scheme;
   bool split;
-  Ids ab_hi;    // "ab hi"
-  Ids b_a;      // "b a"
-  Ids eos_ab;   // "</s>ab"
-  Ids ab__hi;   // "ab  hi"
+  Ids ab_hi;   // "ab hi"
+  Ids b_a;     // "b a"
+  Ids eos_ab;  // "</s>ab"
+  Ids ab__hi;  // "ab  hi"
 };
 
 TEST(TokenizerMetaspaceTest, PrependSchemesAndSplit) {

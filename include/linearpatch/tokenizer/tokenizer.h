@@ -7,8 +7,15 @@
 //  * tokenizer.json, Metaspace / Prepend+Replace normalizer + BPE with
 //    byte_fallback (LLaMA-2 style).
 //  * tokenizer.model (sentencepiece), loaded through an isolated shim (see
-//    src/tokenizer/spm_shim.cpp for why).
+//    src/tokenizer/spm_shim.h for why).
 // Anything else in tokenizer.json is refused with an error naming the node.
+// Ids match HF tokenizers (and sentencepiece for tokenizer.model) exactly;
+// tests/tokenizer holds the evidence. Text need not be valid UTF-8: bytes
+// that form no character are tokenized on their own (as <0xNN> or byte-level
+// tokens) rather than dropped or replaced.
+//
+// A Tokenizer is immutable after loading; encode() and decode() may be
+// called from several threads at once.
 #pragma once
 
 #include <cstdint>
@@ -25,11 +32,20 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  // `add_special` applies the post-processor (BOS for LLaMA); special-token
-  // text inside `text` is matched either way, as HF tokenizers does.
+  // `add_special` applies the post-processor exactly as HF does (BOS for
+  // LLaMA-2 and most LLaMA-3 files, nothing for a file whose post-processor
+  // is only ByteLevel); special-token text inside `text` is matched either
+  // way, as HF tokenizers does. tokenizer.model adds BOS (and EOS) per
+  // tokenizer_config.json's add_bos_token/add_eos_token, default BOS only.
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special) const = 0;
+  // Special tokens are kept (HF's skip_special_tokens=false); ids without a
+  // token are skipped, as HF does. Bytes that do not form UTF-8 are returned
+  // as they are, so decode(encode(x, false)) == x for byte-level tokenizers.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
-  virtual int64_t vocab_size() const = 0;
+  virtual int64_t vocab_size() const = 0;  // largest id + 1
+  // From the post-processor, else tokenizer_config.json's bos_token /
+  // eos_token, else config.json's bos_token_id / eos_token_id
+  // (tokenizer.model: the model's, unless tokenizer_config.json names others).
   virtual std::optional<int32_t> bos_id() const = 0;
   virtual std::optional<int32_t> eos_id() const = 0;
   virtual std::string description() const = 0;  // e.g. "tokenizer.json (byte-level BPE, 128256 tokens)"
@@ -41,8 +57,7 @@ class Tokenizer {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& dir);
 
 // From in-memory JSON (tests, fuzzing). `config_json` may be empty.
-std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view tokenizer_json,
-                                               std::string_view config_json,
+std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view tokenizer_json, std::string_view config_json,
                                                const std::string& source);
 
 // Why tokenizer.model files cannot be loaded in this process (built without
