@@ -61,5 +61,6 @@ Command register_tokenize(CLI::App& app);
 Command register_eval(CLI::App& app);
 Command register_score(CLI::App& app);
 Command register_prune(CLI::App& app);
+Command register_synth(CLI::App& app);
 
 }  // namespace lp::cli

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off (env: LINEARPATCH_LOG_LEVEL)");
   const std::vector<lp::cli::Command> commands = {
       lp::cli::register_inspect(app), lp::cli::register_tokenize(app), lp::cli::register_eval(app),
-      lp::cli::register_score(app), lp::cli::register_prune(app)};
+      lp::cli::register_score(app), lp::cli::register_prune(app), lp::cli::register_synth(app)};
 
   try {
     app.parse(argc, argv);

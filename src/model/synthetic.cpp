@@ -1,0 +1,438 @@
+#include "linearpatch/model/synthetic.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <future>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "linearpatch/core/error.h"
+#include "linearpatch/core/file_util.h"
+#include "linearpatch/core/interrupt.h"
+#include "linearpatch/core/progress.h"
+#include "linearpatch/core/version.h"
+#include "linearpatch/io/safetensors.h"
+#include "linearpatch/model/llama.h"
+#include "model/tensor_bridge.h"
+#include "tokenizer/byte_level.h"
+
+namespace lp {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr double kInitStd = 0.02;             // transformers' initializer_range for LLaMA
+constexpr int64_t kChunk = int64_t{1} << 20;  // elements per RNG stream
+constexpr int64_t kByteTokens = 256;
+constexpr int64_t kMaxSpecialTokens = 256;
+
+struct Shape {
+  const char* name;
+  int64_t layers, hidden, intermediate, heads, kv_heads, vocab;
+  bool tied;
+  double rope_theta;
+  int64_t max_positions;
+  double llama3_rope_factor;  // 0: no RoPE scaling
+};
+
+// From the published config.json files of these models.
+constexpr Shape kShapes[] = {
+    {"llama2-7b", 32, 4096, 11008, 32, 32, 32000, false, 1e4, 4096, 0},
+    {"llama2-13b", 40, 5120, 13824, 40, 40, 32000, false, 1e4, 4096, 0},
+    {"llama3-8b", 32, 4096, 14336, 32, 8, 128256, false, 5e5, 8192, 0},
+    {"llama3.1-8b", 32, 4096, 14336, 32, 8, 128256, false, 5e5, 131072, 8},
+    {"llama3.2-1b", 16, 2048, 8192, 32, 8, 128256, true, 5e5, 131072, 32},
+    {"llama3.2-3b", 28, 3072, 8192, 24, 8, 128256, true, 5e5, 131072, 32},
+    {"llama3-70b", 80, 8192, 28672, 64, 8, 128256, false, 5e5, 8192, 0},
+};
+
+LlamaConfig base_config() {
+  LlamaConfig c;
+  c.model_type = "llama";
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 5e5;
+  c.max_position_embeddings = 8192;
+  c.dtype = "bfloat16";
+  return c;
+}
+
+int64_t special_token_count(int64_t vocab) { return std::min(kMaxSpecialTokens, vocab - kByteTokens); }
+
+uint64_t mix(uint64_t x) {  // splitmix64: independent seeds from consecutive integers
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+at::ScalarType storage_type(const std::string& dtype) {
+  if (dtype == "bfloat16") return at::kBFloat16;
+  if (dtype == "float16") return at::kHalf;
+  if (dtype == "float32") return at::kFloat;
+  throw UsageError("synthetic checkpoints store bfloat16, float16 or float32, not '" + dtype + "'");
+}
+
+struct TensorPlan {
+  std::string name;
+  std::vector<int64_t> shape;
+  bool ones = false;  // RMSNorm weight
+  uint64_t nbytes = 0;
+};
+
+// In the order of LlamaForCausalLM's state_dict, which is how
+// save_pretrained fills its shards.
+std::vector<TensorPlan> plan_tensors(const LlamaConfig& c, size_t element_size) {
+  const int64_t C = c.hidden_size, F = c.intermediate_size, q = c.num_attention_heads * c.head_dim,
+                kv = c.num_key_value_heads * c.head_dim;
+  std::vector<TensorPlan> plan;
+  auto add = [&](std::string name, std::vector<int64_t> shape, bool ones = false) {
+    uint64_t numel = 1;
+    for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
+    plan.push_back({std::move(name), std::move(shape), ones, numel * element_size});
+  };
+  add("model.embed_tokens.weight", {c.vocab_size, C});
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    add(layer_tensor_name(l, "self_attn.q_proj.weight"), {q, C});
+    add(layer_tensor_name(l, "self_attn.k_proj.weight"), {kv, C});
+    add(layer_tensor_name(l, "self_attn.v_proj.weight"), {kv, C});
+    add(layer_tensor_name(l, "self_attn.o_proj.weight"), {C, q});
+    add(layer_tensor_name(l, "mlp.gate_proj.weight"), {F, C});
+    add(layer_tensor_name(l, "mlp.up_proj.weight"), {F, C});
+    add(layer_tensor_name(l, "mlp.down_proj.weight"), {C, F});
+    add(layer_tensor_name(l, "input_layernorm.weight"), {C}, true);
+    add(layer_tensor_name(l, "post_attention_layernorm.weight"), {C}, true);
+  }
+  add("model.norm.weight", {C}, true);
+  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, C});
+  return plan;
+}
+
+// The rule of io::ShardedWriter and huggingface_hub: a new shard starts when
+// the next tensor would push a non-empty shard past the limit.
+std::vector<std::vector<TensorPlan>> plan_shards(std::vector<TensorPlan> tensors, uint64_t max_bytes) {
+  std::vector<std::vector<TensorPlan>> shards;
+  uint64_t shard_bytes = 0;
+  for (auto& tensor : tensors) {
+    if (shards.empty() || (!shards.back().empty() && shard_bytes + tensor.nbytes > max_bytes)) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shard_bytes += tensor.nbytes;
+    shards.back().push_back(std::move(tensor));
+  }
+  return shards;
+}
+
+struct RandomFill {
+  at::Tensor flat;  // a whole tensor, viewed as 1-D
+  uint64_t seed;
+};
+
+// N(0, kInitStd) in independent RNG streams of kChunk elements, each seeded
+// from (tensor seed, chunk index): the bytes do not depend on how the
+// intra-op pool splits the work, and one pass over every chunk of a shard
+// keeps all threads busy even through the small k/v projections.
+void fill_normal(const std::vector<RandomFill>& fills) {
+  std::vector<std::pair<size_t, int64_t>> jobs;  // (fill, chunk)
+  for (size_t f = 0; f < fills.size(); ++f)
+    for (int64_t chunk = 0; chunk * kChunk < fills[f].flat.numel(); ++chunk) jobs.emplace_back(f, chunk);
+  at::parallel_for(0, static_cast<int64_t>(jobs.size()), 1, [&](int64_t begin, int64_t end) {
+    at::Tensor scratch;
+    for (int64_t j = begin; j < end; ++j) {
+      const auto [f, chunk] = jobs[j];
+      const auto& flat = fills[f].flat;
+      const int64_t offset = chunk * kChunk, length = std::min(kChunk, flat.numel() - offset);
+      auto generator = at::make_generator<at::CPUGeneratorImpl>(mix(fills[f].seed + static_cast<uint64_t>(chunk)));
+      auto slice = flat.narrow(0, offset, length);
+      if (slice.scalar_type() == at::kFloat) {
+        slice.normal_(0.0, kInitStd, generator);
+        continue;
+      }
+      if (!scratch.defined()) scratch = at::empty({kChunk}, at::kFloat);
+      auto values = scratch.narrow(0, 0, length);
+      values.normal_(0.0, kInitStd, generator);
+      slice.copy_(values);
+    }
+  });
+}
+
+std::string shard_file_name(size_t index, size_t count) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", index, count);
+  return name;
+}
+
+Json rope_parameters(const LlamaConfig& c) {
+  Json rope = {{"rope_theta", c.rope_theta}};
+  const auto& s = c.rope_scaling;
+  switch (s.type) {
+    case RopeScaling::Type::kDefault:
+      rope["rope_type"] = "default";
+      break;
+    case RopeScaling::Type::kLinear:
+      rope["rope_type"] = "linear";
+      rope["factor"] = s.factor;
+      break;
+    case RopeScaling::Type::kLlama3:
+      rope["rope_type"] = "llama3";
+      rope["factor"] = s.factor;
+      rope["low_freq_factor"] = s.low_freq_factor;
+      rope["high_freq_factor"] = s.high_freq_factor;
+      rope["original_max_position_embeddings"] = s.original_max_position_embeddings;
+      break;
+  }
+  return rope;
+}
+
+void check_size(int64_t value, const char* option) {
+  if (value < 1) throw UsageError(std::string(option) + " must be at least 1, got " + std::to_string(value));
+}
+
+void finalize(LlamaConfig& c) {
+  check_size(c.num_hidden_layers, "--layers");
+  check_size(c.hidden_size, "--hidden");
+  check_size(c.intermediate_size, "--intermediate");
+  check_size(c.num_attention_heads, "--heads");
+  check_size(c.num_key_value_heads, "--kv-heads");
+  if (c.hidden_size % c.num_attention_heads != 0)
+    throw UsageError("--hidden " + std::to_string(c.hidden_size) + " is not a multiple of --heads " +
+                     std::to_string(c.num_attention_heads));
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    throw UsageError("--heads " + std::to_string(c.num_attention_heads) + " is not a multiple of --kv-heads " +
+                     std::to_string(c.num_key_value_heads));
+  c.head_dim = c.hidden_size / c.num_attention_heads;
+  if (c.head_dim % 2 != 0)
+    throw UsageError("head dimension " + std::to_string(c.head_dim) + " (--hidden / --heads) must be even for RoPE");
+  if (c.vocab_size < kByteTokens + 2)
+    throw UsageError("--vocab must be at least " + std::to_string(kByteTokens + 2) +
+                     " (256 byte tokens, BOS and EOS), got " + std::to_string(c.vocab_size));
+  set_synthetic_special_ids(c);
+}
+
+}  // namespace
+
+std::vector<std::string> synthetic_shape_names() {
+  std::vector<std::string> names;
+  for (const auto& shape : kShapes) names.emplace_back(shape.name);
+  return names;
+}
+
+LlamaConfig synthetic_shape(const std::string& name) {
+  for (const auto& s : kShapes) {
+    if (name != s.name) continue;
+    auto c = synthetic_config(s.layers, s.hidden, s.intermediate, s.heads, s.kv_heads, s.vocab, s.tied);
+    c.rope_theta = s.rope_theta;
+    c.max_position_embeddings = s.max_positions;
+    if (s.llama3_rope_factor > 0) c.rope_scaling = {RopeScaling::Type::kLlama3, s.llama3_rope_factor, 1.0, 4.0, 8192};
+    return c;
+  }
+  std::string known;
+  for (const auto& n : synthetic_shape_names()) known += (known.empty() ? "" : ", ") + n;
+  throw UsageError("unknown shape '" + name + "' (known: " + known + ")");
+}
+
+LlamaConfig synthetic_config(int64_t layers, int64_t hidden, int64_t intermediate, int64_t heads, int64_t kv_heads,
+                             int64_t vocab, bool tie_word_embeddings) {
+  auto c = base_config();
+  c.num_hidden_layers = layers;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv_heads;
+  c.vocab_size = vocab;
+  c.tie_word_embeddings = tie_word_embeddings;
+  finalize(c);
+  return c;
+}
+
+void set_synthetic_special_ids(LlamaConfig& config) {
+  const int64_t first_special = config.vocab_size - special_token_count(config.vocab_size);
+  config.bos_token_id = first_special;
+  config.eos_token_ids = {first_special + 1};
+}
+
+std::string synthetic_config_json(const LlamaConfig& c) {
+  // Keys sorted, as transformers writes them (nlohmann::json keeps objects sorted).
+  Json j;
+  j["architectures"] = {"LlamaForCausalLM"};
+  j["attention_bias"] = false;
+  j["attention_dropout"] = 0.0;
+  j["bos_token_id"] = c.bos_token_id.value_or(0);
+  j["dtype"] = c.dtype;
+  j["eos_token_id"] = c.eos_token_ids.empty() ? 0 : c.eos_token_ids.front();
+  j["head_dim"] = c.head_dim;
+  j["hidden_act"] = "silu";
+  j["hidden_size"] = c.hidden_size;
+  j["initializer_range"] = kInitStd;
+  j["intermediate_size"] = c.intermediate_size;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["mlp_bias"] = false;
+  j["model_type"] = "llama";
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["pretraining_tp"] = 1;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_parameters"] = rope_parameters(c);
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["transformers_version"] = "5.17.0";
+  j["use_cache"] = true;
+  j["vocab_size"] = c.vocab_size;
+  return j.dump(2) + "\n";
+}
+
+std::string synthetic_tokenizer_json(int64_t vocab_size) {
+  const int64_t specials = special_token_count(vocab_size);
+  if (specials < 2)
+    throw UsageError("a synthetic tokenizer needs at least 258 tokens, got " + std::to_string(vocab_size));
+  const int64_t first_special = vocab_size - specials;
+  // Byte tokens in GPT-2's order (printable bytes first), the ids they
+  // have in LLaMA-3: "!" is 0, the byte 0x00 is 188.
+  std::vector<int> bytes(kByteTokens);
+  std::iota(bytes.begin(), bytes.end(), 0);
+  std::stable_partition(bytes.begin(), bytes.end(),
+                        [](int b) { return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE; });
+  Json vocab = Json::object();
+  for (int id = 0; id < kByteTokens; ++id)
+    vocab[std::string(detail::byte_level_char(static_cast<uint8_t>(bytes[id])))] = id;
+  for (int64_t id = kByteTokens; id < first_special; ++id) vocab["<|unused_" + std::to_string(id) + "|>"] = id;
+
+  Json added = Json::array();
+  for (int64_t k = 0; k < specials; ++k) {
+    const std::string content = k == 0   ? "<|begin_of_text|>"
+                                : k == 1 ? "<|end_of_text|>"
+                                         : "<|reserved_special_token_" + std::to_string(k - 2) + "|>";
+    added.push_back({{"id", first_special + k},
+                     {"content", content},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", true}});
+  }
+  const Json bos = {{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}};
+  const Json byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}};
+  Json j;
+  j["version"] = "1.0";
+  j["truncation"] = nullptr;
+  j["padding"] = nullptr;
+  j["added_tokens"] = std::move(added);
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"},
+         {"pattern",
+          {{"Regex",
+            "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+            "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"}}},
+         {"behavior", "Isolated"},
+         {"invert", false}},
+        byte_level}}};
+  j["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single", {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"pair",
+       {bos, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, bos, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+      {"special_tokens",
+       {{"<|begin_of_text|>",
+         {{"id", "<|begin_of_text|>"}, {"ids", {first_special}}, {"tokens", {"<|begin_of_text|>"}}}}}}};
+  j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+  // Without merges every byte stays a token; ignore_merges off keeps the
+  // placeholders unreachable even when a word spells one.
+  j["model"] = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", false},
+                {"vocab", std::move(vocab)},
+                {"merges", Json::array()}};
+  return j.dump() + "\n";
+}
+
+std::string synthetic_tokenizer_config_json() {
+  const Json j = {{"backend", "tokenizers"},
+                  {"bos_token", "<|begin_of_text|>"},
+                  {"eos_token", "<|end_of_text|>"},
+                  {"tokenizer_class", "TokenizersBackend"}};
+  return j.dump(2) + "\n";
+}
+
+SyntheticSummary write_synthetic_checkpoint(const std::filesystem::path& dir, const SyntheticSpec& spec) {
+  const auto config_text = synthetic_config_json(spec.config);
+  // The reader is the judge of what we write: refuse before drawing 16 GB.
+  parse_llama_config(config_text, "synthetic config.json");
+  if (spec.max_shard_bytes == 0) throw UsageError("the maximum shard size must be positive");
+  const auto dtype = storage_type(spec.config.dtype);
+  const size_t element_size = c10::elementSize(dtype);
+
+  write_text_file(dir / "config.json", config_text);
+  write_text_file(dir / "tokenizer.json", synthetic_tokenizer_json(spec.config.vocab_size));
+  write_text_file(dir / "tokenizer_config.json", synthetic_tokenizer_config_json());
+  const Json provenance = {{"generator", std::string("linearpatch ") + version()},
+                           {"seed", spec.seed},
+                           {"init", "normal(0, 0.02) matrices, RMSNorm weights 1"},
+                           {"tokenizer", "byte-level BPE without merges; placeholders pad the vocabulary"}};
+  write_text_file(dir / "synthetic.json", provenance.dump(2) + "\n");
+
+  SyntheticSummary summary;
+  summary.files = {"config.json", "tokenizer.json", "tokenizer_config.json", "synthetic.json"};
+  auto tensors = plan_tensors(spec.config, element_size);
+  for (const auto& t : tensors) summary.tensor_bytes += t.nbytes;
+  summary.parameters = static_cast<int64_t>(summary.tensor_bytes / element_size);
+  std::map<std::string, uint64_t> seeds;
+  for (size_t i = 0; i < tensors.size(); ++i) seeds[tensors[i].name] = mix(mix(spec.seed) + i);
+
+  const bool single = summary.tensor_bytes <= spec.max_shard_bytes;
+  auto shards = plan_shards(std::move(tensors), single ? summary.tensor_bytes : spec.max_shard_bytes);
+  Progress progress("synthetic weights", static_cast<int64_t>(summary.tensor_bytes >> 20), "MiB");
+  Json weight_map = Json::object();
+  std::future<void> writing;  // the previous shard, written while this one is drawn
+  for (size_t s = 0; s < shards.size(); ++s) {
+    const std::string file = single ? "model.safetensors" : shard_file_name(s + 1, shards.size());
+    std::vector<at::Tensor> storage;
+    std::vector<io::OutputTensor> outputs;
+    std::vector<RandomFill> fills;
+    uint64_t shard_bytes = 0;
+    for (const auto& t : shards[s]) {
+      auto tensor = at::empty(t.shape, dtype);
+      if (t.ones)
+        tensor.fill_(1.0);
+      else
+        fills.push_back({tensor.view({-1}), seeds.at(t.name)});
+      outputs.push_back(output_tensor(t.name, tensor));
+      storage.push_back(std::move(tensor));
+      weight_map[t.name] = file;
+      shard_bytes += t.nbytes;
+    }
+    fill_normal(fills);
+    fills.clear();
+    progress.advance(static_cast<int64_t>(shard_bytes >> 20));
+    if (writing.valid()) writing.get();
+    writing = std::async(std::launch::async,
+                         [path = dir / file, storage = std::move(storage), outputs = std::move(outputs)]() mutable {
+                           io::write_safetensors(path, std::move(outputs));
+                         });
+    summary.files.push_back(file);
+  }
+  if (writing.valid()) writing.get();
+  if (!single) {
+    const Json index = {{"metadata", {{"total_size", summary.tensor_bytes}}}, {"weight_map", std::move(weight_map)}};
+    write_text_file(dir / "model.safetensors.index.json", index.dump(2) + "\n");
+    summary.files.push_back("model.safetensors.index.json");
+  }
+  progress.finish();
+  return summary;
+}
+
+}  // namespace lp
