@@ -22,7 +22,7 @@ class JsonNode {
   JsonNode(const nlohmann::json& value, std::string source, std::string path);
 
   const nlohmann::json& value() const { return value_; }
-  const std::string& path() const { return path_; }
+  std::string where() const { return source_ + ": " + path_; }  // for errors raised elsewhere
   bool is_null() const { return value_.is_null(); }
 
   [[noreturn]] void fail(const std::string& message) const;

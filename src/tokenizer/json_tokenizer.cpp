@@ -69,6 +69,8 @@ class JsonTokenizer final : public Tokenizer {
   std::optional<int32_t> eos_;
 };
 
+// "truncation" and "padding" are ignored: transformers switches both off
+// unless a call asks for them, and callers here cut the ids into windows.
 JsonTokenizer::JsonTokenizer(std::string_view json, const SpecialConfig& config, const std::string& source)
     : source_(source) {
   const nlohmann::json doc = parse_json(json, source);

@@ -4,7 +4,7 @@ namespace lp::detail {
 
 Pattern pattern_from_json(const JsonNode& node) {
   if (auto literal = node.find("String")) return Pattern::literal(literal->string());
-  if (auto regex = node.find("Regex")) return Pattern::regex(regex->string(), regex->path());
+  if (auto regex = node.find("Regex")) return Pattern::regex(regex->string(), regex->where());
   node.fail("expected {\"String\": ...} or {\"Regex\": ...}");
 }
 

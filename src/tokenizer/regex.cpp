@@ -3,6 +3,8 @@
 
 #include <pcre2.h>
 
+#include <new>
+
 #include "linearpatch/core/error.h"
 #include "tokenizer/utf8.h"
 
@@ -79,8 +81,6 @@ Regex::Regex(const std::string& pattern, const std::string& where) : impl_(std::
 }
 
 Regex::~Regex() = default;
-Regex::Regex(Regex&&) noexcept = default;
-Regex& Regex::operator=(Regex&&) noexcept = default;
 
 void Regex::find_all(std::string_view text, RegexScratch& scratch, std::vector<Span>& out) const {
   size_t start = 0;

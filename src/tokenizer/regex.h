@@ -38,8 +38,8 @@ class Regex {
   // Throws InputError("<where>: invalid regex ... at offset N: reason").
   Regex(const std::string& pattern, const std::string& where);
   ~Regex();
-  Regex(Regex&&) noexcept;
-  Regex& operator=(Regex&&) noexcept;
+  Regex(const Regex&) = delete;
+  Regex& operator=(const Regex&) = delete;
 
   // Appends every match in `text`, empty ones included (they still split
   // text in HF), skipping an empty match right after the previous match
