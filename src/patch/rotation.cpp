@@ -149,7 +149,7 @@ Rotation Rotation::create(int64_t size, RotationKind kind, uint64_t seed) {
   return r;
 }
 
-at::Tensor Rotation::apply(const at::Tensor& x) const {
+at::Tensor Rotation::apply(const at::Tensor& x, bool transpose) const {
   TORCH_CHECK(x.size(-1) == size_, "rotation of size ", size_, " applied to rows of ", x.size(-1));
   const auto leading = x.sizes().slice(0, x.dim() - 1).vec();
   auto y = x.reshape({-1, size_});
@@ -159,7 +159,9 @@ at::Tensor Rotation::apply(const at::Tensor& x) const {
     const int64_t n = factor.size(0);
     after /= n;
     // y viewed [rows * before, n, after]; (x·(A ⊗ B))[p, q] = Σ x[i, j] A[i, p] B[j, q].
+    // Hᵀ = ⊗ Fᵀ: the same products with each factor transposed.
     auto f = factor.to(y.device(), y.scalar_type());
+    if (transpose) f = f.t();
     y = after == 1 ? at::matmul(y.reshape({rows * before, n}), f)
                    : at::matmul(f.t(), y.reshape({rows * before, n, after}));
     before *= n;

@@ -38,7 +38,8 @@ class Rotation {
   const std::string& description() const { return description_; }
   bool is_hadamard() const { return is_hadamard_; }
 
-  at::Tensor apply(const at::Tensor& x) const;  // x [.., C] float32/float64 -> x·H
+  // x [.., C] float32/float64 -> x·H, or x·Hᵀ with `transpose`.
+  at::Tensor apply(const at::Tensor& x, bool transpose = false) const;
   at::Tensor matrix(at::ScalarType dtype) const;  // H [C, C] on the CPU
 
  private:
