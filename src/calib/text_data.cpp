@@ -5,6 +5,7 @@
 #include <limits>
 #include <random>
 
+#include "linearpatch/config/llama_config.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/text_corpus.h"
 #include "linearpatch/tokenizer/tokenizer.h"
@@ -23,6 +24,13 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t bound) {
 }
 
 }  // namespace
+
+void require_window_fits(int64_t seq_len, const LlamaConfig& config, const std::string& model) {
+  if (config.max_position_embeddings > 0 && seq_len > config.max_position_embeddings)
+    throw UsageError("--seq-len " + std::to_string(seq_len) + " is longer than the " +
+                     std::to_string(config.max_position_embeddings) + " positions " + model +
+                     " supports (max_position_embeddings in its config.json)");
+}
 
 std::vector<int32_t> tokenize_corpus(const Tokenizer& tokenizer, const std::vector<std::filesystem::path>& files) {
   std::string joined;

@@ -39,6 +39,8 @@ void run(const EvalArgs& args) {
   const auto model = LlamaModel::load(dir, model_options(args.model));
   std::optional<LlamaModel> baseline;
   if (!args.baseline.empty()) baseline = LlamaModel::load(resolve_model_dir(args.baseline), model_options(args.model));
+  require_window_fits(args.seq_len, model.config(), dir.string());
+  if (baseline) require_window_fits(args.seq_len, baseline->config(), "the baseline");
   const auto tokenizer = load_tokenizer(dir);
   const int64_t batch = apply_runtime(args.runtime, args.seq_len);
 

@@ -91,6 +91,9 @@ AtomicOutputDir::~AtomicOutputDir() {
 }
 
 void AtomicOutputDir::commit() {
+  // A SIGINT/SIGTERM that arrived after the last progress poll still means
+  // "stop": the output must not appear.
+  throw_if_interrupted();
   sync_tree(temp_path_);
   fs::path old;
   if (fs::exists(final_path_)) {

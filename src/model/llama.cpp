@@ -225,6 +225,14 @@ at::ScalarType LlamaModel::compute_dtype() const { return impl_->dtype; }
 const std::map<int64_t, at::Tensor>& LlamaModel::patches() const { return impl_->patches; }
 
 at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
+  // A tokenizer that does not belong to the model can produce ids past the
+  // embedding table; at::embedding would only say "index out of range".
+  if (ids.numel() > 0) {
+    const int64_t low = ids.min().item<int64_t>(), high = ids.max().item<int64_t>();
+    if (low < 0 || high >= impl_->config.vocab_size)
+      throw InputError("token id " + std::to_string(low < 0 ? low : high) + " is outside the model's vocabulary of " +
+                       std::to_string(impl_->config.vocab_size) + " tokens: the tokenizer does not match the model");
+  }
   auto device_ids = ids.to(impl_->device, at::kLong);
   return impl_->cast(at::embedding(impl_->embed_tokens, device_ids));
 }

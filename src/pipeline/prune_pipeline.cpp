@@ -43,6 +43,7 @@ std::vector<int64_t> gap_range(int64_t first, int64_t last) {
 Calibration calibrate(const LlamaModel& model, const Tokenizer& tokenizer, const CalibrationOptions& options,
                       std::vector<int64_t> similarity_gaps, std::vector<int64_t> magnitude_gaps,
                       const Rotation* rotation, Json& timings) {
+  require_window_fits(options.seq_len, model.config(), "the model");
   Calibration c;
   Stopwatch tokenize_clock;
   const auto tokens = tokenize_corpus(tokenizer, options.files);

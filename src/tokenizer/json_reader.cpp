@@ -10,13 +10,20 @@ namespace lp::detail {
 namespace {
 
 constexpr int kMaxDepth = 32;
+// Checked while parsing, before the document exists: a file of a million
+// '[' would otherwise be built in full before the node walk (kMaxDepth)
+// refuses it. Real tokenizer.json files nest about 8 levels; a generous
+// bound leaves the walk's clearer message to nesting it can reach.
+constexpr int kMaxJsonDepth = 8 * kMaxDepth;
 
 }  // namespace
 
 nlohmann::json parse_json(std::string_view text, const std::string& source) {
   std::vector<std::unordered_set<std::string>> open_objects;
-  auto check_keys = [&](int /*depth*/, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  auto check_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using Event = nlohmann::json::parse_event_t;
+    if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxJsonDepth)
+      throw InputError(source + ": JSON nested more than " + std::to_string(kMaxJsonDepth) + " levels deep");
     if (event == Event::object_start) {
       open_objects.emplace_back();
     } else if (event == Event::object_end) {

@@ -13,6 +13,12 @@
 namespace lp {
 
 class Tokenizer;
+struct LlamaConfig;
+
+// Throws UsageError when windows of `seq_len` tokens are longer than the
+// model's max_position_embeddings: positions past it were never trained
+// (RoPE extrapolates), so every number measured on them would mislead.
+void require_window_fits(int64_t seq_len, const LlamaConfig& config, const std::string& model);
 
 // All files joined with "\n\n", tokenized once, BOS (if the tokenizer has
 // one) in front. Throws InputError if the text is empty.
