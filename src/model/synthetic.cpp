@@ -3,18 +3,15 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <future>
-#include <map>
-#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
-#include "linearpatch/core/interrupt.h"
 #include "linearpatch/core/progress.h"
 #include "linearpatch/core/version.h"
 #include "linearpatch/io/safetensors.h"
@@ -83,6 +80,7 @@ struct TensorPlan {
   std::vector<int64_t> shape;
   bool ones = false;  // RMSNorm weight
   uint64_t nbytes = 0;
+  uint64_t seed = 0;
 };
 
 // In the order of LlamaForCausalLM's state_dict, which is how
@@ -94,7 +92,7 @@ std::vector<TensorPlan> plan_tensors(const LlamaConfig& c, size_t element_size) 
   auto add = [&](std::string name, std::vector<int64_t> shape, bool ones = false) {
     uint64_t numel = 1;
     for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
-    plan.push_back({std::move(name), std::move(shape), ones, numel * element_size});
+    plan.push_back({std::move(name), std::move(shape), ones, numel * element_size, 0});
   };
   add("model.embed_tokens.weight", {c.vocab_size, C});
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -390,8 +388,7 @@ SyntheticSummary write_synthetic_checkpoint(const std::filesystem::path& dir, co
   auto tensors = plan_tensors(spec.config, element_size);
   for (const auto& t : tensors) summary.tensor_bytes += t.nbytes;
   summary.parameters = static_cast<int64_t>(summary.tensor_bytes / element_size);
-  std::map<std::string, uint64_t> seeds;
-  for (size_t i = 0; i < tensors.size(); ++i) seeds[tensors[i].name] = mix(mix(spec.seed) + i);
+  for (size_t i = 0; i < tensors.size(); ++i) tensors[i].seed = mix(mix(spec.seed) + i);
 
   const bool single = summary.tensor_bytes <= spec.max_shard_bytes;
   auto shards = plan_shards(std::move(tensors), single ? summary.tensor_bytes : spec.max_shard_bytes);
@@ -409,14 +406,13 @@ SyntheticSummary write_synthetic_checkpoint(const std::filesystem::path& dir, co
       if (t.ones)
         tensor.fill_(1.0);
       else
-        fills.push_back({tensor.view({-1}), seeds.at(t.name)});
+        fills.push_back({tensor.view({-1}), t.seed});
       outputs.push_back(output_tensor(t.name, tensor));
       storage.push_back(std::move(tensor));
       weight_map[t.name] = file;
       shard_bytes += t.nbytes;
     }
     fill_normal(fills);
-    fills.clear();
     progress.advance(static_cast<int64_t>(shard_bytes >> 20));
     if (writing.valid()) writing.get();
     writing = std::async(std::launch::async,

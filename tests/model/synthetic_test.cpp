@@ -2,8 +2,6 @@
 // project's own readers (config, sharded safetensors, tokenizer, model), be
 // reproducible from its seed, and keep the residual stream well-behaved so
 // block scores on it mean something.
-#include "linearpatch/model/synthetic.h"
-
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
@@ -13,6 +11,7 @@
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/llama.h"
+#include "linearpatch/model/synthetic.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "support/test_env.h"
 
