@@ -1,6 +1,4 @@
-#include <fstream>
-#include <sstream>
-
+#include "io/file_util.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "tokenizer/json_tokenizer.h"
@@ -12,13 +10,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream content;
-  if (in) content << in.rdbuf();
-  if (!in || in.bad()) throw InputError("cannot read " + path.string());
-  return content.str();
-}
+// The largest public tokenizer.json files are tens of MB; the cap keeps a
+// hostile or mistaken multi-GB file from being read into memory whole.
+constexpr uint64_t kMaxTokenizerFileBytes = uint64_t{1} << 30;
+
+std::string read_file(const fs::path& path) { return io::read_text_file(path, kMaxTokenizerFileBytes); }
 
 bool is_file(const fs::path& path) {
   std::error_code ec;

@@ -4,6 +4,7 @@
 // config.json readers have their own cases in tests/io and tests/config.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 
@@ -69,6 +70,24 @@ TEST(HostileInput, TokenizerConfigRefusesDeepNesting) {
       test::read_file(test::test_data_dir() / "fuzz/seeds/tokenizer_json/mini-byte-level.json");
   for (const auto& config : {arrays(kLevels), inside("bos_token", objects(kLevels))})
     expect_refused([&] { tokenizer_from_json(tokenizer, config, "tokenizer_config.json"); });
+}
+
+// A sparse 2 GiB file costs no disk; reading it whole would cost 2 GiB of
+// memory before the parser could refuse it.
+TEST(HostileInput, OversizedTokenizerFilesAreRefusedBeforeReading) {
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json"}) {
+    test::TempDir dir;
+    const auto path = dir / name;
+    test::write_file(path, "");
+    std::filesystem::resize_file(path, uint64_t{2} << 30);
+    if (std::string(name) == "tokenizer_config.json") test::write_file(dir / "tokenizer.json", "{}");
+    try {
+      load_tokenizer(dir.path());
+      ADD_FAILURE() << name << " accepted";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("limit"), std::string::npos) << name << ": " << e.what();
+    }
+  }
 }
 
 }  // namespace
