@@ -24,14 +24,14 @@ bool has_gap(const std::vector<int64_t>& gaps, int64_t i, int64_t j) {
 
 // Keeps only what later positions of the same batch can still pair with.
 template <typename Map>
-void forget_older_than(Map& recent, int64_t oldest_needed) {
-  recent.erase(recent.begin(), recent.lower_bound(oldest_needed));
+void forget_older_than(Map& recent, int64_t batch, int64_t oldest_needed) {
+  recent.erase(recent.lower_bound({batch, 0}), recent.lower_bound({batch, oldest_needed}));
 }
 
 }  // namespace
 
-SimilarityStats::SimilarityStats(int64_t num_positions, std::vector<int64_t> gaps)
-    : num_positions_(num_positions), gaps_(checked_gaps(std::move(gaps), num_positions)) {
+SimilarityStats::SimilarityStats(int64_t num_positions, std::vector<int64_t> gaps, StashOptions stash)
+    : num_positions_(num_positions), gaps_(checked_gaps(std::move(gaps), num_positions)), stash_(stash) {
   auto options = at::TensorOptions().dtype(at::kDouble);
   cosine_sum_ = at::zeros({num_positions, num_positions}, options);
   angular_sum_ = at::zeros({num_positions, num_positions}, options);
@@ -39,7 +39,7 @@ SimilarityStats::SimilarityStats(int64_t num_positions, std::vector<int64_t> gap
 
 void SimilarityStats::on_layer_input(int64_t position, const at::Tensor& hidden) {
   if (position == 0) {
-    normalized_.clear();
+    forget_older_than(normalized_, batch_, num_positions_);
     tokens_ += hidden.size(0) * hidden.size(1);
     windows_ += hidden.size(0);
     if (cosine_sum_.device() != hidden.device()) {
@@ -50,15 +50,15 @@ void SimilarityStats::on_layer_input(int64_t position, const at::Tensor& hidden)
   auto x = hidden.to(at::kFloat);
   auto unit = x / x.norm(2, -1, /*keepdim=*/true).clamp_min(1e-30);
   for (int64_t gap : gaps_) {
-    auto it = normalized_.find(position - gap);
+    auto it = normalized_.find({batch_, position - gap});
     if (it == normalized_.end()) continue;
-    auto cos = (unit * it->second).sum(-1).to(at::kDouble);  // [B, T]
+    auto cos = (unit * it->second.to(unit.device(), at::kFloat)).sum(-1).to(at::kDouble);  // [B, T]
     cosine_sum_[position - gap][position] += cos.sum();
     auto last = cos.select(1, cos.size(1) - 1).clamp(-1.0, 1.0);
     angular_sum_[position - gap][position] += (at::acos(last) / M_PI).sum();
   }
-  normalized_[position] = unit;
-  forget_older_than(normalized_, position + 1 - gaps_.back());
+  normalized_[{batch_, position}] = stash_.on_host ? unit.to(at::kCPU, stash_.dtype) : unit.to(stash_.dtype);
+  forget_older_than(normalized_, batch_, position + 1 - gaps_.back());
 }
 
 bool SimilarityStats::tracks(int64_t i, int64_t j) const {
@@ -81,13 +81,13 @@ MagnitudeStats::MagnitudeStats(int64_t num_positions, std::vector<int64_t> gaps,
 
 void MagnitudeStats::on_layer_input(int64_t position, const at::Tensor& hidden) {
   if (position == 0) {
-    magnitudes_.clear();
+    forget_older_than(magnitudes_, batch_, num_positions_);
     windows_ += hidden.size(0);
   }
   // Per window: mean over its tokens of |T(x)| per channel -> [B, C].
   auto magnitude = transform_(hidden.to(at::kFloat)).abs().mean(1).to(at::kDouble);
   for (int64_t gap : gaps_) {
-    auto it = magnitudes_.find(position - gap);
+    auto it = magnitudes_.find({batch_, position - gap});
     if (it == magnitudes_.end()) continue;
     // A channel that is exactly zero before the gap carries no signal for
     // the patch to scale; ratio 1 leaves it alone instead of making inf.
@@ -96,8 +96,8 @@ void MagnitudeStats::on_layer_input(int64_t position, const at::Tensor& hidden) 
     auto& sum = ratio_sum_[{position - gap, position}];
     sum = sum.defined() ? sum + ratio : ratio;
   }
-  magnitudes_[position] = magnitude;
-  forget_older_than(magnitudes_, position + 1 - gaps_.back());
+  magnitudes_[{batch_, position}] = magnitude;
+  forget_older_than(magnitudes_, batch_, position + 1 - gaps_.back());
 }
 
 bool MagnitudeStats::tracks(int64_t i, int64_t j) const {

@@ -25,6 +25,8 @@ void add_model_args(CLI::App& cmd, ModelArgs& args) {
   cmd.add_option("--device", args.device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd.add_option("--dtype", args.dtype, "Compute dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16")
       ->capture_default_str();
+  cmd.add_option("--max-gpu-memory", args.max_gpu_memory,
+                 "Device memory for weights, e.g. 8GB; a larger model streams its layers from host memory one at a time");
 }
 
 void add_runtime_args(CLI::App& cmd, RuntimeArgs& args) {
@@ -50,6 +52,7 @@ ModelOptions model_options(const ModelArgs& args) {
   ModelOptions options;
   options.device = args.device;
   options.compute_dtype = args.dtype;
+  if (!args.max_gpu_memory.empty()) options.max_device_bytes = parse_byte_size(args.max_gpu_memory);
   return options;
 }
 

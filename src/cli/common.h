@@ -20,6 +20,7 @@ struct ModelArgs {
   std::string model;
   std::string device = "cpu";
   std::string dtype = "auto";
+  std::string max_gpu_memory;
 };
 
 struct RuntimeArgs {

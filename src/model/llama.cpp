@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -30,7 +31,45 @@ struct LayerWeights {
   at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined unless attention_bias
   at::Tensor gate_proj, up_proj, down_proj;
   at::Tensor gate_bias, up_bias, down_bias;  // undefined unless mlp_bias
+
+  template <typename Fn>
+  void for_each(Fn&& fn) {
+    for (auto* t : {&input_norm, &post_attention_norm, &q_proj, &k_proj, &v_proj, &o_proj, &q_bias, &k_bias, &v_bias,
+                    &o_bias, &gate_proj, &up_proj, &down_proj, &gate_bias, &up_bias, &down_bias})
+      if (t->defined()) fn(*t);
+  }
+  LayerWeights to(const at::Device& device) const {
+    LayerWeights copy = *this;
+    copy.for_each([&](at::Tensor& t) { t = t.to(device); });
+    return copy;
+  }
 };
+
+// The one decoder layer uploaded to the device while streaming, shared by
+// every model handle derived from the same weights.
+class UploadCache {
+ public:
+  std::shared_ptr<const LayerWeights> get(const std::shared_ptr<const LayerWeights>& host, const at::Device& device) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (host.get() != source_) {
+      uploaded_.reset();  // free the previous layer before the next arrives
+      uploaded_ = std::make_shared<const LayerWeights>(host->to(device));
+      source_ = host.get();
+    }
+    return uploaded_;
+  }
+
+ private:
+  std::mutex mutex_;
+  const LayerWeights* source_ = nullptr;
+  std::shared_ptr<const LayerWeights> uploaded_;
+};
+
+uint64_t total_bytes(const TensorMap& weights) {
+  uint64_t bytes = 0;
+  for (const auto& [name, tensor] : weights) bytes += tensor.nbytes();
+  return bytes;
+}
 
 std::string shape_string(at::IntArrayRef shape) {
   std::ostringstream ss;
@@ -99,6 +138,11 @@ struct LlamaModel::Impl {
   std::vector<std::shared_ptr<const LayerWeights>> layers;
   std::map<int64_t, at::Tensor> patches;  // float32, on `device`
   at::Tensor inv_freq;                    // [head_dim / 2] float32, on `device`
+  std::shared_ptr<UploadCache> uploads;   // set when decoder layers stay in host memory
+
+  std::shared_ptr<const LayerWeights> layer(int64_t l) const {
+    return uploads ? uploads->get(layers[l], device) : layers[l];
+  }
 
   at::Tensor cast(const at::Tensor& w) const {
     return w.scalar_type() == dtype ? w : w.to(dtype);
@@ -146,8 +190,13 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions
   const int64_t C = c.hidden_size, V = c.vocab_size, F = c.intermediate_size;
   const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
 
+  const uint64_t weight_bytes = total_bytes(weights);
+  if (options.max_device_bytes > 0 && weight_bytes > options.max_device_bytes)
+    impl->uploads = std::make_shared<UploadCache>();
   WeightTaker taker(weights);
   auto to_device = [&](at::Tensor t) { return t.defined() ? t.to(impl->device) : t; };
+  // Streaming keeps decoder layers where they are (mapped from the file).
+  auto layer_to_device = [&](at::Tensor t) { return impl->uploads ? t : to_device(std::move(t)); };
   impl->embed_tokens = to_device(taker.take("model.embed_tokens.weight", {V, C}));
   impl->norm = to_device(taker.take("model.norm.weight", {C}));
   if (c.tie_word_embeddings) {
@@ -159,22 +208,22 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     auto name = [l](const std::string& suffix) { return layer_tensor_name(l, suffix); };
     auto w = std::make_shared<LayerWeights>();
-    w->input_norm = to_device(taker.take(name("input_layernorm.weight"), {C}));
-    w->post_attention_norm = to_device(taker.take(name("post_attention_layernorm.weight"), {C}));
-    w->q_proj = to_device(taker.take(name("self_attn.q_proj.weight"), {q_dim, C}));
-    w->k_proj = to_device(taker.take(name("self_attn.k_proj.weight"), {kv_dim, C}));
-    w->v_proj = to_device(taker.take(name("self_attn.v_proj.weight"), {kv_dim, C}));
-    w->o_proj = to_device(taker.take(name("self_attn.o_proj.weight"), {C, q_dim}));
-    w->q_bias = to_device(taker.take_if(c.attention_bias, name("self_attn.q_proj.bias"), {q_dim}));
-    w->k_bias = to_device(taker.take_if(c.attention_bias, name("self_attn.k_proj.bias"), {kv_dim}));
-    w->v_bias = to_device(taker.take_if(c.attention_bias, name("self_attn.v_proj.bias"), {kv_dim}));
-    w->o_bias = to_device(taker.take_if(c.attention_bias, name("self_attn.o_proj.bias"), {C}));
-    w->gate_proj = to_device(taker.take(name("mlp.gate_proj.weight"), {F, C}));
-    w->up_proj = to_device(taker.take(name("mlp.up_proj.weight"), {F, C}));
-    w->down_proj = to_device(taker.take(name("mlp.down_proj.weight"), {C, F}));
-    w->gate_bias = to_device(taker.take_if(c.mlp_bias, name("mlp.gate_proj.bias"), {F}));
-    w->up_bias = to_device(taker.take_if(c.mlp_bias, name("mlp.up_proj.bias"), {F}));
-    w->down_bias = to_device(taker.take_if(c.mlp_bias, name("mlp.down_proj.bias"), {C}));
+    w->input_norm = layer_to_device(taker.take(name("input_layernorm.weight"), {C}));
+    w->post_attention_norm = layer_to_device(taker.take(name("post_attention_layernorm.weight"), {C}));
+    w->q_proj = layer_to_device(taker.take(name("self_attn.q_proj.weight"), {q_dim, C}));
+    w->k_proj = layer_to_device(taker.take(name("self_attn.k_proj.weight"), {kv_dim, C}));
+    w->v_proj = layer_to_device(taker.take(name("self_attn.v_proj.weight"), {kv_dim, C}));
+    w->o_proj = layer_to_device(taker.take(name("self_attn.o_proj.weight"), {C, q_dim}));
+    w->q_bias = layer_to_device(taker.take_if(c.attention_bias, name("self_attn.q_proj.bias"), {q_dim}));
+    w->k_bias = layer_to_device(taker.take_if(c.attention_bias, name("self_attn.k_proj.bias"), {kv_dim}));
+    w->v_bias = layer_to_device(taker.take_if(c.attention_bias, name("self_attn.v_proj.bias"), {kv_dim}));
+    w->o_bias = layer_to_device(taker.take_if(c.attention_bias, name("self_attn.o_proj.bias"), {C}));
+    w->gate_proj = layer_to_device(taker.take(name("mlp.gate_proj.weight"), {F, C}));
+    w->up_proj = layer_to_device(taker.take(name("mlp.up_proj.weight"), {F, C}));
+    w->down_proj = layer_to_device(taker.take(name("mlp.down_proj.weight"), {C, F}));
+    w->gate_bias = layer_to_device(taker.take_if(c.mlp_bias, name("mlp.gate_proj.bias"), {F}));
+    w->up_bias = layer_to_device(taker.take_if(c.mlp_bias, name("mlp.up_proj.bias"), {F}));
+    w->down_bias = layer_to_device(taker.take_if(c.mlp_bias, name("mlp.down_proj.bias"), {C}));
     taker.drop(name("self_attn.rotary_emb.inv_freq"));  // a buffer old transformers saved
     impl->layers.push_back(std::move(w));
   }
@@ -218,6 +267,7 @@ LlamaModel LlamaModel::load(const std::filesystem::path& dir, const ModelOptions
 }
 
 const LlamaConfig& LlamaModel::config() const { return impl_->config; }
+bool LlamaModel::streams_layers() const { return impl_->uploads != nullptr; }
 int64_t LlamaModel::num_layers() const { return static_cast<int64_t>(impl_->layers.size()); }
 int64_t LlamaModel::hidden_size() const { return impl_->config.hidden_size; }
 at::Device LlamaModel::device() const { return impl_->device; }
@@ -250,7 +300,7 @@ at::Tensor LlamaModel::run_layers(at::Tensor hidden, int64_t begin, int64_t end,
   const auto rope = rope_tables(impl_->inv_freq, hidden.size(1), impl_->dtype);
   for (int64_t l = begin; l < end; ++l) {
     visit(l);
-    hidden = impl_->layer_forward(*impl_->layers[l], hidden, rope);
+    hidden = impl_->layer_forward(*impl_->layer(l), hidden, rope);
   }
   if (end == L) visit(L);
   return hidden;

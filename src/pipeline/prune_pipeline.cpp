@@ -54,7 +54,9 @@ Calibration calibrate(const LlamaModel& model, const Tokenizer& tokenizer, const
                options.samples, options.seq_len, options.seed);
 
   const int64_t positions = model.num_layers() + 1;
-  c.similarity = std::make_unique<SimilarityStats>(positions, std::move(similarity_gaps));
+  // Streaming runs keep every batch's recent unit vectors: host memory, float16.
+  const StashOptions stash{model.streams_layers(), model.streams_layers() ? at::kHalf : at::kFloat};
+  c.similarity = std::make_unique<SimilarityStats>(positions, std::move(similarity_gaps), stash);
   std::vector<ForwardObserver*> observers{c.similarity.get()};
   if (rotation && !magnitude_gaps.empty()) {
     c.magnitude = std::make_unique<MagnitudeStats>(positions, std::move(magnitude_gaps),

@@ -1,7 +1,9 @@
 // Activation statistics of the residual stream, accumulated batch by batch
 // in float64 (memory does not grow with the number of windows). Positions
 // 0..L are the inputs of the decoder layers and of the final norm; a pair
-// (i, j = i + gap) is tracked for each requested gap.
+// (i, j = i + gap) is tracked for each requested gap. Batches may arrive
+// interleaved (layer-major runs): what a later position of a batch still
+// needs is kept per batch, on `stash_device` in `stash_dtype`.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -17,9 +19,15 @@
 namespace lp {
 
 // Per-token cosine similarity between positions, over the hidden dimension.
+struct StashOptions {
+  bool on_host = false;                  // keep per-batch vectors in host memory
+  at::ScalarType dtype = at::kFloat;     // unit vectors lose little in float16
+};
+
 class SimilarityStats : public ForwardObserver {
  public:
-  SimilarityStats(int64_t num_positions, std::vector<int64_t> gaps);
+  SimilarityStats(int64_t num_positions, std::vector<int64_t> gaps, StashOptions stash = {});
+  void begin_batch(int64_t batch) override { batch_ = batch; }
   void on_layer_input(int64_t position, const at::Tensor& hidden) override;
 
   bool tracks(int64_t i, int64_t j) const;
@@ -33,8 +41,10 @@ class SimilarityStats : public ForwardObserver {
  private:
   int64_t num_positions_;
   std::vector<int64_t> gaps_;
-  std::map<int64_t, at::Tensor> normalized_;  // recent positions, [B, T, C] float32
-  at::Tensor cosine_sum_, angular_sum_;        // [P, P] float64
+  StashOptions stash_;
+  int64_t batch_ = 0;
+  std::map<std::pair<int64_t, int64_t>, at::Tensor> normalized_;  // (batch, position) -> unit vectors [B, T, C]
+  at::Tensor cosine_sum_, angular_sum_;                            // [P, P] float64
   int64_t tokens_ = 0, windows_ = 0;
 };
 
@@ -45,6 +55,7 @@ class MagnitudeStats : public ForwardObserver {
  public:
   using Transform = std::function<at::Tensor(const at::Tensor&)>;  // [.., C] float32 -> [.., C]
   MagnitudeStats(int64_t num_positions, std::vector<int64_t> gaps, Transform transform);
+  void begin_batch(int64_t batch) override { batch_ = batch; }
   void on_layer_input(int64_t position, const at::Tensor& hidden) override;
 
   bool tracks(int64_t i, int64_t j) const;
@@ -56,7 +67,8 @@ class MagnitudeStats : public ForwardObserver {
   int64_t num_positions_;
   std::vector<int64_t> gaps_;
   Transform transform_;
-  std::map<int64_t, at::Tensor> magnitudes_;                // recent positions, [B, C] float64
+  int64_t batch_ = 0;
+  std::map<std::pair<int64_t, int64_t>, at::Tensor> magnitudes_;  // (batch, position) -> [B, C] float64
   std::map<std::pair<int64_t, int64_t>, at::Tensor> ratio_sum_;  // [C] float64
   int64_t windows_ = 0;
 };

@@ -28,6 +28,10 @@ namespace lp {
 class ForwardObserver {
  public:
   virtual ~ForwardObserver() = default;
+  // Announces which batch of windows the following calls belong to. Runners
+  // that process one batch through all layers before the next need not
+  // call it; layer-major runners (weight streaming) interleave batches.
+  virtual void begin_batch(int64_t batch) {}
   // `hidden` [B, T, C] is the input of decoder layer `layer` (0-based, in the
   // numbering of the model being run), after any patch at that position;
   // layer == num_layers() is the input of the final norm.
@@ -37,6 +41,10 @@ class ForwardObserver {
 struct ModelOptions {
   std::string device = "cpu";       // "cpu", "cuda", "cuda:1"
   std::string compute_dtype = "auto";  // "auto" (f32 on CPU, bf16 on GPU), "float32", "bfloat16", "float16"
+  // Device memory the weights may take (0: no limit). When the decoder
+  // layers do not fit, they stay in host memory (mapped from the
+  // checkpoint) and are uploaded one layer at a time: see streams_layers().
+  uint64_t max_device_bytes = 0;
 };
 
 // Tensors by their HF names (model.layers.3.mlp.up_proj.weight, ...).
@@ -60,6 +68,10 @@ class LlamaModel {
 
   const LlamaConfig& config() const;
   int64_t num_layers() const;
+  // True when decoder layers live in host memory and are uploaded on use;
+  // callers should then run all their windows through one layer before the
+  // next (see run_calibration), since each switch of layer is an upload.
+  bool streams_layers() const;
   int64_t hidden_size() const;
   at::Device device() const;
   at::ScalarType compute_dtype() const;
