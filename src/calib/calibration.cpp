@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "linearpatch/core/progress.h"
+#include "linearpatch/model/device.h"
 
 namespace lp {
 namespace {
@@ -62,6 +63,7 @@ void run_calibration(const LlamaModel& model, const at::Tensor& windows, int64_t
   ObserverFanOut fan_out(observers);
   if (model.streams_layers()) layer_major(model, windows, batch_size, fan_out, what);
   else window_major(model, windows, batch_size, fan_out, what);
+  synchronize_device(model.device());  // so the caller's clock includes queued GPU work
 }
 
 }  // namespace lp

@@ -1,7 +1,6 @@
 #include "linearpatch/distill/distill.h"
 
 #include <ATen/ATen.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
 #include <spdlog/spdlog.h>
 
@@ -11,6 +10,7 @@
 #include "distill/teacher_targets.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/progress.h"
+#include "linearpatch/model/device.h"
 #include "linearpatch/model/llama.h"
 
 namespace lp {
@@ -48,10 +48,6 @@ double cosine_lr(int64_t step, int64_t total_steps, double lr, double min_lr) {
   return min_lr + (lr - min_lr) * (1 + std::cos(M_PI * static_cast<double>(step) / total_steps)) / 2;
 }
 
-void synchronize(const at::Device& device) {
-  if (device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(device.index());
-}
-
 // Teacher targets for one micro-batch: top-K log-probs + ids, or the full
 // log-softmax (ids undefined) when K = 0.
 struct Targets {
@@ -80,7 +76,7 @@ class Distiller {
     at::NoGradGuard no_grad;
     Stopwatch clock;
     auto h = dense_.run_layers(dense_.embed(ids), 0, gap_start_);
-    synchronize(h.device());
+    synchronize_device(h.device());
     result_.seconds_prefix += clock.seconds();
     return h;
   }
@@ -93,7 +89,7 @@ class Distiller {
     Targets t;
     if (options_.top_k > 0) std::tie(t.log_probs, t.ids) = top_k_targets(logits, options_.top_k);
     else t.log_probs = at::log_softmax(logits, -1);
-    synchronize(logits.device());
+    synchronize_device(logits.device());
     result_.seconds_teacher += clock.seconds();
     return t;
   }

@@ -16,6 +16,7 @@
 #include "linearpatch/core/progress.h"
 #include "linearpatch/core/version.h"
 #include "linearpatch/io/checkpoint.h"
+#include "linearpatch/model/device.h"
 #include "linearpatch/patch/linear_patch.h"
 #include "linearpatch/patch/patch_aware.h"
 #include "linearpatch/prune/checkpoint_writer.h"
@@ -160,6 +161,12 @@ double peak_rss_mib() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
+void add_memory(Json& report, const LlamaModel& model) {
+  report["peak_rss_mib"] = peak_rss_mib();
+  if (const auto peak = peak_device_memory(model.device())) report["peak_gpu_mib"] = static_cast<double>(*peak) / (1 << 20);
+  if (model.streams_layers()) report["streamed_layers"] = true;
+}
+
 struct Choice {
   PrunePlan plan;
   std::vector<Block> candidates;  // ranked, for the report
@@ -272,7 +279,7 @@ Report run_score(const ScoreJob& job) {
   report["calibration"] = calibration_json(job.calibration, c.corpus_tokens);
   timings["total"] = total.seconds();
   report["timings"] = timings;
-  report["peak_rss_mib"] = peak_rss_mib();
+  add_memory(report, model);
   return report;
 }
 
@@ -373,7 +380,7 @@ Report run_prune(const PruneJob& job) {
   if (c) report["calibration"] = calibration_json(job.calibration, c->corpus_tokens);
   timings["total"] = total.seconds();
   report["timings"] = timings;
-  report["peak_rss_mib"] = peak_rss_mib();
+  add_memory(report, model);
   return report;
 }
 

@@ -3,6 +3,7 @@
 // compared with in scripts/bench_cpu.sh.
 //   lp_matmul_bench M K N [repeats]   -> one JSON line {"m","k","n","gflops"}
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <chrono>
 #include <cstdio>
