@@ -52,7 +52,6 @@ done
 
 mkdir -p "$out" "$work"
 rm -rf "$work/model" "$work/lp-out" "$work/py-out"  # a warm machine may hold an earlier run's
-exec > >(tee -a "$out/bench.log") 2>&1
 step() { echo; echo "=== gpu_bench: $* ($(date +%T))"; }
 die() { echo "gpu_bench: error: $*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
@@ -61,6 +60,7 @@ model="$work/model"
 calib=("$root"/data/text/*.txt)
 export PYTHONUNBUFFERED=1
 
+bench() {
 step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
 python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)' ||
@@ -174,3 +174,7 @@ for label, get in rows:
     print(f"{label:<16}" + "".join(cells))
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 EOF
+}
+
+# A pipeline rather than exec + tee: the script returns only once the log is complete.
+bench 2>&1 | tee "$out/bench.log"
