@@ -88,25 +88,34 @@ need_gib=$(( $(python3 -c "import json; print(json.load(open('$out/synth.json'))
 
 warm_cache() { cat "$model"/*.safetensors >/dev/null; }
 
-run_linearpatch() {  # $1: report name, then extra prune arguments
-  local name="$1"
-  shift
-  step "linearpatch prune ($name) $*"
-  warm_cache
-  rm -rf "$work/lp-out"
-  local t0
-  t0="$(now_ms)"
-  # shellcheck disable=SC2086  # LP_PRUNE_ARGS holds several arguments
-  "$bin" prune -m "$model" --device "$device" --layers "$layers" --calib-samples "$samples" --seq-len "$seq_len" \
-    --calib "${calib[@]}" --out "$work/lp-out" --report "$out/$name.json" "$@" ${LP_PRUNE_ARGS:-} ||
-    die "linearpatch prune ($name) failed"
-  python3 - "$out/$name.json" "$(seconds_since "$t0")" <<'EOF'
+add_wall_time() {  # report, start in ms
+  python3 - "$1" "$(seconds_since "$2")" <<'EOF'
 import json, sys
 path, wall = sys.argv[1], float(sys.argv[2])
 report = json.load(open(path))
 report["process_wall_seconds"] = wall
 json.dump(report, open(path, "w"), indent=2)
 EOF
+}
+
+# A tool that fails is reported at the end; the others still run, so one
+# device run brings back every number it can.
+failed=()
+
+run_linearpatch() {  # report name, then extra prune arguments
+  local name="$1" t0
+  shift
+  step "linearpatch prune ($name) $*"
+  warm_cache
+  rm -rf "$work/lp-out"
+  t0="$(now_ms)"
+  # shellcheck disable=SC2086  # LP_PRUNE_ARGS holds several arguments
+  if "$bin" prune -m "$model" --device "$device" --layers "$layers" --calib-samples "$samples" --seq-len "$seq_len" \
+    --calib "${calib[@]}" --out "$work/lp-out" --report "$out/$name.json" "$@" ${LP_PRUNE_ARGS:-}; then
+    add_wall_time "$out/$name.json" "$t0"
+  else
+    failed+=("$name")
+  fi
   rm -rf "$work/lp-out"
 }
 
@@ -117,16 +126,13 @@ if [ "$run_python" = 1 ]; then
   step "python baseline"
   warm_cache
   t0="$(now_ms)"
-  python3 "$root/scripts/python_baseline.py" --model "$model" --out "$work/py-out" --device "$device" \
+  if python3 "$root/scripts/python_baseline.py" --model "$model" --out "$work/py-out" --device "$device" \
     --layers "$layers" --samples "$samples" --seq-len "$seq_len" --calib "${calib[@]}" \
-    --report "$out/python.json" >/dev/null || die "python baseline failed"
-  python3 - "$out/python.json" "$(seconds_since "$t0")" <<'EOF'
-import json, sys
-path, wall = sys.argv[1], float(sys.argv[2])
-report = json.load(open(path))
-report["process_wall_seconds"] = wall
-json.dump(report, open(path, "w"), indent=2)
-EOF
+    --report "$out/python.json" >/dev/null; then
+    add_wall_time "$out/python.json" "$t0"
+  else
+    failed+=(python)
+  fi
   rm -rf "$work/py-out"
 fi
 
@@ -174,6 +180,7 @@ for label, get in rows:
     print(f"{label:<16}" + "".join(cells))
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 EOF
+[ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (see above)"
 }
 
 # A pipeline rather than exec + tee: the script returns only once the log is complete.
