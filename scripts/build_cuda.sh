@@ -53,7 +53,9 @@ torch_config="$torch_prefix/Torch/TorchConfig.cmake"
 # built with the old ABI would make every std::string crossing them a link error.
 abi="$(grep -o '_GLIBCXX_USE_CXX11_ABI=[01]' "$torch_config" | tail -n 1 | cut -d= -f2 || true)"
 if [ -z "$abi" ] && [ "$cuda" = 1 ]; then
-  abi="$(python3 -c 'import torch; print(int(torch.compiled_with_cxx11_abi()))')" || die "cannot read libtorch's C++ ABI"
+  # Newer TorchConfig.cmake files drop the flag: PyTorch builds only the C++11 ABI since 2.8.
+  abi="$(python3 -c 'import torch; f = getattr(torch, "compiled_with_cxx11_abi", None); print(int(f() if f else True))')" ||
+    die "cannot read libtorch's C++ ABI"
 fi
 [ "$abi" = 1 ] || die "libtorch at $torch_prefix is not built with the C++11 ABI (_GLIBCXX_USE_CXX11_ABI=${abi:-unknown})"
 say "libtorch: $torch_prefix (C++11 ABI)"
