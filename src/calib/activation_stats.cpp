@@ -39,7 +39,6 @@ SimilarityStats::SimilarityStats(int64_t num_positions, std::vector<int64_t> gap
 
 void SimilarityStats::on_layer_input(int64_t position, const at::Tensor& hidden) {
   if (position == 0) {
-    forget_older_than(normalized_, batch_, num_positions_);
     tokens_ += hidden.size(0) * hidden.size(1);
     windows_ += hidden.size(0);
     if (cosine_sum_.device() != hidden.device()) {
@@ -57,8 +56,11 @@ void SimilarityStats::on_layer_input(int64_t position, const at::Tensor& hidden)
     auto last = cos.select(1, cos.size(1) - 1).clamp(-1.0, 1.0);
     angular_sum_[position - gap][position] += (at::acos(last) / M_PI).sum();
   }
-  normalized_[{batch_, position}] = stash_.on_host ? unit.to(at::kCPU, stash_.dtype) : unit.to(stash_.dtype);
-  forget_older_than(normalized_, batch_, position + 1 - gaps_.back());
+  // After the last position nothing of this batch is needed any more.
+  const int64_t oldest_needed = position + 1 == num_positions_ ? num_positions_ : position + 1 - gaps_.back();
+  if (position + 1 < num_positions_)
+    normalized_[{batch_, position}] = stash_.on_host ? unit.to(at::kCPU, stash_.dtype) : unit.to(stash_.dtype);
+  forget_older_than(normalized_, batch_, oldest_needed);
 }
 
 bool SimilarityStats::tracks(int64_t i, int64_t j) const {
@@ -81,7 +83,6 @@ MagnitudeStats::MagnitudeStats(int64_t num_positions, std::vector<int64_t> gaps,
 
 void MagnitudeStats::on_layer_input(int64_t position, const at::Tensor& hidden) {
   if (position == 0) {
-    forget_older_than(magnitudes_, batch_, num_positions_);
     windows_ += hidden.size(0);
   }
   // Per window: mean over its tokens of |T(x)| per channel -> [B, C].
@@ -96,8 +97,9 @@ void MagnitudeStats::on_layer_input(int64_t position, const at::Tensor& hidden) 
     auto& sum = ratio_sum_[{position - gap, position}];
     sum = sum.defined() ? sum + ratio : ratio;
   }
-  magnitudes_[{batch_, position}] = magnitude;
-  forget_older_than(magnitudes_, batch_, position + 1 - gaps_.back());
+  const int64_t oldest_needed = position + 1 == num_positions_ ? num_positions_ : position + 1 - gaps_.back();
+  if (position + 1 < num_positions_) magnitudes_[{batch_, position}] = magnitude;
+  forget_older_than(magnitudes_, batch_, oldest_needed);
 }
 
 bool MagnitudeStats::tracks(int64_t i, int64_t j) const {

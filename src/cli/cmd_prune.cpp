@@ -47,6 +47,7 @@ struct DistillArgs {
 struct PruneArgs : SelectionArgs {
   std::string out;
   bool force = false;
+  bool no_fsync = false;
   std::string max_shard_size;
   DistillArgs distill;
 };
@@ -212,6 +213,9 @@ Command register_prune(CLI::App& app) {
   add_selection_args(*cmd, *args, /*layers_required=*/true);
   cmd->add_option("-o,--out", args->out, "Output checkpoint directory (must not exist unless --force)")->required();
   cmd->add_flag("--force", args->force, "Replace an existing output directory");
+  cmd->add_flag("--no-fsync", args->no_fsync,
+                "Skip fsync before the final rename: faster on slow disks; the output is still complete or absent "
+                "if the process dies, but not guaranteed to survive a power loss");
   cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB (default: like the input)");
   add_distill_args(*cmd, args->distill);
   return {cmd, [args] {
@@ -224,6 +228,7 @@ Command register_prune(CLI::App& app) {
             job.distill = distill_job(args->distill, args->seq_len);
             job.output_dir = args->out;
             job.overwrite = args->force;
+            job.sync = !args->no_fsync;
             job.max_shard_bytes = args->max_shard_size.empty() ? 0 : parse_byte_size(args->max_shard_size);
             const auto report = run_prune(job);
             emit(report, *args, summarize_prune_report(report));

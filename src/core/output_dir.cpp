@@ -90,11 +90,11 @@ AtomicOutputDir::~AtomicOutputDir() {
   unregister_cleanup_path(temp_path_);
 }
 
-void AtomicOutputDir::commit() {
+void AtomicOutputDir::commit(bool sync) {
   // A SIGINT/SIGTERM that arrived after the last progress poll still means
   // "stop": the output must not appear.
   throw_if_interrupted();
-  sync_tree(temp_path_);
+  if (sync) sync_tree(temp_path_);
   fs::path old;
   if (fs::exists(final_path_)) {
     if (!overwrite_) throw UsageError("output " + final_path_.string() + " appeared while writing; not replacing it");
@@ -107,7 +107,7 @@ void AtomicOutputDir::commit() {
     throw Error("cannot rename " + temp_path_.string() + " to " + final_path_.string() + ": " + std::strerror(errno));
   committed_ = true;
   unregister_cleanup_path(temp_path_);
-  fsync_path(final_path_.parent_path(), /*directory=*/true);
+  if (sync) fsync_path(final_path_.parent_path(), /*directory=*/true);
   if (!old.empty()) {
     std::error_code ec;
     fs::remove_all(old, ec);

@@ -169,14 +169,15 @@ void ShardedWriter::add(OutputTensor tensor) {
   pending_.push_back(std::move(tensor));
 }
 
-std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::string>& metadata) {
+std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::string>& metadata,
+                                                 const WriteOptions& options) {
   std::vector<OutputTensor> tensors = std::move(pending_);
   pending_.clear();
   names_.clear();
   uint64_t total = 0;
   for (const auto& tensor : tensors) total += tensor.nbytes;
   if (total <= max_shard_bytes_) {
-    write_safetensors(dir_ / kSingleFile, std::move(tensors), metadata);
+    write_safetensors(dir_ / kSingleFile, std::move(tensors), metadata, options);
     return {kSingleFile};
   }
 
@@ -186,7 +187,7 @@ std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::
   for (size_t i = 0; i < shards.size(); ++i) {
     files.push_back(shard_file_name(i + 1, shards.size()));
     for (const auto& tensor : shards[i]) weight_map[tensor.name] = files.back();
-    write_safetensors(dir_ / files.back(), std::move(shards[i]), metadata);
+    write_safetensors(dir_ / files.back(), std::move(shards[i]), metadata, options);
   }
   const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", std::move(weight_map)}};
   write_new_file(dir_ / kIndexFile, index.dump(2) + "\n");

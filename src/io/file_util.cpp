@@ -106,30 +106,44 @@ void OutputFile::fail(const std::string& action, int err) const {
   throw Error("cannot " + action + " " + path_.string() + ": " + errno_text(err));
 }
 
+void OutputFile::reserve(uint64_t size) {
+  if (size == 0) return;
+  const int rc = ::posix_fallocate(fd_, 0, static_cast<off_t>(size));
+  // File systems without allocation support report it; the writes that
+  // follow then find a full disk themselves.
+  if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) fail("reserve " + std::to_string(size) + " bytes for", rc);
+}
+
 void OutputFile::write(const void* data, uint64_t size) {
+  write_at(position_, data, size);
+  position_ += size;
+}
+
+void OutputFile::write_at(uint64_t offset, const void* data, uint64_t size) {
   const auto* bytes = static_cast<const uint8_t*>(data);
   while (size > 0) {
-    const ssize_t n = ::write(fd_, bytes, std::min(size, kMaxChunk));
+    const ssize_t n = ::pwrite(fd_, bytes, std::min(size, kMaxChunk), static_cast<off_t>(offset));
     const int err = errno;
     if (n < 0 && err == EINTR) continue;
     if (n < 0) fail("write", err);
     // A regular file only returns 0 for a non-empty write when it is full.
     if (n == 0) fail("write", ENOSPC);
     bytes += n;
+    offset += static_cast<uint64_t>(n);
     size -= static_cast<uint64_t>(n);
   }
 }
 
-void OutputFile::copy_from(int src_fd, uint64_t offset, uint64_t size) {
-  loff_t in = static_cast<loff_t>(offset);
+void OutputFile::copy_at(uint64_t offset, int src_fd, uint64_t src_offset, uint64_t size) {
+  loff_t in = static_cast<loff_t>(src_offset), out = static_cast<loff_t>(offset);
   while (size > 0) {
-    const ssize_t n = ::copy_file_range(src_fd, &in, fd_, nullptr, std::min(size, kMaxChunk), 0);
+    const ssize_t n = ::copy_file_range(src_fd, &in, fd_, &out, std::min(size, kMaxChunk), 0);
     const int err = errno;
     if (n < 0 && err == EINTR) continue;
     if (n < 0 && (err == EXDEV || err == ENOSYS || err == EINVAL || err == EOPNOTSUPP)) {
       // Cross-device copies, old kernels and some file systems (FUSE, NFS)
       // cannot copy kernel-side; the data is the same either way.
-      copy_with_pread(src_fd, static_cast<uint64_t>(in), size);
+      copy_with_pread(static_cast<uint64_t>(out), src_fd, static_cast<uint64_t>(in), size);
       return;
     }
     if (n < 0) fail("copy " + std::to_string(size) + " bytes from source offset " + std::to_string(in) + " into", err);
@@ -141,29 +155,30 @@ void OutputFile::copy_from(int src_fd, uint64_t offset, uint64_t size) {
   }
 }
 
-void OutputFile::copy_with_pread(int src_fd, uint64_t offset, uint64_t size) {
+void OutputFile::copy_with_pread(uint64_t offset, int src_fd, uint64_t src_offset, uint64_t size) {
   std::vector<uint8_t> buffer(std::min(size, kCopyBufferBytes));
   while (size > 0) {
     const ssize_t n =
-        ::pread(src_fd, buffer.data(), std::min<uint64_t>(size, buffer.size()), static_cast<off_t>(offset));
+        ::pread(src_fd, buffer.data(), std::min<uint64_t>(size, buffer.size()), static_cast<off_t>(src_offset));
     const int err = errno;
     if (n < 0 && err == EINTR) continue;
     if (n < 0) {
-      throw Error("cannot read the source of " + path_.string() + " at offset " + std::to_string(offset) + ": " +
+      throw Error("cannot read the source of " + path_.string() + " at offset " + std::to_string(src_offset) + ": " +
                   errno_text(err));
     }
     if (n == 0) {
       throw Error("cannot copy into " + path_.string() + ": the source ends before offset " +
-                  std::to_string(offset + size));
+                  std::to_string(src_offset + size));
     }
-    write(buffer.data(), static_cast<uint64_t>(n));
+    write_at(offset, buffer.data(), static_cast<uint64_t>(n));
     offset += static_cast<uint64_t>(n);
+    src_offset += static_cast<uint64_t>(n);
     size -= static_cast<uint64_t>(n);
   }
 }
 
-void OutputFile::commit() {
-  if (::fsync(fd_) != 0) fail("flush", errno);
+void OutputFile::commit(bool sync) {
+  if (sync && ::fsync(fd_) != 0) fail("flush", errno);
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) fail("close", errno);

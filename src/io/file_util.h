@@ -38,7 +38,8 @@ std::string read_text_file(const std::filesystem::path& path, uint64_t max_bytes
 // A file being written. Created exclusively (an existing file is never
 // truncated: it may be mmapped by a reader of the same checkpoint) and
 // removed again unless commit() succeeds, so a failed write leaves no
-// half-written file behind.
+// half-written file behind. The positional calls (`*_at`) may run from
+// several threads at once on disjoint ranges.
 class OutputFile {
  public:
   explicit OutputFile(std::filesystem::path path);
@@ -46,19 +47,25 @@ class OutputFile {
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
 
-  void write(const void* data, uint64_t size);
-  // Appends `size` bytes read from `src_fd` at `offset`, kernel-side when the
-  // file systems allow it.
-  void copy_from(int src_fd, uint64_t offset, uint64_t size);
-  // fsync and close: delayed-allocation file systems report ENOSPC only here.
-  void commit();
+  // Allocates `size` bytes up front, so a full disk is reported here and
+  // not as lost data after delayed allocation.
+  void reserve(uint64_t size);
+  void write(const void* data, uint64_t size);  // appends at the sequential position
+  void write_at(uint64_t offset, const void* data, uint64_t size);
+  // Copies `size` bytes read from `src_fd` at `src_offset` to `offset`,
+  // kernel-side when the file systems allow it.
+  void copy_at(uint64_t offset, int src_fd, uint64_t src_offset, uint64_t size);
+  // Closes the file; with `sync`, fsyncs it first so the data survives a
+  // power loss.
+  void commit(bool sync = true);
 
  private:
-  void copy_with_pread(int src_fd, uint64_t offset, uint64_t size);
+  void copy_with_pread(uint64_t offset, int src_fd, uint64_t src_offset, uint64_t size);
   [[noreturn]] void fail(const std::string& action, int err) const;
 
   std::filesystem::path path_;
   int fd_ = -1;
+  uint64_t position_ = 0;
   bool committed_ = false;
 };
 

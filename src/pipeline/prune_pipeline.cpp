@@ -351,9 +351,11 @@ Report run_prune(const PruneJob& job) {
     provenance["distill"].erase("seconds");
   }
   Stopwatch write_clock;
+  io::WriteOptions write_options;
+  write_options.sync = job.sync;
   const auto written = write_pruned_checkpoint(*source, choice.plan, patches, provenance.dump(), job.max_shard_bytes,
-                                               output.path());
-  output.commit();
+                                               output.path(), write_options);
+  output.commit(job.sync);
   timings["write"] = write_clock.seconds();
 
   int64_t before = 0;

@@ -89,7 +89,7 @@ std::string renamed_tensor(const std::string& name, const PrunePlan& plan) {
 WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
                                           const std::map<int64_t, at::Tensor>& patches,
                                           const std::string& provenance_json, uint64_t max_shard_bytes,
-                                          const fs::path& dir) {
+                                          const fs::path& dir, const io::WriteOptions& options) {
   for (const auto& gap_patch : patches)
     if (std::none_of(plan.gaps.begin(), plan.gaps.end(),
                      [&](const Gap& g) { return g.new_position == gap_patch.first; }))
@@ -135,7 +135,7 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
     written.parameters += patch_storage.back().numel();
     writer.add(output_tensor(patch_tensor_name(position), patch_storage.back()));
   }
-  written.files = writer.finish();
+  written.files = writer.finish({}, options);
   for (const auto& file : written.files) written.bytes += fs::file_size(dir / file);
 
   const auto config = rewrite_config_for_pruning(source.config_text(), plan.kept,

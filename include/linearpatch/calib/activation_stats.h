@@ -31,6 +31,8 @@ class SimilarityStats : public ForwardObserver {
   void on_layer_input(int64_t position, const at::Tensor& hidden) override;
 
   bool tracks(int64_t i, int64_t j) const;
+  // Vectors held for later positions (bounded by gaps x batches in flight).
+  size_t stashed() const { return normalized_.size(); }
   // Mean over all tokens of all windows of cos(X_i[t], X_j[t]).
   double mean_cosine(int64_t i, int64_t j) const;
   // Mean over windows of the angular distance arccos(cos)/pi of the last

@@ -22,7 +22,9 @@ class AtomicOutputDir {
 
   const std::filesystem::path& path() const { return temp_path_; }  // write here
   const std::filesystem::path& final_path() const { return final_path_; }
-  void commit();
+  // Renames into place; with `sync`, files and directories are fsynced
+  // first so the output also survives a power loss.
+  void commit(bool sync = true);
 
  private:
   std::filesystem::path final_path_, temp_path_;

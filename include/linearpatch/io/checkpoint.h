@@ -64,7 +64,8 @@ class ShardedWriter {
   ShardedWriter(std::filesystem::path dir, uint64_t max_shard_bytes);  // max_shard_bytes > 0
   void add(OutputTensor tensor);  // throws Error when the name was added before
   // Writes all files into dir (which must exist) and returns their names.
-  std::vector<std::string> finish(const std::map<std::string, std::string>& metadata = {});
+  std::vector<std::string> finish(const std::map<std::string, std::string>& metadata = {},
+                                  const WriteOptions& options = {});
 
  private:
   std::filesystem::path dir_;

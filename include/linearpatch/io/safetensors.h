@@ -115,10 +115,17 @@ struct OutputTensor {
   uint64_t src_offset = 0;
 };
 
+struct WriteOptions {
+  bool sync = true;  // fsync every file, so it survives a power loss
+  int threads = 0;   // tensors copied in parallel; 0: min(8, hardware threads)
+};
+
 // Writes one safetensors file at `path` (which must not exist yet; callers
 // write into a temporary directory). Validates names (unique, non-empty) and
 // that nbytes == numel * dtype_size. `metadata` gets "format": "pt" added.
+// The file is allocated to its full size first, so a full disk is reported
+// before any tensor is copied.
 void write_safetensors(const std::filesystem::path& path, std::vector<OutputTensor> tensors,
-                       std::map<std::string, std::string> metadata = {});
+                       std::map<std::string, std::string> metadata = {}, const WriteOptions& options = {});
 
 }  // namespace lp::io

@@ -65,6 +65,7 @@ struct PruneJob {
   std::filesystem::path output_dir;
   bool overwrite = false;
   uint64_t max_shard_bytes = 0;  // 0: like the source
+  bool sync = true;              // fsync the output before renaming it into place
 };
 
 using Report = nlohmann::ordered_json;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "linearpatch/io/safetensors.h"
 #include "linearpatch/prune/prune_plan.h"
 
 namespace lp {
@@ -39,7 +40,7 @@ struct WrittenCheckpoint {
 WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
                                           const std::map<int64_t, at::Tensor>& patches,
                                           const std::string& provenance_json, uint64_t max_shard_bytes,
-                                          const std::filesystem::path& dir);
+                                          const std::filesystem::path& dir, const io::WriteOptions& options = {});
 
 // The new name of `name` under `plan`, or "" when it belongs to a removed layer.
 std::string renamed_tensor(const std::string& name, const PrunePlan& plan);
