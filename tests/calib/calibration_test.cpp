@@ -41,6 +41,8 @@ TEST(Calibration, StreamedLayerMajorRunsMatchWindowMajorRuns) {
     EXPECT_NEAR(a.similarity.mean_cosine(i, i + 1), b.similarity.mean_cosine(i, i + 1), 1e-3) << i;
     if (i + 2 < 7) EXPECT_NEAR(a.similarity.mean_cosine(i, i + 2), b.similarity.mean_cosine(i, i + 2), 1e-3) << i;
   }
+  EXPECT_EQ(a.similarity.stashed(), 0u) << "vectors of finished batches were kept";
+  EXPECT_EQ(b.similarity.stashed(), 0u);
   EXPECT_EQ(a.magnitude.windows(), 5);
   EXPECT_EQ(b.magnitude.windows(), 5);
   EXPECT_LT((a.magnitude.mean_ratio(1, 3) - b.magnitude.mean_ratio(1, 3)).abs().max().item<double>(), 1e-5);
