@@ -46,6 +46,8 @@ struct DistillArgs {
 
 struct PruneArgs : SelectionArgs {
   std::string out;
+  std::string emit = "exact";
+  std::string fold = "auto";
   bool force = false;
   bool no_fsync = false;
   std::string max_shard_size;
@@ -213,6 +215,16 @@ Command register_prune(CLI::App& app) {
   add_selection_args(*cmd, *args, /*layers_required=*/true);
   cmd->add_option("-o,--out", args->out, "Output checkpoint directory (must not exist unless --force)")->required();
   cmd->add_flag("--force", args->force, "Replace an existing output directory");
+  cmd->add_option("--emit", args->emit,
+                  "exact: the patch as an extra tensor (loads in linearpatch, and in transformers with "
+                  "trust_remote_code); vanilla: a plain LlamaForCausalLM with the patch folded into the weights")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"exact", "vanilla"}));
+  cmd->add_option("--fold", args->fold,
+                  "With --emit vanilla: auto (the fold closest to the dense model on calibration windows), scalar, "
+                  "least-squares")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "scalar", "least-squares"}));
   cmd->add_flag("--no-fsync", args->no_fsync,
                 "Skip fsync before the final rename: faster on slow disks; the output is still complete or absent "
                 "if the process dies, but not guaranteed to survive a power loss");
@@ -229,6 +241,8 @@ Command register_prune(CLI::App& app) {
             job.output_dir = args->out;
             job.overwrite = args->force;
             job.sync = !args->no_fsync;
+            job.emit.vanilla = args->emit == "vanilla";
+            job.emit.fold = args->fold;
             job.max_shard_bytes = args->max_shard_size.empty() ? 0 : parse_byte_size(args->max_shard_size);
             const auto report = run_prune(job);
             emit(report, *args, summarize_prune_report(report));

@@ -38,6 +38,20 @@ struct LayerWeights {
                     &o_bias, &gate_proj, &up_proj, &down_proj, &gate_bias, &up_bias, &down_bias})
       if (t->defined()) fn(*t);
   }
+  at::Tensor* field(const std::string& suffix) {
+    static const std::map<std::string, at::Tensor LayerWeights::*> fields = {
+        {"input_layernorm.weight", &LayerWeights::input_norm},
+        {"post_attention_layernorm.weight", &LayerWeights::post_attention_norm},
+        {"self_attn.q_proj.weight", &LayerWeights::q_proj}, {"self_attn.k_proj.weight", &LayerWeights::k_proj},
+        {"self_attn.v_proj.weight", &LayerWeights::v_proj}, {"self_attn.o_proj.weight", &LayerWeights::o_proj},
+        {"self_attn.q_proj.bias", &LayerWeights::q_bias},   {"self_attn.k_proj.bias", &LayerWeights::k_bias},
+        {"self_attn.v_proj.bias", &LayerWeights::v_bias},   {"self_attn.o_proj.bias", &LayerWeights::o_bias},
+        {"mlp.gate_proj.weight", &LayerWeights::gate_proj}, {"mlp.up_proj.weight", &LayerWeights::up_proj},
+        {"mlp.down_proj.weight", &LayerWeights::down_proj}, {"mlp.gate_proj.bias", &LayerWeights::gate_bias},
+        {"mlp.up_proj.bias", &LayerWeights::up_bias},       {"mlp.down_proj.bias", &LayerWeights::down_bias}};
+    const auto it = fields.find(suffix);
+    return it == fields.end() || !(this->*(it->second)).defined() ? nullptr : &(this->*(it->second));
+  }
   LayerWeights to(const at::Device& device) const {
     LayerWeights copy = *this;
     copy.for_each([&](at::Tensor& t) { t = t.to(device); });
@@ -151,7 +165,11 @@ struct LlamaModel::Impl {
     return at::linear(x, cast(w), b.defined() ? cast(b) : b);
   }
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  at::Tensor attention_block(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
+  at::Tensor mlp_activation(const LayerWeights& w, const at::Tensor& h_mid) const;
   at::Tensor layer_forward(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
+  // The slot holding `name` (HF naming), or null when there is none.
+  at::Tensor* slot(const std::string& name, std::shared_ptr<const LayerWeights>* layer_copy_out);
 };
 
 at::Tensor LlamaModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
@@ -162,24 +180,52 @@ at::Tensor LlamaModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& wei
   return cast(weight) * normed;
 }
 
-at::Tensor LlamaModel::Impl::layer_forward(const LayerWeights& w, const at::Tensor& h,
-                                           const RopeTables& rope) const {
+// h + o_proj(attention(norm(h))): the stream after the attention half.
+at::Tensor LlamaModel::Impl::attention_block(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const {
   const int64_t B = h.size(0), T = h.size(1);
   const int64_t n_heads = config.num_attention_heads, n_kv = config.num_key_value_heads;
   const int64_t D = config.head_dim;
-
   auto x = rms_norm(h, w.input_norm);
   auto q = linear(x, w.q_proj, w.q_bias).view({B, T, n_heads, D}).transpose(1, 2);
   auto k = linear(x, w.k_proj, w.k_bias).view({B, T, n_kv, D}).transpose(1, 2);
   auto v = linear(x, w.v_proj, w.v_bias).view({B, T, n_kv, D}).transpose(1, 2);
   q = apply_rope(q, rope);
   k = apply_rope(k, rope);
-  auto attn = causal_attention(q, k, v);  // [B, T, H*D]
-  auto h2 = h + linear(attn, w.o_proj, w.o_bias);
+  return h + linear(causal_attention(q, k, v), w.o_proj, w.o_bias);
+}
 
-  auto y = rms_norm(h2, w.post_attention_norm);
-  auto gated = at::silu(linear(y, w.gate_proj, w.gate_bias)) * linear(y, w.up_proj, w.up_bias);
-  return h2 + linear(gated, w.down_proj, w.down_bias);
+// silu(gate(x)) * up(x) for x = norm(h_mid): what down_proj maps.
+at::Tensor LlamaModel::Impl::mlp_activation(const LayerWeights& w, const at::Tensor& h_mid) const {
+  auto y = rms_norm(h_mid, w.post_attention_norm);
+  return at::silu(linear(y, w.gate_proj, w.gate_bias)) * linear(y, w.up_proj, w.up_bias);
+}
+
+at::Tensor LlamaModel::Impl::layer_forward(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const {
+  auto h_mid = attention_block(w, h, rope);
+  return h_mid + linear(mlp_activation(w, h_mid), w.down_proj, w.down_bias);
+}
+
+at::Tensor* LlamaModel::Impl::slot(const std::string& name, std::shared_ptr<const LayerWeights>* layer_copy_out) {
+  if (name == "model.embed_tokens.weight") return &embed_tokens;
+  if (name == "model.norm.weight") return &norm;
+  if (name == "lm_head.weight") return &lm_head;
+  const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return nullptr;
+  const auto dot = name.find('.', prefix.size());
+  if (dot == std::string::npos) return nullptr;
+  int64_t layer = -1;
+  try {
+    layer = std::stoll(name.substr(prefix.size(), dot - prefix.size()));
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+  if (layer < 0 || layer >= static_cast<int64_t>(layers.size())) return nullptr;
+  auto copy = std::make_shared<LayerWeights>(*layers[layer]);
+  at::Tensor* field = copy->field(name.substr(dot + 1));
+  if (!field) return nullptr;
+  layers[layer] = copy;
+  if (layer_copy_out) *layer_copy_out = copy;
+  return field;
 }
 
 LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions& options) {
@@ -317,6 +363,45 @@ at::Tensor LlamaModel::lm_head(const at::Tensor& normed) const {
 at::Tensor LlamaModel::forward(const at::Tensor& ids, ForwardObserver* observer) const {
   auto hidden = run_layers(embed(ids), 0, num_layers(), observer);
   return lm_head(final_norm(hidden));
+}
+
+at::Tensor LlamaModel::weight(const std::string& name) const {
+  auto scratch = std::make_shared<Impl>(*impl_);
+  const at::Tensor* found = scratch->slot(name, nullptr);
+  if (!found) throw Error("internal: no weight named '" + name + "'");
+  return *found;
+}
+
+LlamaModel LlamaModel::with_replaced_weights(const TensorMap& replacements, bool untie) const {
+  auto impl = std::make_shared<Impl>(*impl_);
+  if (untie && impl->config.tie_word_embeddings) {
+    impl->lm_head = impl->embed_tokens;
+    impl->config.tie_word_embeddings = false;
+  }
+  for (const auto& [name, value] : replacements) {
+    at::Tensor* target = impl->slot(name, nullptr);
+    if (!target) throw Error("internal: no weight named '" + name + "' to replace");
+    if (target->sizes() != value.sizes())
+      throw Error("internal: replacement for '" + name + "' has shape " + shape_string(value.sizes()) + ", expected " +
+                  shape_string(target->sizes()));
+    const bool tied_head = impl->config.tie_word_embeddings && name == "model.embed_tokens.weight";
+    *target = value.to(target->device(), target->scalar_type());
+    if (tied_head) impl->lm_head = *target;
+  }
+  LlamaModel result = *this;
+  result.impl_ = std::move(impl);
+  return result;
+}
+
+LlamaModel::LayerTrace LlamaModel::trace_layer(int64_t layer, const at::Tensor& hidden) const {
+  TORCH_CHECK(layer >= 0 && layer < num_layers(), "trace_layer: no layer ", layer);
+  const auto w = impl_->layer(layer);
+  const auto rope = rope_tables(impl_->inv_freq, hidden.size(1), impl_->dtype);
+  LayerTrace trace;
+  trace.after_attention = impl_->attention_block(*w, hidden, rope);
+  trace.mlp_activation = impl_->mlp_activation(*w, trace.after_attention);
+  trace.output = trace.after_attention + impl_->linear(trace.mlp_activation, w->down_proj, w->down_bias);
+  return trace;
 }
 
 LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers,

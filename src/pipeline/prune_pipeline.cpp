@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <limits>
 #include <numeric>
 #include <sstream>
 
@@ -17,6 +18,8 @@
 #include "linearpatch/core/version.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/device.h"
+#include "linearpatch/eval/perplexity.h"
+#include "linearpatch/patch/fold.h"
 #include "linearpatch/patch/linear_patch.h"
 #include "linearpatch/patch/patch_aware.h"
 #include "linearpatch/prune/checkpoint_writer.h"
@@ -153,6 +156,45 @@ Json distill_json(const DistillJob& d, const DistillResult& r, int64_t seq_len) 
           {"tokens_per_second", r.seconds_total > 0 ? static_cast<double>(r.train_tokens * o.epochs) / r.seconds_total : 0.0},
           {"seconds", {{"total", r.seconds_total}, {"teacher", r.seconds_teacher}, {"frozen_prefix", r.seconds_prefix},
                        {"student_forward_backward", r.seconds_student}}}};
+}
+
+struct FoldChoice {
+  Fold fold;
+  Json report;
+};
+
+Json quality_json(const BaselineComparison& c, double exact_ppl) {
+  Json j{{"mean_kl_to_dense", c.mean_kl}, {"ppl", c.model.ppl}};
+  if (exact_ppl > 0) j["ppl_ratio_to_exact_patch"] = c.model.ppl / exact_ppl;
+  return j;
+}
+
+// Folds the patches both ways (or as asked), measures each folded model and
+// the exact patch against the dense model on calibration windows, and keeps
+// the fold closest to the dense model.
+FoldChoice choose_fold(const LlamaModel& dense, const PrunePlan& plan, const std::map<int64_t, at::Tensor>& patches,
+                       const at::Tensor& windows, const EmitOptions& emit, int64_t batch_size) {
+  const auto fit_windows = windows.narrow(0, 0, std::min<int64_t>(emit.fold_samples, windows.size(0)));
+  std::vector<Fold> folds;
+  if (emit.fold != "least-squares") folds.push_back(fold_scalar(dense, plan, patches));
+  if (emit.fold != "scalar") folds.push_back(fold_least_squares(dense, plan, patches, fit_windows, batch_size));
+  const auto exact = compare_with_baseline(dense.with_layers(plan.kept, patches), dense, windows, batch_size);
+  FoldChoice choice;
+  choice.report["measured_on"] = std::to_string(windows.size(0)) + " calibration windows";
+  choice.report["exact_patch"] = quality_json(exact, 0);
+  double best = std::numeric_limits<double>::infinity();
+  for (auto& fold : folds) {
+    const auto cmp = compare_with_baseline(apply_fold(dense, plan, fold), dense, windows, batch_size);
+    choice.report["folds"][fold.kind] = quality_json(cmp, exact.model.ppl);
+    spdlog::info("vanilla export, {} fold: perplexity {:.4f} vs {:.4f} with the exact patch ({:+.2f} %)", fold.kind,
+                 cmp.model.ppl, exact.model.ppl, 100 * (cmp.model.ppl / exact.model.ppl - 1));
+    if (cmp.mean_kl < best) {
+      best = cmp.mean_kl;
+      choice.fold = std::move(fold);
+    }
+  }
+  choice.report["chosen"] = choice.fold.kind;
+  return choice;
 }
 
 double peak_rss_mib() {
@@ -346,6 +388,21 @@ Report run_prune(const PruneJob& job) {
                   {"rotation", rotation ? rotation->description() : "none"},
                   {"calibration", {{"samples", job.calibration.samples}, {"seq_len", job.calibration.seq_len},
                                    {"seed", job.calibration.seed}}}};
+  CheckpointEdits edits;
+  edits.patches = patches;
+  Json vanilla_report;
+  if (job.emit.vanilla && !patches.empty()) {
+    Stopwatch fold_clock;
+    const auto kl_windows = c->windows.narrow(0, 0, std::min<int64_t>(s.kl_samples, c->windows.size(0)));
+    auto folded = choose_fold(model, choice.plan, patches, kl_windows, job.emit, job.calibration.batch_size);
+    edits.patches.clear();
+    edits.replaced = std::move(folded.fold.replaced);
+    edits.untie_embeddings = folded.fold.untie_embeddings;
+    vanilla_report = std::move(folded.report);
+    provenance["emit"] = "vanilla";
+    provenance["fold"] = vanilla_report["chosen"];
+    timings["fold"] = fold_clock.seconds();
+  }
   if (!distill_report.is_null()) {
     provenance["distill"] = distill_report;
     provenance["distill"].erase("seconds");
@@ -353,8 +410,9 @@ Report run_prune(const PruneJob& job) {
   Stopwatch write_clock;
   io::WriteOptions write_options;
   write_options.sync = job.sync;
-  const auto written = write_pruned_checkpoint(*source, choice.plan, patches, provenance.dump(), job.max_shard_bytes,
-                                               output.path(), write_options);
+  edits.provenance_json = provenance.dump();
+  const auto written = write_pruned_checkpoint(*source, choice.plan, edits, job.max_shard_bytes, output.path(),
+                                               write_options);
   output.commit(job.sync);
   timings["write"] = write_clock.seconds();
 
@@ -374,6 +432,8 @@ Report run_prune(const PruneJob& job) {
   report["patch"] = rotation ? "linearpatch" : "none";
   report["rotation"] = rotation ? rotation->description() : "none";
   if (!distill_report.is_null()) report["distill"] = distill_report;
+  report["emit"] = job.emit.vanilla ? "vanilla" : "exact";
+  if (!vanilla_report.is_null()) report["vanilla"] = vanilla_report;
   if (!choice.candidates.empty()) report["candidates"] = blocks_json(choice.candidates);
   if (!choice.influence.empty()) report["block_influence"] = choice.influence;
   report["parameters"] = {{"before", before}, {"after", written.parameters}, {"removed", before - written.parameters}};

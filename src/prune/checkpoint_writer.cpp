@@ -12,6 +12,7 @@
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/llama.h"
 #include "model/tensor_bridge.h"
+#include "prune/hf_modeling.h"
 
 namespace fs = std::filesystem;
 
@@ -54,8 +55,8 @@ void copy_side_files(const fs::path& from, const fs::path& to) {
   }
 }
 
-std::string linearpatch_entry(const PrunePlan& plan, const std::map<int64_t, at::Tensor>& patches,
-                              const std::string& provenance_json) {
+std::string linearpatch_entry(const PrunePlan& plan, const CheckpointEdits& edits) {
+  const auto& patches = edits.patches;
   auto entry = nlohmann::ordered_json::object();
   entry["format_version"] = kFormatVersion;
   entry["original_num_hidden_layers"] = plan.original_layers;
@@ -69,11 +70,26 @@ std::string linearpatch_entry(const PrunePlan& plan, const std::map<int64_t, at:
                     {"apply", "h = h @ W on the residual stream entering this layer"}});
   }
   entry["patches"] = list;
-  if (!provenance_json.empty()) {
-    auto extra = nlohmann::ordered_json::parse(provenance_json);
+  if (!edits.provenance_json.empty()) {
+    auto extra = nlohmann::ordered_json::parse(edits.provenance_json);
     for (auto it = extra.begin(); it != extra.end(); ++it) entry[it.key()] = it.value();
   }
   return entry.dump();
+}
+
+// config.json edits the layer rewrite does not cover: untied embeddings and
+// the transformers entry points of patched checkpoints.
+std::string finish_config(const std::string& config_text, const CheckpointEdits& edits) {
+  auto config = nlohmann::ordered_json::parse(config_text);
+  if (edits.untie_embeddings) config["tie_word_embeddings"] = false;
+  if (!edits.patches.empty()) {
+    config["architectures"] = {"LinearPatchLlamaForCausalLM"};
+    config["auto_map"] = {{"AutoModelForCausalLM", kHfModelClass}};
+  } else {
+    config["architectures"] = {"LlamaForCausalLM"};
+    config.erase("auto_map");
+  }
+  return config.dump(2) + "\n";
 }
 
 }  // namespace
@@ -87,10 +103,9 @@ std::string renamed_tensor(const std::string& name, const PrunePlan& plan) {
 }
 
 WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
-                                          const std::map<int64_t, at::Tensor>& patches,
-                                          const std::string& provenance_json, uint64_t max_shard_bytes,
+                                          const CheckpointEdits& edits, uint64_t max_shard_bytes,
                                           const fs::path& dir, const io::WriteOptions& options) {
-  for (const auto& gap_patch : patches)
+  for (const auto& gap_patch : edits.patches)
     if (std::none_of(plan.gaps.begin(), plan.gaps.end(),
                      [&](const Gap& g) { return g.new_position == gap_patch.first; }))
       throw Error("internal: patch at position " + std::to_string(gap_patch.first) + " matches no gap");
@@ -102,6 +117,8 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
     if (renamed.empty()) continue;
     (split_layer_name(name).first >= 0 ? layer_tensors : other_tensors).emplace_back(renamed, name);
   }
+  if (edits.untie_embeddings && !source.contains("lm_head.weight"))
+    other_tensors.emplace_back("lm_head.weight", "model.embed_tokens.weight");
   auto by_layer = [](const auto& a, const auto& b) {
     const auto la = split_layer_name(a.first).first, lb = split_layer_name(b.first).first;
     return la != lb ? la < lb : a.first < b.first;
@@ -111,8 +128,21 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
   WrittenCheckpoint written;
   io::ShardedWriter writer(dir, max_shard_bytes ? max_shard_bytes
                                                 : (source.sharded() ? source.largest_shard_bytes() : UINT64_MAX));
+  std::vector<at::Tensor> storage;  // keeps in-memory bytes alive until finish()
+  auto add_memory_tensor = [&](const std::string& name, at::Tensor tensor) {
+    storage.push_back(tensor.to(at::kCPU).contiguous());
+    written.parameters += storage.back().numel();
+    writer.add(output_tensor(name, storage.back()));
+  };
   auto add_source_tensor = [&](const std::string& new_name, const std::string& old_name) {
     const auto ref = source.tensor(old_name);
+    // The head copy of untied embeddings keeps the original values.
+    const bool keep_original = new_name == "lm_head.weight";
+    const auto replaced = edits.replaced.find(old_name);
+    if (replaced != edits.replaced.end() && !keep_original) {
+      add_memory_tensor(new_name, replaced->second.to(to_scalar_type(ref.info->dtype, old_name)));
+      return;
+    }
     io::OutputTensor out;
     out.name = new_name;
     out.dtype = ref.info->dtype;
@@ -129,19 +159,15 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
   for (const auto& [n, o] : layer_tensors) add_source_tensor(n, o);
   for (const auto& [n, o] : other_tensors)
     if (is_head(n)) add_source_tensor(n, o);
-  std::vector<at::Tensor> patch_storage;  // keeps the bytes alive until finish()
-  for (const auto& [position, patch] : patches) {
-    patch_storage.push_back(patch.to(at::kCPU, at::kFloat).contiguous());
-    written.parameters += patch_storage.back().numel();
-    writer.add(output_tensor(patch_tensor_name(position), patch_storage.back()));
-  }
+  for (const auto& [position, patch] : edits.patches)
+    add_memory_tensor(patch_tensor_name(position), patch.to(at::kFloat));
   written.files = writer.finish({}, options);
   for (const auto& file : written.files) written.bytes += fs::file_size(dir / file);
 
-  const auto config = rewrite_config_for_pruning(source.config_text(), plan.kept,
-                                                 linearpatch_entry(plan, patches, provenance_json),
+  const auto config = rewrite_config_for_pruning(source.config_text(), plan.kept, linearpatch_entry(plan, edits),
                                                  (source.dir() / "config.json").string());
-  write_text_file(dir / "config.json", config);
+  write_text_file(dir / "config.json", finish_config(config, edits));
+  if (!edits.patches.empty()) write_text_file(dir / kHfModelingFile, hf_modeling_source());
   copy_side_files(source.dir(), dir);
   return written;
 }

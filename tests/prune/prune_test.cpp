@@ -103,7 +103,10 @@ TEST(CheckpointWriter, PrunedCheckpointReloadsAsThePatchedModel) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(22);
   const auto patch = at::eye(48) + 0.05 * at::randn({48, 48}, gen);
   std::filesystem::create_directory(dir / "pruned");
-  const auto written = write_pruned_checkpoint(source, plan, {{2, patch}}, R"({"metric": "cosine"})", 0, dir / "pruned");
+  CheckpointEdits edits;
+  edits.patches = {{2, patch}};
+  edits.provenance_json = R"({"metric": "cosine"})";
+  const auto written = write_pruned_checkpoint(source, plan, edits, 0, dir / "pruned");
 
   const auto pruned = LlamaModel::load(dir / "pruned");
   EXPECT_EQ(pruned.num_layers(), 4);
@@ -120,6 +123,10 @@ TEST(CheckpointWriter, PrunedCheckpointReloadsAsThePatchedModel) {
   EXPECT_EQ(entry["removed_layers"], (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(entry["metric"], "cosine");
   EXPECT_TRUE(std::filesystem::exists(dir / "pruned" / "tokenizer_config.json"));
+  const auto config_json = nlohmann::json::parse(read_text_file(dir / "pruned" / "config.json"));
+  EXPECT_EQ(config_json["auto_map"]["AutoModelForCausalLM"], "modeling_linearpatch_llama.LinearPatchLlamaForCausalLM");
+  EXPECT_NE(read_text_file(dir / "pruned" / "modeling_linearpatch_llama.py").find("class LinearPatchLlamaForCausalLM"),
+            std::string::npos);
 
   // Kept tensors are byte-identical to the source's.
   const io::Checkpoint out(dir / "pruned");

@@ -93,6 +93,21 @@ class LlamaModel {
   // Patches of this model: residual stream entering layer k is h @ P.
   const std::map<int64_t, at::Tensor>& patches() const;
 
+  // A weight by its HF name (this model's layer numbering), as stored.
+  at::Tensor weight(const std::string& name) const;
+  // A model sharing all weights but `replacements` (HF names, this model's
+  // numbering, same shapes). `untie` gives the head its own copy of the
+  // current embeddings first, so replacing the embeddings leaves it alone.
+  LlamaModel with_replaced_weights(const TensorMap& replacements, bool untie = false) const;
+
+  // The inside of decoder layer `layer` for its input `hidden` [B, T, C]:
+  // the stream after attention (h_mid), the MLP activation a =
+  // silu(gate(x)) * up(x) [B, T, F] that down_proj maps, and the output.
+  struct LayerTrace {
+    at::Tensor after_attention, mlp_activation, output;
+  };
+  LayerTrace trace_layer(int64_t layer, const at::Tensor& hidden) const;
+
   // A model sharing these weights with only `kept_layers` (ascending,
   // original numbering) and `patches` keyed by the new layer numbering.
   LlamaModel with_layers(const std::vector<int64_t>& kept_layers,

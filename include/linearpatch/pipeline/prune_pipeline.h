@@ -46,6 +46,15 @@ struct DistillJob {
   DistillOptions options;
 };
 
+// What the written checkpoint holds: the exact patch (an extra tensor, with
+// a transformers modeling file), or plain LlamaForCausalLM weights with the
+// patch folded in approximately (see patch/fold.h).
+struct EmitOptions {
+  bool vanilla = false;
+  std::string fold = "auto";  // auto (lowest calibration KL), scalar, least-squares
+  int64_t fold_samples = 32;  // calibration windows the least-squares fit uses
+};
+
 struct ScoreJob {
   std::filesystem::path model_dir;
   ModelOptions model;
@@ -62,6 +71,7 @@ struct PruneJob {
   SelectionOptions selection;
   PatchOptions patch;
   std::optional<DistillJob> distill;
+  EmitOptions emit;
   std::filesystem::path output_dir;
   bool overwrite = false;
   uint64_t max_shard_bytes = 0;  // 0: like the source

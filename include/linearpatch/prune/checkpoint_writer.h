@@ -8,7 +8,9 @@
 //    "linearpatch" entry (format_version, patches, removed layers,
 //    provenance);
 //  * the source's other files (tokenizer, generation config, chat
-//    template, ...) copied; sharded like the source.
+//    template, ...) copied; sharded like the source;
+//  * with patches: modeling_linearpatch_llama.py and an auto_map for
+//    transformers' trust_remote_code.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -33,13 +35,27 @@ struct WrittenCheckpoint {
   uint64_t bytes = 0;
 };
 
-// `patches`: new layer position -> [C, C] float32. `provenance_json`: a JSON
-// object merged into the config's "linearpatch" entry. `max_shard_bytes` 0
-// shards like the source. `dir` must exist and be empty (the temporary
-// directory of an AtomicOutputDir).
+// What changes besides removing the plan's layers.
+struct CheckpointEdits {
+  // New layer position -> [C, C] float32 patch. When non-empty, the
+  // checkpoint also gets the transformers modeling file and an auto_map, so
+  // `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)`
+  // loads it exactly.
+  std::map<int64_t, at::Tensor> patches;
+  // Tensors (original names) whose values changed, e.g. by folding a patch
+  // into the weights; written in the source's dtype.
+  std::map<std::string, at::Tensor> replaced;
+  // Write lm_head.weight as a copy of the source embeddings and set
+  // tie_word_embeddings false (needed when the embeddings were replaced).
+  bool untie_embeddings = false;
+  // A JSON object merged into the config's "linearpatch" entry.
+  std::string provenance_json;
+};
+
+// `max_shard_bytes` 0 shards like the source. `dir` must exist and be empty
+// (the temporary directory of an AtomicOutputDir).
 WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
-                                          const std::map<int64_t, at::Tensor>& patches,
-                                          const std::string& provenance_json, uint64_t max_shard_bytes,
+                                          const CheckpointEdits& edits, uint64_t max_shard_bytes,
                                           const std::filesystem::path& dir, const io::WriteOptions& options = {});
 
 // The new name of `name` under `plan`, or "" when it belongs to a removed layer.

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Checks that checkpoints written by linearpatch load in HuggingFace
+transformers and give the perplexity linearpatch gives (issue "Checkpoints
+that load everywhere"). Runs where transformers is installed (the GPU
+machine; transformers 5.17 there).
+
+  python3 scripts/hf_compat_check.py --expected expected.json [--device cuda] [--tolerance 0.005]
+
+expected.json: [{"model": DIR, "kind": "exact"|"vanilla", "text": FILE, "seq_len": 512,
+                 "max_windows": 64, "ppl": <linearpatch eval --json "ppl">}, ...]
+(scripts/hf_compat_expected.sh writes it with the linearpatch binary.)
+
+For each checkpoint: AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)
+in float32, no missing or unexpected tensors, and for "vanilla" the plain
+LlamaForCausalLM architecture; then perplexity with linearpatch's protocol
+(the text tokenized once by the checkpoint's own tokenizer, one BOS in front,
+non-overlapping windows, loss on every position but each window's first).
+Prints one line per checkpoint and exits non-zero when one differs by more
+than the tolerance.
+"""
+import argparse
+import json
+import math
+import sys
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def perplexity(model, tokenizer, text, seq_len, max_windows, device):
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id] + ids
+    windows = min(len(ids) // seq_len, max_windows) if max_windows > 0 else len(ids) // seq_len
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for w in range(windows):
+            chunk = torch.tensor([ids[w * seq_len:(w + 1) * seq_len]], device=device)
+            logits = model(chunk).logits.float()
+            log_probs = torch.log_softmax(logits[0, :-1], dim=-1)
+            nll -= log_probs.gather(1, chunk[0, 1:, None]).sum().item()
+            count += seq_len - 1
+    return math.exp(nll / count), count
+
+
+def check(entry, device, tolerance):
+    model, info = AutoModelForCausalLM.from_pretrained(entry["model"], trust_remote_code=True, dtype=torch.float32,
+                                                       output_loading_info=True)
+    model.to(device).eval()
+    problems = [f"{key}: {info[key]}" for key in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(key)]
+    architecture = type(model).__name__
+    if entry["kind"] == "vanilla" and architecture != "LlamaForCausalLM":
+        problems.append(f"vanilla checkpoint loads as {architecture}")
+    if entry["kind"] == "exact" and architecture != "LinearPatchLlamaForCausalLM":
+        problems.append(f"exact checkpoint loads as {architecture}")
+    tokenizer = AutoTokenizer.from_pretrained(entry["model"])
+    text = open(entry["text"], encoding="utf-8").read()
+    ppl, tokens = perplexity(model, tokenizer, text, entry["seq_len"], entry["max_windows"], device)
+    relative = ppl / entry["ppl"] - 1
+    if abs(relative) > tolerance:
+        problems.append(f"perplexity differs by {relative * 100:+.3f} %")
+    print(f"{entry['model']:40} {entry['kind']:8} {architecture:28} transformers ppl {ppl:10.4f}  linearpatch "
+          f"{entry['ppl']:10.4f}  ({relative * 100:+.3f} %, {tokens} tokens)  {'ok' if not problems else 'FAIL: ' + '; '.join(problems)}")
+    return not problems
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--expected", required=True)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tolerance", type=float, default=0.005)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, device {args.device}")
+    results = [check(entry, args.device, args.tolerance) for entry in json.load(open(args.expected))]
+    sys.exit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
