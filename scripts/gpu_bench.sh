@@ -120,7 +120,11 @@ run_linearpatch() {  # report name, then extra prune arguments
 }
 
 run_linearpatch linearpatch
-if [ -n "$max_gpu_memory" ]; then run_linearpatch linearpatch_budget --max-gpu-memory "$max_gpu_memory"; fi
+# Without fsync, as the Python baseline writes (save_pretrained does not sync).
+run_linearpatch linearpatch_nofsync --no-fsync
+if [ -n "$max_gpu_memory" ]; then
+  run_linearpatch linearpatch_budget --no-fsync --max-gpu-memory "$max_gpu_memory"
+fi
 
 if [ "$run_python" = 1 ]; then
   step "python baseline"
@@ -146,6 +150,7 @@ def load(name):
     return json.load(open(path)) if os.path.exists(path) else None
 
 columns = [(name, r) for name, r in (("linearpatch", load("linearpatch")),
+                                     ("lp no-fsync", load("linearpatch_nofsync")),
                                      ("lp budget", load("linearpatch_budget")),
                                      ("python", load("python"))) if r]
 def timing(r, *keys):
