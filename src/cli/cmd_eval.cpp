@@ -42,7 +42,7 @@ void run(const EvalArgs& args) {
   require_window_fits(args.seq_len, model.config(), dir.string());
   if (baseline) require_window_fits(args.seq_len, baseline->config(), "the baseline");
   const auto tokenizer = load_tokenizer(dir);
-  const int64_t batch = apply_runtime(args.runtime, args.seq_len);
+  const int64_t batch = apply_runtime(args.runtime, args.seq_len, args.model.device);
 
   Json out;
   out["model"] = dir.string();

@@ -74,7 +74,7 @@ void add_distill_args(CLI::App& cmd, DistillArgs& d) {
             ->capture_default_str()
             ->check(CLI::PositiveNumber));
   needs(cmd.add_option("--grad-accum", d.grad_accum,
-                       "Forward/backward passes per step (0: as few as keep about 4096 tokens per pass)")
+                       "Forward/backward passes per step (0: as few as keep a pass within --batch-size's token count)")
             ->capture_default_str()
             ->check(CLI::NonNegativeNumber));
   needs(cmd.add_option("--lr", d.lr, "AdamW learning rate (cosine decay to lr/20)")->capture_default_str()->check(CLI::PositiveNumber));
@@ -82,7 +82,7 @@ void add_distill_args(CLI::App& cmd, DistillArgs& d) {
   needs(cmd.add_option("--distill-cache-dir", d.cache_dir, "Where teacher targets spill to disk when they exceed memory (default: $TMPDIR)"));
 }
 
-std::optional<DistillJob> distill_job(const DistillArgs& d, int64_t seq_len) {
+std::optional<DistillJob> distill_job(const DistillArgs& d, int64_t seq_len, const std::string& device) {
   if (!d.enabled) return std::nullopt;
   DistillJob job;
   job.files = to_paths(d.data);
@@ -94,7 +94,7 @@ std::optional<DistillJob> distill_job(const DistillArgs& d, int64_t seq_len) {
   o.batch_size = d.batch_size;
   int64_t accum = d.grad_accum;
   if (accum == 0) {
-    const int64_t per_pass = std::max<int64_t>(1, 4096 / seq_len);
+    const int64_t per_pass = std::max<int64_t>(1, tokens_per_pass(device) / seq_len);
     accum = (d.batch_size + per_pass - 1) / per_pass;
     while (d.batch_size % accum != 0) ++accum;
   }
@@ -149,7 +149,7 @@ CalibrationOptions calibration_options(const SelectionArgs& a) {
   c.samples = a.calib_samples;
   c.seq_len = a.seq_len;
   c.seed = a.seed;
-  c.batch_size = apply_runtime(a.runtime, a.seq_len);
+  c.batch_size = apply_runtime(a.runtime, a.seq_len, a.model.device);
   return c;
 }
 
@@ -237,7 +237,7 @@ Command register_prune(CLI::App& app) {
             job.calibration = calibration_options(*args);
             job.selection = selection_options(*args);
             job.patch = patch_options(*args);
-            job.distill = distill_job(args->distill, args->seq_len);
+            job.distill = distill_job(args->distill, args->seq_len, args->model.device);
             job.output_dir = args->out;
             job.overwrite = args->force;
             job.sync = !args->no_fsync;

@@ -31,15 +31,22 @@ void add_model_args(CLI::App& cmd, ModelArgs& args) {
 
 void add_runtime_args(CLI::App& cmd, RuntimeArgs& args) {
   cmd.add_option("--threads", args.threads, "CPU threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd.add_option("--batch-size", args.batch_size, "Windows per forward pass (0: about 4096 tokens per batch)")
+  cmd.add_option("--batch-size", args.batch_size,
+                 "Windows per forward pass (0: about 4096 tokens per pass on CPU, 16384 on GPU)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
 }
 
-int64_t apply_runtime(const RuntimeArgs& args, int64_t seq_len) {
+int64_t tokens_per_pass(const std::string& device) {
+  // GPUs want many rows per matrix product to keep the tensor cores busy
+  // (the Python baseline runs 8 x 2048); on CPUs 4k already saturates BLAS.
+  return device.rfind("cuda", 0) == 0 ? 16384 : 4096;
+}
+
+int64_t apply_runtime(const RuntimeArgs& args, int64_t seq_len, const std::string& device) {
   if (args.threads > 0) at::set_num_threads(args.threads);
   if (args.batch_size > 0) return args.batch_size;
-  return std::max<int64_t>(1, 4096 / std::max<int64_t>(seq_len, 1));
+  return std::max<int64_t>(1, tokens_per_pass(device) / std::max<int64_t>(seq_len, 1));
 }
 
 std::filesystem::path resolve_model_dir(const std::string& spec) {

@@ -32,8 +32,12 @@ void add_model_option(CLI::App& cmd, std::string& model);
 void add_model_args(CLI::App& cmd, ModelArgs& args);
 void add_runtime_args(CLI::App& cmd, RuntimeArgs& args);
 
+// Tokens one forward pass should carry: enough rows to keep the device's
+// matrix units busy, few enough to bound activation memory.
+int64_t tokens_per_pass(const std::string& device);
+
 // Applies --threads; returns the batch size to use for windows of seq_len tokens.
-int64_t apply_runtime(const RuntimeArgs& args, int64_t seq_len);
+int64_t apply_runtime(const RuntimeArgs& args, int64_t seq_len, const std::string& device);
 
 std::filesystem::path resolve_model_dir(const std::string& spec);
 LlamaModel load_model(const ModelArgs& args);

@@ -10,6 +10,7 @@
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/checkpoint.h"
 #include "model/attention.h"
+#include "model/layer_weights.h"
 #include "model/rope.h"
 #include "model/tensor_bridge.h"
 
@@ -24,60 +25,6 @@ std::string patch_tensor_name(int64_t layer) {
 }
 
 namespace {
-
-struct LayerWeights {
-  at::Tensor input_norm, post_attention_norm;
-  at::Tensor q_proj, k_proj, v_proj, o_proj;
-  at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined unless attention_bias
-  at::Tensor gate_proj, up_proj, down_proj;
-  at::Tensor gate_bias, up_bias, down_bias;  // undefined unless mlp_bias
-
-  template <typename Fn>
-  void for_each(Fn&& fn) {
-    for (auto* t : {&input_norm, &post_attention_norm, &q_proj, &k_proj, &v_proj, &o_proj, &q_bias, &k_bias, &v_bias,
-                    &o_bias, &gate_proj, &up_proj, &down_proj, &gate_bias, &up_bias, &down_bias})
-      if (t->defined()) fn(*t);
-  }
-  at::Tensor* field(const std::string& suffix) {
-    static const std::map<std::string, at::Tensor LayerWeights::*> fields = {
-        {"input_layernorm.weight", &LayerWeights::input_norm},
-        {"post_attention_layernorm.weight", &LayerWeights::post_attention_norm},
-        {"self_attn.q_proj.weight", &LayerWeights::q_proj}, {"self_attn.k_proj.weight", &LayerWeights::k_proj},
-        {"self_attn.v_proj.weight", &LayerWeights::v_proj}, {"self_attn.o_proj.weight", &LayerWeights::o_proj},
-        {"self_attn.q_proj.bias", &LayerWeights::q_bias},   {"self_attn.k_proj.bias", &LayerWeights::k_bias},
-        {"self_attn.v_proj.bias", &LayerWeights::v_bias},   {"self_attn.o_proj.bias", &LayerWeights::o_bias},
-        {"mlp.gate_proj.weight", &LayerWeights::gate_proj}, {"mlp.up_proj.weight", &LayerWeights::up_proj},
-        {"mlp.down_proj.weight", &LayerWeights::down_proj}, {"mlp.gate_proj.bias", &LayerWeights::gate_bias},
-        {"mlp.up_proj.bias", &LayerWeights::up_bias},       {"mlp.down_proj.bias", &LayerWeights::down_bias}};
-    const auto it = fields.find(suffix);
-    return it == fields.end() || !(this->*(it->second)).defined() ? nullptr : &(this->*(it->second));
-  }
-  LayerWeights to(const at::Device& device) const {
-    LayerWeights copy = *this;
-    copy.for_each([&](at::Tensor& t) { t = t.to(device); });
-    return copy;
-  }
-};
-
-// The one decoder layer uploaded to the device while streaming, shared by
-// every model handle derived from the same weights.
-class UploadCache {
- public:
-  std::shared_ptr<const LayerWeights> get(const std::shared_ptr<const LayerWeights>& host, const at::Device& device) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (host.get() != source_) {
-      uploaded_.reset();  // free the previous layer before the next arrives
-      uploaded_ = std::make_shared<const LayerWeights>(host->to(device));
-      source_ = host.get();
-    }
-    return uploaded_;
-  }
-
- private:
-  std::mutex mutex_;
-  const LayerWeights* source_ = nullptr;
-  std::shared_ptr<const LayerWeights> uploaded_;
-};
 
 uint64_t total_bytes(const TensorMap& weights) {
   uint64_t bytes = 0;
@@ -152,10 +99,14 @@ struct LlamaModel::Impl {
   std::vector<std::shared_ptr<const LayerWeights>> layers;
   std::map<int64_t, at::Tensor> patches;  // float32, on `device`
   at::Tensor inv_freq;                    // [head_dim / 2] float32, on `device`
-  std::shared_ptr<UploadCache> uploads;   // set when decoder layers stay in host memory
+  std::shared_ptr<UploadCache> uploads;          // set when decoder layers stay in host memory
+  std::shared_ptr<BackgroundUploader> arriving;  // set while layers are uploaded in the background
 
   std::shared_ptr<const LayerWeights> layer(int64_t l) const {
-    return uploads ? uploads->get(layers[l], device) : layers[l];
+    const auto& w = layers[l];
+    if (w->q_proj.device() == device) return w;
+    if (uploads) return uploads->get(w, device);
+    return arriving->get(w);
   }
 
   at::Tensor cast(const at::Tensor& w) const {
@@ -169,7 +120,7 @@ struct LlamaModel::Impl {
   at::Tensor mlp_activation(const LayerWeights& w, const at::Tensor& h_mid) const;
   at::Tensor layer_forward(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
   // The slot holding `name` (HF naming), or null when there is none.
-  at::Tensor* slot(const std::string& name, std::shared_ptr<const LayerWeights>* layer_copy_out);
+  at::Tensor* slot(const std::string& name);
 };
 
 at::Tensor LlamaModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
@@ -205,7 +156,7 @@ at::Tensor LlamaModel::Impl::layer_forward(const LayerWeights& w, const at::Tens
   return h_mid + linear(mlp_activation(w, h_mid), w.down_proj, w.down_bias);
 }
 
-at::Tensor* LlamaModel::Impl::slot(const std::string& name, std::shared_ptr<const LayerWeights>* layer_copy_out) {
+at::Tensor* LlamaModel::Impl::slot(const std::string& name) {
   if (name == "model.embed_tokens.weight") return &embed_tokens;
   if (name == "model.norm.weight") return &norm;
   if (name == "lm_head.weight") return &lm_head;
@@ -220,11 +171,12 @@ at::Tensor* LlamaModel::Impl::slot(const std::string& name, std::shared_ptr<cons
     return nullptr;
   }
   if (layer < 0 || layer >= static_cast<int64_t>(layers.size())) return nullptr;
-  auto copy = std::make_shared<LayerWeights>(*layers[layer]);
+  // Edited copies start from the device-resident layer (streamed models:
+  // the host copy), so they need no upload of their own.
+  auto copy = std::make_shared<LayerWeights>(uploads ? *layers[layer] : *this->layer(layer));
   at::Tensor* field = copy->field(name.substr(dot + 1));
   if (!field) return nullptr;
   layers[layer] = copy;
-  if (layer_copy_out) *layer_copy_out = copy;
   return field;
 }
 
@@ -241,8 +193,10 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions
     impl->uploads = std::make_shared<UploadCache>();
   WeightTaker taker(weights);
   auto to_device = [&](at::Tensor t) { return t.defined() ? t.to(impl->device) : t; };
-  // Streaming keeps decoder layers where they are (mapped from the file).
-  auto layer_to_device = [&](at::Tensor t) { return impl->uploads ? t : to_device(std::move(t)); };
+  // Streamed layers stay where they are (mapped from the file); on a CUDA
+  // device the others are uploaded by a background thread (see below).
+  const bool upload_later = impl->uploads || BackgroundUploader::available(impl->device);
+  auto layer_to_device = [&](at::Tensor t) { return upload_later ? t : to_device(std::move(t)); };
   impl->embed_tokens = to_device(taker.take("model.embed_tokens.weight", {V, C}));
   impl->norm = to_device(taker.take("model.norm.weight", {C}));
   if (c.tie_word_embeddings) {
@@ -289,6 +243,9 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions
     throw InputError(std::to_string(weights.size()) + " unexpected tensor(s) not described by config.json: " + names);
   }
   impl->inv_freq = rope_inverse_frequencies(c).to(impl->device);
+  if (upload_later && !impl->uploads)
+    impl->arriving = std::make_shared<BackgroundUploader>(
+        std::vector<std::shared_ptr<const LayerWeights>>(impl->layers.begin(), impl->layers.end()), impl->device);
   impl->config = std::move(config);
   impl_ = std::move(impl);
 }
@@ -367,7 +324,7 @@ at::Tensor LlamaModel::forward(const at::Tensor& ids, ForwardObserver* observer)
 
 at::Tensor LlamaModel::weight(const std::string& name) const {
   auto scratch = std::make_shared<Impl>(*impl_);
-  const at::Tensor* found = scratch->slot(name, nullptr);
+  const at::Tensor* found = scratch->slot(name);
   if (!found) throw Error("internal: no weight named '" + name + "'");
   return *found;
 }
@@ -379,7 +336,7 @@ LlamaModel LlamaModel::with_replaced_weights(const TensorMap& replacements, bool
     impl->config.tie_word_embeddings = false;
   }
   for (const auto& [name, value] : replacements) {
-    at::Tensor* target = impl->slot(name, nullptr);
+    at::Tensor* target = impl->slot(name);
     if (!target) throw Error("internal: no weight named '" + name + "' to replace");
     if (target->sizes() != value.sizes())
       throw Error("internal: replacement for '" + name + "' has shape " + shape_string(value.sizes()) + ", expected " +

@@ -1,0 +1,70 @@
+#include "model/layer_weights.h"
+
+#ifdef LP_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace lp {
+
+bool BackgroundUploader::available(const at::Device& device) {
+#ifdef LP_WITH_CUDA
+  return device.is_cuda();
+#else
+  return false;
+#endif
+}
+
+BackgroundUploader::BackgroundUploader(std::vector<std::shared_ptr<const LayerWeights>> layers,
+                                       const at::Device& device)
+    : host_(std::move(layers)), device_(device), uploaded_(host_.size()) {
+  for (size_t i = 0; i < host_.size(); ++i) index_[host_[i].get()] = i;
+  thread_ = std::thread([this] { run(); });
+}
+
+BackgroundUploader::~BackgroundUploader() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  thread_.join();
+}
+
+void BackgroundUploader::run() {
+  try {
+#ifdef LP_WITH_CUDA
+    // A side stream, synchronised before a layer is handed out: the copy
+    // overlaps kernels of the main stream, and users never see a half copy.
+    auto stream = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device_.has_index() ? device_.index() : 0);
+    c10::cuda::CUDAStreamGuard guard(stream);
+#endif
+    for (size_t i = 0; i < host_.size(); ++i) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_) return;
+      }
+      auto layer = std::make_shared<const LayerWeights>(host_[i]->to(device_));
+#ifdef LP_WITH_CUDA
+      stream.synchronize();
+#endif
+      std::lock_guard<std::mutex> lock(mutex_);
+      uploaded_[i] = std::move(layer);
+      ready_cv_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    error_ = std::current_exception();
+    ready_cv_.notify_all();
+  }
+}
+
+std::shared_ptr<const LayerWeights> BackgroundUploader::get(const std::shared_ptr<const LayerWeights>& host) {
+  const auto it = index_.find(host.get());
+  if (it == index_.end()) return std::make_shared<const LayerWeights>(host->to(device_));
+  std::unique_lock<std::mutex> lock(mutex_);
+  ready_cv_.wait(lock, [&] { return uploaded_[it->second] != nullptr || error_; });
+  if (error_) std::rethrow_exception(error_);
+  return uploaded_[it->second];
+}
+
+}  // namespace lp
