@@ -17,8 +17,10 @@ build="${LP_ASAN_BUILD_DIR:-$root/build-asan}"
 "$root/scripts/install_deps.sh"
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLP_SANITIZE=address,undefined \
-  -DLP_WITH_SPM=OFF -DLP_BUILD_TESTS=ON "${launcher[@]}"
+# -O1 -g1 (line tables are enough for sanitizer stack traces) compiles in
+# half the CPU time of -O2 -g, which matters on CI's 2 cores.
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DLP_SANITIZE=address,undefined -DLP_WITH_SPM=OFF -DLP_BUILD_TESTS=ON "${launcher[@]}"
 scope="${LP_SANITIZE_SCOPE:-all}"
 case "$scope" in
   all) cmake --build "$build" -j "$(nproc)" ;;
