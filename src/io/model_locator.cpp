@@ -150,11 +150,12 @@ std::optional<fs::path> find_in_hub_cache(const std::string& repo, Trail& trail)
 }
 
 std::string not_found_message(const std::string& spec, const Trail& trail) {
-  std::string message = "cannot find model '" + spec + "'; looked for:";
-  for (const auto& place : trail) message += "\n  - " + place;
+  // One line: main() prints errors as a single line that scripts can grep.
+  std::string message = "cannot find model '" + spec + "' (looked for";
+  for (size_t i = 0; i < trail.size(); ++i) message += (i ? "; " : " ") + trail[i];
   message +=
-      "\nPass a checkpoint directory, an alias from aliases.json, or the id of a repo downloaded with "
-      "`huggingface-cli download <org>/<name>`.";
+      "); pass a checkpoint directory, an alias from aliases.json, or the id of a repo downloaded with "
+      "`huggingface-cli download <org>/<name>`";
   return message;
 }
 

@@ -1,0 +1,132 @@
+// The command line as users and scripts meet it: subcommands, JSON on
+// stdout, one error line and the documented exit status on failure. Each
+// case runs the real binary on the demo model shipped in data/.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "linearpatch/tokenizer/tokenizer.h"
+#include "support/process.h"
+#include "support/test_env.h"
+
+namespace lp {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string demo() { return (test::repo_dir() / "data" / "models" / "demo-llama3-d").string(); }
+std::string calib_text() { return (test::repo_dir() / "data" / "text" / "brown.calib.txt").string(); }
+std::string eval_text() { return (test::repo_dir() / "data" / "eval" / "brown.visible.txt").string(); }
+
+std::vector<std::string> small_prune(const std::string& out) {
+  return {"prune", "-m", demo(), "--layers", "2", "--calib", calib_text(), "--calib-samples", "4", "--seq-len", "64",
+          "--out", out, "--json"};
+}
+
+// Exactly one line on stderr, carrying `needle`.
+void expect_one_error_line(const test::ProcessResult& r, const std::string& needle) {
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpListsTheCommandsAndBadFlagsAreUsageErrors) {
+  const auto help = test::run_linearpatch({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* command : {"inspect", "tokenize", "eval", "score", "prune"})
+    EXPECT_NE(help.out.find(command), std::string::npos) << command;
+  const auto bad = test::run_linearpatch({"prune", "--no-such-flag"});
+  EXPECT_EQ(bad.exit_code, 2);
+  const auto none = test::run_linearpatch({});
+  EXPECT_EQ(none.exit_code, 2);
+}
+
+TEST(Cli, InspectReportsTheShape) {
+  const auto r = test::run_linearpatch({"inspect", "-m", demo(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  EXPECT_EQ(j["layers"], 10);
+  EXPECT_EQ(j["hidden_size"], 192);
+  EXPECT_EQ(j["heads"], 6);
+  EXPECT_EQ(j["kv_heads"], 2);
+  EXPECT_EQ(j["vocab_size"], 4096);
+  EXPECT_EQ(j["dtype"], "bfloat16");
+  EXPECT_EQ(j["parameters"], 4722624);
+}
+
+TEST(Cli, TokenizePrintsOneArrayPerJsonLine) {
+  test::TempDir dir;
+  test::write_file(dir / "in.jsonl", "\"Hello world\"\n\"<|begin_of_text|>Tokens, 12345!\"\n");
+  const auto r = test::run_linearpatch({"tokenize", "-m", demo(), "--jsonl", (dir / "in.jsonl").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto tokenizer = load_tokenizer(demo());
+  EXPECT_EQ(r.out, json(tokenizer->encode("Hello world", false)).dump() + "\n" +
+                       json(tokenizer->encode("<|begin_of_text|>Tokens, 12345!", false)).dump() + "\n");
+  test::write_file(dir / "bad.jsonl", "{\"text\": 1}\n");
+  const auto bad = test::run_linearpatch({"tokenize", "-m", demo(), "--jsonl", (dir / "bad.jsonl").string()});
+  EXPECT_EQ(bad.exit_code, 3);
+  expect_one_error_line(bad, "bad.jsonl:1");
+}
+
+TEST(Cli, PruneThenEvalAgainstTheBaselineWithAQualityGate) {
+  test::TempDir dir;
+  const auto pruned = (dir / "pruned").string();
+  const auto prune = test::run_linearpatch(small_prune(pruned));
+  ASSERT_EQ(prune.exit_code, 0) << prune.err;
+  const auto report = json::parse(prune.out);
+  EXPECT_EQ(report["end"].get<int>() - report["start"].get<int>(), 2);
+  EXPECT_EQ(report["removed"].size(), 2u);
+
+  const std::vector<std::string> eval = {"eval", "-m", pruned, "--baseline", demo(), "--text", eval_text(),
+                                         "--seq-len", "64", "--max-windows", "4", "--json"};
+  const auto r = test::run_linearpatch(eval);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = json::parse(r.out);
+  EXPECT_EQ(j["tokens"], 4 * 63);
+  EXPECT_GT(j["ppl"].get<double>(), j["baseline_ppl"].get<double>());
+  EXPECT_NEAR(j["ppl_ratio"].get<double>(), j["ppl"].get<double>() / j["baseline_ppl"].get<double>(), 1e-9);
+  EXPECT_GT(j["mean_kl"].get<double>(), 0.0);
+
+  auto gated = eval;
+  gated.insert(gated.end(), {"--max-ppl-ratio", "1.0001"});
+  const auto failed = test::run_linearpatch(gated);
+  EXPECT_EQ(failed.exit_code, 4);
+  EXPECT_NE(failed.err.find("above --max-ppl-ratio"), std::string::npos) << failed.err;
+  EXPECT_FALSE(json::parse(failed.out).empty()) << "results are printed before the gate fails";
+}
+
+TEST(Cli, VanillaExportIsAPlainLlamaCheckpoint) {
+  test::TempDir dir;
+  const auto out = (dir / "vanilla").string();
+  auto args = small_prune(out);
+  args.insert(args.end(), {"--emit", "vanilla"});
+  const auto r = test::run_linearpatch(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["vanilla"]["folds"].size(), 2u);
+  const auto config = json::parse(test::read_file(fs::path(out) / "config.json"));
+  EXPECT_EQ(config["architectures"], json::array({"LlamaForCausalLM"}));
+  EXPECT_FALSE(config.contains("auto_map"));
+  const auto inspect = json::parse(test::run_linearpatch({"inspect", "-m", out, "--json"}).out);
+  EXPECT_TRUE(inspect["patches"].empty());
+  EXPECT_FALSE(fs::exists(fs::path(out) / "modeling_linearpatch_llama.py"));
+}
+
+TEST(Cli, RefusalsAreOneLineWithTheirExitStatusAndLeaveNoOutput) {
+  test::TempDir dir;
+  const auto out = (dir / "out").string();
+  auto too_many = small_prune(out);
+  too_many[4] = "9";
+  const auto r = test::run_linearpatch(too_many);
+  EXPECT_EQ(r.exit_code, 2);
+  expect_one_error_line(r, "cannot remove 9 of 10 layers");
+  EXPECT_FALSE(fs::exists(out));
+
+  const auto missing = test::run_linearpatch({"inspect", "-m", "no-such-org/no-such-model"});
+  EXPECT_EQ(missing.exit_code, 3);
+  expect_one_error_line(missing, "no-such-org/no-such-model");
+  EXPECT_NE(missing.err.find("huggingface"), std::string::npos) << "the error should say where it looked: " << missing.err;
+}
+
+}  // namespace
+}  // namespace lp

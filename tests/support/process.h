@@ -1,0 +1,20 @@
+// Runs the linearpatch executable (or any program) and captures its output.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace lp::test {
+
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out, err;
+};
+
+// Runs `args` (args[0] is the program), waiting for it to finish.
+ProcessResult run_process(const std::vector<std::string>& args);
+
+// run_process with the linearpatch binary in front of `args`.
+ProcessResult run_linearpatch(const std::vector<std::string>& args);
+
+}  // namespace lp::test
