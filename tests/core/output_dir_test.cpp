@@ -31,7 +31,7 @@ TEST(AtomicOutputDir, CommitRenamesIntoPlaceAndForceReplaces) {
     write_text_file(out.path() / "a.txt", "first");
     out.commit();
   }
-  EXPECT_EQ(read_text_file(dir / "result" / "a.txt"), "first");
+  EXPECT_EQ(test::read_file(dir / "result" / "a.txt"), "first");
   EXPECT_THROW(AtomicOutputDir(dir / "result", false, {}), UsageError);
   {
     AtomicOutputDir out(dir / "result", true, {});
@@ -39,7 +39,7 @@ TEST(AtomicOutputDir, CommitRenamesIntoPlaceAndForceReplaces) {
     out.commit();
   }
   EXPECT_FALSE(fs::exists(dir / "result" / "a.txt"));
-  EXPECT_EQ(read_text_file(dir / "result" / "b.txt"), "second");
+  EXPECT_EQ(test::read_file(dir / "result" / "b.txt"), "second");
   EXPECT_EQ(entries(dir.path()), 1u);
 }
 

@@ -22,7 +22,7 @@ TEST(Golden, DemoDensePerplexityMatchesTheReference) {
   LP_REQUIRE_SHARED();
   const auto fixtures = test::shared_dir() / "fixtures";
   const auto model_dir = fixtures / "models" / "demo-llama3-d";
-  const auto reference = nlohmann::json::parse(read_text_file(fixtures / "reference" / "demo-llama3-d.json"));
+  const auto reference = nlohmann::json::parse(test::read_file(fixtures / "reference" / "demo-llama3-d.json"));
   const auto model = LlamaModel::load(model_dir);
   const auto tokenizer = load_tokenizer(model_dir);
   const auto windows = sequential_windows(tokenize_corpus(*tokenizer, {fixtures / "text" / "brown.visible.txt"}), 512, 64);

@@ -171,7 +171,7 @@ TEST(PrunePipeline, DistillationIsReportedAndStoredInTheCheckpoint) {
   EXPECT_EQ(d["steps"].get<int64_t>(), 2);
   EXPECT_TRUE(d.contains("val_kl_before"));
   EXPECT_GT(d["seconds"]["student_forward_backward"].get<double>(), 0.0);
-  const auto config = read_text_file(dir / "out" / "config.json");
+  const auto config = test::read_file(dir / "out" / "config.json");
   EXPECT_NE(config.find("\"distill\""), std::string::npos);
   EXPECT_NE(config.find("distilled"), std::string::npos);
 }

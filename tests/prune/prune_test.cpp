@@ -117,15 +117,15 @@ TEST(CheckpointWriter, PrunedCheckpointReloadsAsThePatchedModel) {
   // q, o: 48x48; k, v: 24x48; gate, up, down: 48x96; two norms.
   const int64_t per_layer = 2 * 48 * 48 + 2 * 24 * 48 + 3 * 48 * 96 + 2 * 48;
   EXPECT_EQ(written.parameters, config.parameter_count() - 2 * per_layer + 48 * 48);
-  const auto reloaded = parse_llama_config(read_text_file(dir / "pruned" / "config.json"), "pruned");
+  const auto reloaded = parse_llama_config(test::read_file(dir / "pruned" / "config.json"), "pruned");
   EXPECT_EQ(reloaded.parameter_count(), written.parameters);
-  const auto entry = nlohmann::json::parse(read_text_file(dir / "pruned" / "config.json"))["linearpatch"];
+  const auto entry = nlohmann::json::parse(test::read_file(dir / "pruned" / "config.json"))["linearpatch"];
   EXPECT_EQ(entry["removed_layers"], (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(entry["metric"], "cosine");
   EXPECT_TRUE(std::filesystem::exists(dir / "pruned" / "tokenizer_config.json"));
-  const auto config_json = nlohmann::json::parse(read_text_file(dir / "pruned" / "config.json"));
+  const auto config_json = nlohmann::json::parse(test::read_file(dir / "pruned" / "config.json"));
   EXPECT_EQ(config_json["auto_map"]["AutoModelForCausalLM"], "modeling_linearpatch_llama.LinearPatchLlamaForCausalLM");
-  EXPECT_NE(read_text_file(dir / "pruned" / "modeling_linearpatch_llama.py").find("class LinearPatchLlamaForCausalLM"),
+  EXPECT_NE(test::read_file(dir / "pruned" / "modeling_linearpatch_llama.py").find("class LinearPatchLlamaForCausalLM"),
             std::string::npos);
 
   // Kept tensors are byte-identical to the source's.

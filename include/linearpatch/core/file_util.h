@@ -1,5 +1,5 @@
-// Whole-file reads and checked writes for small text files (configs,
-// reports). Large tensors go through io::write_safetensors instead.
+// Checked writes of small text files (configs, reports); tensors go through
+// io::write_safetensors, reads of user files through the io readers.
 #pragma once
 
 #include <filesystem>
@@ -7,8 +7,6 @@
 
 namespace lp {
 
-// Throws InputError naming the file when it cannot be read.
-std::string read_text_file(const std::filesystem::path& path);
 // Throws Error naming the file and the reason (e.g. disk full).
 void write_text_file(const std::filesystem::path& path, const std::string& text);
 
