@@ -8,8 +8,7 @@
 #
 # The sentencepiece shim is left out (-DLP_WITH_SPM=OFF): it is opened with
 # dlopen(RTLD_DEEPBIND), which ASan refuses, so the tokenizer.model tests
-# skip with that reason here. Suppressions and their reasons are in
-# tests/safety/{lsan,ubsan}.supp; docs/safety.md has the results.
+# skip with that reason here. docs/safety.md has the results.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${LP_ASAN_BUILD_DIR:-$root/build-asan}"
@@ -28,10 +27,8 @@ case "$scope" in
   *) echo "sanitize.sh: LP_SANITIZE_SCOPE must be all or base, not '$scope'" >&2; exit 2 ;;
 esac
 
-supp="$root/tests/safety"
-# detect_leaks stays on for every binary; the libtorch-only leaks at exit are
-# suppressed by name in lsan.supp, never by turning the checker off.
-export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1"
-export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$supp/ubsan.supp"
+# Leak checking stays on for every binary, libtorch ones included: the suite
+# runs clean without suppressions (docs/safety.md).
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:strict_string_checks=1:check_initialization_order=1:detect_stack_use_after_return=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 ctest --test-dir "$build" -j "$(nproc)" --output-on-failure "$@"
