@@ -1,16 +1,13 @@
 #include "fuzz_targets.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string_view>
 
+#include "io/file_util.h"
 #include "linearpatch/config/config_rewrite.h"
 #include "linearpatch/config/llama_config.h"
 #include "linearpatch/core/error.h"
@@ -36,16 +33,8 @@ void check(bool ok, const char* what) {
 
 std::string_view as_text(const uint8_t* data, size_t size) { return {reinterpret_cast<const char*>(data), size}; }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (!in) {
-    std::fprintf(stderr, "fuzz: cannot read %s\n", path.c_str());
-    std::abort();
-  }
-  return content.str();
-}
+// Fixed inputs of the harness itself (no user file): any size goes.
+std::string read_file(const fs::path& path) { return io::read_text_file(path, uint64_t{1} << 32); }
 
 // Texts that reach the special-token matcher, the pre-tokenizer regex, byte
 // fallback and invalid UTF-8.
