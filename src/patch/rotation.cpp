@@ -162,8 +162,10 @@ at::Tensor Rotation::apply(const at::Tensor& x, bool transpose) const {
     // Hᵀ = ⊗ Fᵀ: the same products with each factor transposed.
     auto f = factor.to(y.device(), y.scalar_type());
     if (transpose) f = f.t();
+    // One large product with the factor's axis last: many small batched
+    // products ([n, n] x [n, after]) ran 1.5x slower on CPU.
     y = after == 1 ? at::matmul(y.reshape({rows * before, n}), f)
-                   : at::matmul(f.t(), y.reshape({rows * before, n, after}));
+                   : at::matmul(y.reshape({rows * before, n, after}).transpose(1, 2), f).transpose(1, 2);
     before *= n;
   }
   auto out_shape = leading;
