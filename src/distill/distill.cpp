@@ -96,12 +96,10 @@ class Distiller {
 
   // Sum over tokens of KL(teacher || student), with the graph for backward.
   at::Tensor student_kl(const at::Tensor& prefix_out, const Targets& targets) {
-    auto hidden = student_.run_layers(prefix_out, gap_position_, student_.num_layers());
-    auto logits = student_.lm_head(student_.final_norm(hidden));
-    const auto log_p = targets.log_probs.to(logits.device());
-    const auto log_q = targets.ids.defined()
-                           ? at::log_softmax(logits.gather(-1, targets.ids.to(logits.device())), -1)
-                           : at::log_softmax(logits, -1);
+    auto normed = student_.final_norm(student_.run_layers(prefix_out, gap_position_, student_.num_layers()));
+    const auto log_q = targets.ids.defined() ? at::log_softmax(student_.lm_head_at(normed, targets.ids), -1)
+                                             : at::log_softmax(student_.lm_head(normed), -1);
+    const auto log_p = targets.log_probs.to(log_q.device());
     return (log_p.exp() * (log_p - log_q)).sum();
   }
 

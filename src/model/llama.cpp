@@ -317,6 +317,23 @@ at::Tensor LlamaModel::lm_head(const at::Tensor& normed) const {
   return at::linear(normed, impl_->cast(impl_->lm_head)).to(at::kFloat);
 }
 
+at::Tensor LlamaModel::lm_head_at(const at::Tensor& normed, const at::Tensor& ids) const {
+  const int64_t C = hidden_size(), K = ids.size(-1);
+  const auto rows = normed.reshape({-1, C});
+  const auto wanted = ids.reshape({-1, K}).to(rows.device(), at::kLong);
+  const auto weight = impl_->cast(impl_->lm_head);
+  // The gathered head rows [rows, K, C] are built in chunks of ~1 GiB.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 30) / (K * C * static_cast<int64_t>(weight.element_size())));
+  std::vector<at::Tensor> pieces;
+  for (int64_t r0 = 0; r0 < rows.size(0); r0 += chunk) {
+    const int64_t n = std::min(chunk, rows.size(0) - r0);
+    const auto heads = weight.index_select(0, wanted.narrow(0, r0, n).reshape({-1})).view({n, K, C});
+    pieces.push_back(at::bmm(heads, rows.narrow(0, r0, n).unsqueeze(-1)).squeeze(-1));
+  }
+  auto out_shape = ids.sizes().vec();
+  return at::cat(pieces, 0).reshape(out_shape).to(at::kFloat);
+}
+
 at::Tensor LlamaModel::forward(const at::Tensor& ids, ForwardObserver* observer) const {
   auto hidden = run_layers(embed(ids), 0, num_layers(), observer);
   return lm_head(final_norm(hidden));

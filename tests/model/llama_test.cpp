@@ -203,3 +203,19 @@ TEST(LlamaModel, RefusesWrongShapesMissingAndUnexpectedTensors) {
 
 }  // namespace
 }  // namespace lp
+
+namespace lp {
+namespace {
+
+TEST(LlamaModel, HeadAtSelectedIdsEqualsTheFullHeadGathered) {
+  const auto config = test::tiny_config();
+  LlamaModel model(config, test::random_weights(config, 19));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(20);
+  const auto normed = at::randn({2, 5, config.hidden_size}, gen);
+  const auto ids = at::randint(config.vocab_size, {2, 5, 7}, gen, at::kLong);
+  const auto expected = model.lm_head(normed).gather(-1, ids);
+  EXPECT_LT((model.lm_head_at(normed, ids) - expected).abs().max().item<double>(), 1e-5);
+}
+
+}  // namespace
+}  // namespace lp

@@ -89,6 +89,10 @@ class LlamaModel {
                         ForwardObserver* observer = nullptr) const;
   at::Tensor final_norm(const at::Tensor& hidden) const;  // [.., C] compute dtype
   at::Tensor lm_head(const at::Tensor& normed) const;     // [.., V] float32
+  // Logits at the given vocabulary ids only: normed [.., C], ids [.., K] ->
+  // [.., K] float32, at K/V of the cost of lm_head (distillation on the
+  // teacher's top-K tokens needs no others).
+  at::Tensor lm_head_at(const at::Tensor& normed, const at::Tensor& ids) const;
 
   // Patches of this model: residual stream entering layer k is h @ P.
   const std::map<int64_t, at::Tensor>& patches() const;
