@@ -170,10 +170,23 @@ PatchOptions patch_options(const SelectionArgs& a) {
   return p;
 }
 
-void emit(const Report& report, const SelectionArgs& a, const std::string& human) {
+// The report as --report FILE and --json ask; otherwise `human` on `human_out`.
+void emit(const Report& report, const SelectionArgs& a, const std::string& human, std::ostream& human_out) {
   if (!a.report.empty()) write_text_file(a.report, report.dump(2) + "\n");
   if (a.json) print_json(report);
-  else if (!human.empty()) std::cerr << human << std::endl;
+  else human_out << human << std::endl;
+}
+
+// What score and prune jobs share, from the parsed arguments.
+template <typename Job>
+Job job_from(const SelectionArgs& a) {
+  Job job;
+  job.model_dir = resolve_model_dir(a.model.model);
+  job.model = model_options(a.model);
+  job.calibration = calibration_options(a);
+  job.selection = selection_options(a);
+  job.patch = patch_options(a);
+  return job;
 }
 
 std::string summarize_score(const Report& r) {
@@ -197,15 +210,9 @@ Command register_score(CLI::App& app) {
   auto* cmd = app.add_subcommand("score", "Rank blocks of layers by redundancy (cosine, angular, patched-kl) without writing");
   add_selection_args(*cmd, *args, /*layers_required=*/false);
   return {cmd, [args] {
-            ScoreJob job;
-            job.model_dir = resolve_model_dir(args->model.model);
-            job.model = model_options(args->model);
-            job.calibration = calibration_options(*args);
-            job.selection = selection_options(*args);
-            job.patch = patch_options(*args);
-            const auto report = run_score(job);
-            emit(report, *args, summarize_score(report));
-            if (!args->json) std::cout << summarize_score(report) << std::endl;
+            // Rankings are the result of `score`: they go to stdout.
+            const auto report = run_score(job_from<ScoreJob>(*args));
+            emit(report, *args, summarize_score(report), std::cout);
           }};
 }
 
@@ -231,12 +238,7 @@ Command register_prune(CLI::App& app) {
   cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB (default: like the input)");
   add_distill_args(*cmd, args->distill);
   return {cmd, [args] {
-            PruneJob job;
-            job.model_dir = resolve_model_dir(args->model.model);
-            job.model = model_options(args->model);
-            job.calibration = calibration_options(*args);
-            job.selection = selection_options(*args);
-            job.patch = patch_options(*args);
+            auto job = job_from<PruneJob>(*args);
             job.distill = distill_job(args->distill, args->seq_len, args->model.device);
             job.output_dir = args->out;
             job.overwrite = args->force;
@@ -244,8 +246,9 @@ Command register_prune(CLI::App& app) {
             job.emit.vanilla = args->emit == "vanilla";
             job.emit.fold = args->fold;
             job.max_shard_bytes = args->max_shard_size.empty() ? 0 : parse_byte_size(args->max_shard_size);
+            // The checkpoint is prune's result; its summary is a log for people.
             const auto report = run_prune(job);
-            emit(report, *args, summarize_prune_report(report));
+            emit(report, *args, summarize_prune_report(report), std::cerr);
           }};
 }
 

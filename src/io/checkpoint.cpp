@@ -48,27 +48,6 @@ std::map<std::string, std::string> read_weight_map(const std::filesystem::path& 
   return weight_map;
 }
 
-std::string shard_file_name(size_t index, size_t count) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", index, count);
-  return name;
-}
-
-// Consecutive tensors in insertion order, each group within `max_bytes`
-// unless a single tensor is larger.
-std::vector<std::vector<OutputTensor>> plan_shards(std::vector<OutputTensor> tensors, uint64_t max_bytes) {
-  std::vector<std::vector<OutputTensor>> shards;
-  uint64_t shard_bytes = 0;
-  for (auto& tensor : tensors) {
-    if (shards.empty() || (!shards.back().empty() && shard_bytes + tensor.nbytes > max_bytes)) {
-      shards.emplace_back();
-      shard_bytes = 0;
-    }
-    shard_bytes += tensor.nbytes;
-    shards.back().push_back(std::move(tensor));
-  }
-  return shards;
-}
 
 }  // namespace
 
@@ -157,6 +136,26 @@ std::vector<std::string> Checkpoint::tensor_names() const {
   return names;
 }
 
+std::string shard_file_name(size_t index, size_t count) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", index, count);
+  return name;
+}
+
+std::vector<size_t> shard_sizes(const std::vector<uint64_t>& item_bytes, uint64_t max_bytes) {
+  std::vector<size_t> sizes;
+  uint64_t shard_bytes = 0;
+  for (const uint64_t bytes : item_bytes) {
+    if (sizes.empty() || (sizes.back() > 0 && shard_bytes + bytes > max_bytes)) {
+      sizes.push_back(0);
+      shard_bytes = 0;
+    }
+    shard_bytes += bytes;
+    ++sizes.back();
+  }
+  return sizes;
+}
+
 ShardedWriter::ShardedWriter(std::filesystem::path dir, uint64_t max_shard_bytes)
     : dir_(std::move(dir)), max_shard_bytes_(max_shard_bytes) {
   if (max_shard_bytes_ == 0) throw Error("the maximum shard size must be positive");
@@ -181,13 +180,18 @@ std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::
     return {kSingleFile};
   }
 
-  auto shards = plan_shards(std::move(tensors), max_shard_bytes_);
+  std::vector<uint64_t> bytes;
+  for (const auto& tensor : tensors) bytes.push_back(tensor.nbytes);
+  const auto counts = shard_sizes(bytes, max_shard_bytes_);
   std::vector<std::string> files;
   nlohmann::json weight_map = nlohmann::json::object();
-  for (size_t i = 0; i < shards.size(); ++i) {
-    files.push_back(shard_file_name(i + 1, shards.size()));
-    for (const auto& tensor : shards[i]) weight_map[tensor.name] = files.back();
-    write_safetensors(dir_ / files.back(), std::move(shards[i]), metadata, options);
+  auto next = tensors.begin();
+  for (size_t i = 0; i < counts.size(); ++i) {
+    files.push_back(shard_file_name(i + 1, counts.size()));
+    std::vector<OutputTensor> shard(std::make_move_iterator(next), std::make_move_iterator(next + counts[i]));
+    next += static_cast<std::ptrdiff_t>(counts[i]);
+    for (const auto& tensor : shard) weight_map[tensor.name] = files.back();
+    write_safetensors(dir_ / files.back(), std::move(shard), metadata, options);
   }
   const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", std::move(weight_map)}};
   write_new_file(dir_ / kIndexFile, index.dump(2) + "\n");

@@ -14,6 +14,7 @@
 #include "linearpatch/core/file_util.h"
 #include "linearpatch/core/progress.h"
 #include "linearpatch/core/version.h"
+#include "linearpatch/io/checkpoint.h"
 #include "linearpatch/io/safetensors.h"
 #include "linearpatch/model/llama.h"
 #include "model/tensor_bridge.h"
@@ -111,21 +112,6 @@ std::vector<TensorPlan> plan_tensors(const LlamaConfig& c, size_t element_size) 
   return plan;
 }
 
-// The rule of io::ShardedWriter and huggingface_hub: a new shard starts when
-// the next tensor would push a non-empty shard past the limit.
-std::vector<std::vector<TensorPlan>> plan_shards(std::vector<TensorPlan> tensors, uint64_t max_bytes) {
-  std::vector<std::vector<TensorPlan>> shards;
-  uint64_t shard_bytes = 0;
-  for (auto& tensor : tensors) {
-    if (shards.empty() || (!shards.back().empty() && shard_bytes + tensor.nbytes > max_bytes)) {
-      shards.emplace_back();
-      shard_bytes = 0;
-    }
-    shard_bytes += tensor.nbytes;
-    shards.back().push_back(std::move(tensor));
-  }
-  return shards;
-}
 
 struct RandomFill {
   at::Tensor flat;  // a whole tensor, viewed as 1-D
@@ -160,11 +146,6 @@ void fill_normal(const std::vector<RandomFill>& fills) {
   });
 }
 
-std::string shard_file_name(size_t index, size_t count) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", index, count);
-  return name;
-}
 
 Json rope_parameters(const LlamaConfig& c) {
   Json rope = {{"rope_theta", c.rope_theta}};
@@ -391,12 +372,19 @@ SyntheticSummary write_synthetic_checkpoint(const std::filesystem::path& dir, co
   for (size_t i = 0; i < tensors.size(); ++i) tensors[i].seed = mix(mix(spec.seed) + i);
 
   const bool single = summary.tensor_bytes <= spec.max_shard_bytes;
-  auto shards = plan_shards(std::move(tensors), single ? summary.tensor_bytes : spec.max_shard_bytes);
+  std::vector<uint64_t> bytes;
+  for (const auto& tensor : tensors) bytes.push_back(tensor.nbytes);
+  std::vector<std::vector<TensorPlan>> shards;
+  auto next = tensors.begin();
+  for (const size_t count : io::shard_sizes(bytes, single ? summary.tensor_bytes : spec.max_shard_bytes)) {
+    shards.emplace_back(std::make_move_iterator(next), std::make_move_iterator(next + static_cast<std::ptrdiff_t>(count)));
+    next += static_cast<std::ptrdiff_t>(count);
+  }
   Progress progress("synthetic weights", static_cast<int64_t>(summary.tensor_bytes >> 20), "MiB");
   Json weight_map = Json::object();
   std::future<void> writing;  // the previous shard, written while this one is drawn
   for (size_t s = 0; s < shards.size(); ++s) {
-    const std::string file = single ? "model.safetensors" : shard_file_name(s + 1, shards.size());
+    const std::string file = single ? "model.safetensors" : io::shard_file_name(s + 1, shards.size());
     std::vector<at::Tensor> storage;
     std::vector<io::OutputTensor> outputs;
     std::vector<RandomFill> fills;

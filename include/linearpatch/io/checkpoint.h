@@ -53,6 +53,15 @@ class Checkpoint {
   std::map<std::string, TensorRef> tensors_;
 };
 
+// HF's shard names: model-00001-of-00004.safetensors (1-based index).
+std::string shard_file_name(size_t index, size_t count);
+
+// The rule of huggingface_hub and ShardedWriter: consecutive items go into
+// one shard until the next would push a non-empty shard past `max_bytes`
+// (an item larger than that gets a shard of its own). Returns, for each
+// shard, the number of items it holds.
+std::vector<size_t> shard_sizes(const std::vector<uint64_t>& item_bytes, uint64_t max_bytes);
+
 // Writes tensors as HF does: one model.safetensors when everything fits in
 // `max_shard_bytes`, else model-XXXXX-of-YYYYY.safetensors shards filled in
 // insertion order plus model.safetensors.index.json ({"metadata":
