@@ -177,6 +177,16 @@ void emit(const Report& report, const SelectionArgs& a, const std::string& human
   else human_out << human << std::endl;
 }
 
+// ./<last part of --model>-pruned-<n>, so `prune --model llama3-8b --layers 5`
+// needs nothing else.
+std::filesystem::path default_output(const std::string& model, int64_t layers) {
+  auto name = std::filesystem::path(model).lexically_normal().filename().string();
+  if (name.empty() || name == "." || name == "..") name = "model";
+  const auto out = std::filesystem::path(name + "-pruned-" + std::to_string(layers));
+  spdlog::info("writing to ./{} (choose with --out)", out.string());
+  return out;
+}
+
 // What score and prune jobs share, from the parsed arguments.
 template <typename Job>
 Job job_from(const SelectionArgs& a) {
@@ -220,7 +230,8 @@ Command register_prune(CLI::App& app) {
   auto args = std::make_shared<PruneArgs>();
   auto* cmd = app.add_subcommand("prune", "Remove the most redundant block of layers, patch the gap, write a checkpoint");
   add_selection_args(*cmd, *args, /*layers_required=*/true);
-  cmd->add_option("-o,--out", args->out, "Output checkpoint directory (must not exist unless --force)")->required();
+  cmd->add_option("-o,--out", args->out,
+                  "Output checkpoint directory (must not exist unless --force; default: ./<model>-pruned-<n>)");
   cmd->add_flag("--force", args->force, "Replace an existing output directory");
   cmd->add_option("--emit", args->emit,
                   "exact: the patch as an extra tensor (loads in linearpatch, and in transformers with "
@@ -240,7 +251,7 @@ Command register_prune(CLI::App& app) {
   return {cmd, [args] {
             auto job = job_from<PruneJob>(*args);
             job.distill = distill_job(args->distill, args->seq_len, args->model.device);
-            job.output_dir = args->out;
+            job.output_dir = args->out.empty() ? default_output(args->model.model, args->layers) : std::filesystem::path(args->out);
             job.overwrite = args->force;
             job.sync = !args->no_fsync;
             job.emit.vanilla = args->emit == "vanilla";
