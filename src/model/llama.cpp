@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <set>
@@ -18,6 +19,18 @@ namespace lp {
 
 std::string layer_tensor_name(int64_t layer, const std::string& suffix) {
   return "model.layers." + std::to_string(layer) + "." + suffix;
+}
+
+std::pair<int64_t, std::string> split_layer_tensor_name(const std::string& name) {
+  const std::string prefix = "model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return {-1, name};
+  const auto dot = name.find('.', prefix.size());
+  if (dot == std::string::npos) return {-1, name};
+  const auto digits = name.substr(prefix.size(), dot - prefix.size());
+  if (digits.empty() || digits.size() > 9 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return {-1, name};
+  return {std::stoll(digits), name.substr(dot + 1)};
 }
 
 std::string patch_tensor_name(int64_t layer) {
@@ -160,21 +173,12 @@ at::Tensor* LlamaModel::Impl::slot(const std::string& name) {
   if (name == "model.embed_tokens.weight") return &embed_tokens;
   if (name == "model.norm.weight") return &norm;
   if (name == "lm_head.weight") return &lm_head;
-  const std::string prefix = "model.layers.";
-  if (name.compare(0, prefix.size(), prefix) != 0) return nullptr;
-  const auto dot = name.find('.', prefix.size());
-  if (dot == std::string::npos) return nullptr;
-  int64_t layer = -1;
-  try {
-    layer = std::stoll(name.substr(prefix.size(), dot - prefix.size()));
-  } catch (const std::exception&) {
-    return nullptr;
-  }
+  const auto [layer, suffix] = split_layer_tensor_name(name);
   if (layer < 0 || layer >= static_cast<int64_t>(layers.size())) return nullptr;
   // Edited copies start from the device-resident layer (streamed models:
   // the host copy), so they need no upload of their own.
   auto copy = std::make_shared<LayerWeights>(uploads ? *layers[layer] : *this->layer(layer));
-  at::Tensor* field = copy->field(name.substr(dot + 1));
+  at::Tensor* field = copy->field(suffix);
   if (!field) return nullptr;
   layers[layer] = copy;
   return field;
@@ -340,10 +344,15 @@ at::Tensor LlamaModel::forward(const at::Tensor& ids, ForwardObserver* observer)
 }
 
 at::Tensor LlamaModel::weight(const std::string& name) const {
-  auto scratch = std::make_shared<Impl>(*impl_);
-  const at::Tensor* found = scratch->slot(name);
-  if (!found) throw Error("internal: no weight named '" + name + "'");
-  return *found;
+  if (name == "model.embed_tokens.weight") return impl_->embed_tokens;
+  if (name == "model.norm.weight") return impl_->norm;
+  if (name == "lm_head.weight") return impl_->lm_head;
+  const auto [layer, suffix] = split_layer_tensor_name(name);
+  if (layer >= 0 && layer < num_layers()) {
+    LayerWeights view = *impl_->layers[layer];  // shallow: tensors are shared handles
+    if (const at::Tensor* field = view.field(suffix)) return *field;
+  }
+  throw Error("internal: no weight named '" + name + "'");
 }
 
 LlamaModel LlamaModel::with_replaced_weights(const TensorMap& replacements, bool untie) const {

@@ -19,20 +19,7 @@ namespace fs = std::filesystem;
 namespace lp {
 namespace {
 
-constexpr const char* kLayerPrefix = "model.layers.";
 constexpr int kFormatVersion = 1;
-
-// (layer, suffix) of "model.layers.<layer>.<suffix>", or layer -1.
-std::pair<int64_t, std::string> split_layer_name(const std::string& name) {
-  const std::string prefix = kLayerPrefix;
-  if (name.compare(0, prefix.size(), prefix) != 0) return {-1, name};
-  const auto dot = name.find('.', prefix.size());
-  const auto digits = name.substr(prefix.size(), dot == std::string::npos ? std::string::npos : dot - prefix.size());
-  if (dot == std::string::npos || digits.empty() ||
-      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }) || digits.size() > 9)
-    return {-1, name};
-  return {std::stoll(digits), name.substr(dot + 1)};
-}
 
 bool is_weight_file(const fs::path& path) {
   const auto name = path.filename().string();
@@ -95,7 +82,7 @@ std::string finish_config(const std::string& config_text, const CheckpointEdits&
 }  // namespace
 
 std::string renamed_tensor(const std::string& name, const PrunePlan& plan) {
-  const auto [layer, suffix] = split_layer_name(name);
+  const auto [layer, suffix] = split_layer_tensor_name(name);
   if (layer < 0) return name;
   const auto it = std::lower_bound(plan.kept.begin(), plan.kept.end(), layer);
   if (it == plan.kept.end() || *it != layer) return "";
@@ -115,12 +102,12 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
   for (const auto& name : source.tensor_names()) {
     const auto renamed = renamed_tensor(name, plan);
     if (renamed.empty()) continue;
-    (split_layer_name(name).first >= 0 ? layer_tensors : other_tensors).emplace_back(renamed, name);
+    (split_layer_tensor_name(name).first >= 0 ? layer_tensors : other_tensors).emplace_back(renamed, name);
   }
   if (edits.untie_embeddings && !source.contains("lm_head.weight"))
     other_tensors.emplace_back("lm_head.weight", "model.embed_tokens.weight");
   auto by_layer = [](const auto& a, const auto& b) {
-    const auto la = split_layer_name(a.first).first, lb = split_layer_name(b.first).first;
+    const auto la = split_layer_tensor_name(a.first).first, lb = split_layer_tensor_name(b.first).first;
     return la != lb ? la < lb : a.first < b.first;
   };
   std::sort(layer_tensors.begin(), layer_tensors.end(), by_layer);

@@ -39,7 +39,9 @@ TEST(Calibration, StreamedLayerMajorRunsMatchWindowMajorRuns) {
   const auto b = collect(streamed, windows, 2, StashOptions{true, at::kHalf});
   for (int64_t i = 0; i + 1 < 7; ++i) {
     EXPECT_NEAR(a.similarity.mean_cosine(i, i + 1), b.similarity.mean_cosine(i, i + 1), 1e-3) << i;
-    if (i + 2 < 7) EXPECT_NEAR(a.similarity.mean_cosine(i, i + 2), b.similarity.mean_cosine(i, i + 2), 1e-3) << i;
+    if (i + 2 < 7) {
+      EXPECT_NEAR(a.similarity.mean_cosine(i, i + 2), b.similarity.mean_cosine(i, i + 2), 1e-3) << i;
+    }
   }
   EXPECT_EQ(a.similarity.stashed(), 0u) << "vectors of finished batches were kept";
   EXPECT_EQ(b.similarity.stashed(), 0u);

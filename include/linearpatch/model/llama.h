@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "linearpatch/config/llama_config.h"
@@ -125,6 +126,9 @@ class LlamaModel {
 // The HF tensor name of a decoder layer's parameter, e.g.
 // layer_tensor_name(3, "mlp.up_proj.weight") == "model.layers.3.mlp.up_proj.weight".
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);
+// The inverse: (3, "mlp.up_proj.weight") for the name above, (-1, name) for
+// tensors outside the decoder layers.
+std::pair<int64_t, std::string> split_layer_tensor_name(const std::string& name);
 // Name under which pruned checkpoints store the patch entering layer k.
 std::string patch_tensor_name(int64_t layer);
 
