@@ -261,7 +261,11 @@ LlamaModel::LlamaModel(LlamaModel&&) noexcept = default;
 LlamaModel& LlamaModel::operator=(LlamaModel&&) noexcept = default;
 
 LlamaModel LlamaModel::load(const std::filesystem::path& dir, const ModelOptions& options) {
-  auto checkpoint = std::make_shared<io::Checkpoint>(dir);
+  return load(std::make_shared<const io::Checkpoint>(dir), options);
+}
+
+LlamaModel LlamaModel::load(std::shared_ptr<const io::Checkpoint> checkpoint, const ModelOptions& options) {
+  const auto& dir = checkpoint->dir();
   auto config = parse_llama_config(checkpoint->config_text(), (dir / "config.json").string());
   TensorMap weights;
   for (const auto& name : checkpoint->tensor_names())

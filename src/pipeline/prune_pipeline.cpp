@@ -330,8 +330,8 @@ Report run_prune(const PruneJob& job) {
   Json timings;
   AtomicOutputDir output(job.output_dir, job.overwrite, {job.model_dir});
   Stopwatch load_clock;
-  const auto source = std::make_shared<io::Checkpoint>(job.model_dir);
-  const auto model = LlamaModel::load(job.model_dir, job.model);
+  const auto source = std::make_shared<const io::Checkpoint>(job.model_dir);
+  const auto model = LlamaModel::load(source, job.model);
   require_dense(model, job.model_dir);
   const auto tokenizer = load_tokenizer(job.model_dir);
   timings["load"] = load_clock.seconds();

@@ -23,6 +23,9 @@
 #include "linearpatch/config/llama_config.h"
 
 namespace lp {
+namespace io {
+class Checkpoint;
+}
 
 // Sees the residual stream during a forward pass; lets calibration collect
 // statistics without hooks (the libtorch C++ API has none).
@@ -66,6 +69,9 @@ class LlamaModel {
 
   // Opens a checkpoint directory (dense or pruned+patched).
   static LlamaModel load(const std::filesystem::path& dir, const ModelOptions& options = {});
+  // The same from an opened checkpoint, for callers that also read it
+  // (the pruned-checkpoint writer); its mapping is shared, not reopened.
+  static LlamaModel load(std::shared_ptr<const io::Checkpoint> checkpoint, const ModelOptions& options = {});
 
   const LlamaConfig& config() const;
   int64_t num_layers() const;
