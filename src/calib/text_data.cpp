@@ -45,8 +45,12 @@ std::vector<int32_t> tokenize_corpus(const Tokenizer& tokenizer, const std::vect
     for (const auto& file : files) names += (names.empty() ? "" : ", ") + file.string();
     throw InputError("no text in " + (names.empty() ? std::string("(no files given)") : names));
   }
+  // One prefix for the whole stream, as the reference protocol tokenizes:
+  // what the model's tokenizer puts in front of a text (BOS for LLaMA,
+  // nothing for Qwen), not config.json's bos_token_id.
   auto ids = tokenizer.encode(joined, /*add_special=*/false);
-  if (auto bos = tokenizer.bos_id()) ids.insert(ids.begin(), *bos);
+  const std::vector<int32_t> prefix = tokenizer.prefix_ids();
+  ids.insert(ids.begin(), prefix.begin(), prefix.end());
   return ids;
 }
 

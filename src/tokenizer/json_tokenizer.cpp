@@ -40,6 +40,8 @@ class JsonTokenizer final : public Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_special) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
   int64_t vocab_size() const override { return vocab_size_; }
+  std::vector<int32_t> prefix_ids() const override { return template_.prefix; }
+  std::string prefix_description() const override;
   std::optional<int32_t> bos_id() const override { return bos_; }
   std::optional<int32_t> eos_id() const override { return eos_; }
   std::string description() const override;
@@ -266,6 +268,14 @@ std::string JsonTokenizer::decode(const std::vector<int32_t>& ids) const {
     }
   }
   return decoder_.decode(std::move(tokens));
+}
+
+std::string JsonTokenizer::prefix_description() const {
+  return describe_prefix(template_.prefix, bos_, [this](int32_t id) {
+    if (auto it = added_contents_.find(id); it != added_contents_.end()) return it->second;
+    const std::string* token = model_->id_to_token(id);
+    return token ? *token : std::string();
+  });
 }
 
 std::string JsonTokenizer::description() const {

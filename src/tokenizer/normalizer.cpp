@@ -1,5 +1,7 @@
 #include "tokenizer/normalizer.h"
 
+#include "tokenizer/unicode_nfc.h"
+
 namespace lp::detail {
 
 Pattern pattern_from_json(const JsonNode& node) {
@@ -39,8 +41,10 @@ void Normalizer::add(const JsonNode& node) {
     steps_.push_back({Step::Kind::kPrepend, Pattern::literal(""), node.at("prepend").string()});
   } else if (type == "Replace") {
     steps_.push_back({Step::Kind::kReplace, pattern_from_json(node.at("pattern")), node.at("content").string()});
+  } else if (type == "NFC") {
+    steps_.push_back({Step::Kind::kNfc, Pattern::literal(""), ""});
   } else {
-    node.fail("unsupported normalizer type \"" + type + "\" (supported: Sequence, Prepend, Replace)");
+    node.fail("unsupported normalizer type \"" + type + "\" (supported: Sequence, Prepend, Replace, NFC)");
   }
 }
 
@@ -49,6 +53,8 @@ std::string Normalizer::apply(std::string_view text, RegexScratch& scratch) cons
   for (const Step& step : steps_) {
     if (step.kind == Step::Kind::kReplace) {
       out = replace_all(out, step.pattern, step.content, scratch);
+    } else if (step.kind == Step::Kind::kNfc) {
+      out = to_nfc(out);
     } else if (!out.empty()) {  // HF prepends nothing to an empty string
       out.insert(0, step.content);
     }

@@ -1,6 +1,6 @@
 // The tokenizer.json normalizers LLaMA-family files use: Prepend and
-// Replace, alone or in a Sequence (LLaMA-2's "▁" handling). Other types are
-// refused when the file is loaded.
+// Replace (LLaMA-2's "▁" handling) and NFC (Qwen2/Qwen3), alone or in a
+// Sequence. Other types are refused when the file is loaded.
 #pragma once
 
 #include <string>
@@ -22,7 +22,7 @@ class Normalizer {
 
  private:
   struct Step {
-    enum class Kind { kPrepend, kReplace } kind;
+    enum class Kind { kPrepend, kReplace, kNfc } kind;
     Pattern pattern;  // what kReplace replaces
     std::string content;
   };

@@ -57,4 +57,16 @@ std::optional<int32_t> resolve_named_token(const std::optional<std::string>& nam
   return id;
 }
 
+std::string describe_prefix(const std::vector<int32_t>& ids, std::optional<int32_t> bos,
+                            const std::function<std::string(int32_t)>& token_text) {
+  if (ids.empty()) return "none";
+  std::string out;
+  for (const int32_t id : ids) {
+    if (!out.empty()) out += ", ";
+    if (bos == id) out += "BOS ";
+    out += token_text(id) + " (id " + std::to_string(id) + ")";
+  }
+  return out;
+}
+
 }  // namespace lp::detail

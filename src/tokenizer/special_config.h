@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lp::detail {
 
@@ -31,5 +32,10 @@ void read_model_config(std::string_view json, const std::string& source, Special
 // otherwise usable tokenizer unusable).
 std::optional<int32_t> resolve_named_token(const std::optional<std::string>& name, const char* role,
                                            const std::function<std::optional<int32_t>(const std::string&)>& lookup);
+
+// Tokenizer::prefix_description(): "BOS <s> (id 1)", each id so with the
+// BOS role named where it applies, comma-separated; "none" for no ids.
+std::string describe_prefix(const std::vector<int32_t>& ids, std::optional<int32_t> bos,
+                            const std::function<std::string(int32_t)>& token_text);
 
 }  // namespace lp::detail

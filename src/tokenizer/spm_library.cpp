@@ -61,7 +61,8 @@ LoadResult open_shim(const fs::path& path) {
                         resolve(handle, "lp_spm_encode", api.encode) && resolve(handle, "lp_spm_decode", api.decode) &&
                         resolve(handle, "lp_spm_vocab_size", api.vocab_size) &&
                         resolve(handle, "lp_spm_bos_id", api.bos_id) && resolve(handle, "lp_spm_eos_id", api.eos_id) &&
-                        resolve(handle, "lp_spm_piece_to_id", api.piece_to_id);
+                        resolve(handle, "lp_spm_piece_to_id", api.piece_to_id) &&
+                        resolve(handle, "lp_spm_id_to_piece", api.id_to_piece);
   // The handle stays open for the life of the process: ids and models from it
   // may be alive until exit.
   if (!complete) result.error = path.string() + " is not a linearpatch sentencepiece shim (missing symbols)";

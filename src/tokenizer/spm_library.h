@@ -20,6 +20,7 @@ struct SpmApi {
   LpSpmIntFn bos_id;
   LpSpmIntFn eos_id;
   LpSpmPieceToIdFn piece_to_id;
+  LpSpmIdToPieceFn id_to_piece;
 };
 
 // The shim's functions, or nullptr when it cannot be used here; then

@@ -103,9 +103,19 @@ LP_SPM_EXPORT int32_t lp_spm_piece_to_id(const LpSpm* model, const char* piece, 
   }
 }
 
+LP_SPM_EXPORT int64_t lp_spm_id_to_piece(const LpSpm* model, int32_t id, char* piece, size_t capacity) {
+  try {
+    const std::string& text = model->processor.IdToPiece(id);
+    return copy_out(text.data(), text.size(), 1, piece, capacity);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
 static_assert(std::is_same_v<decltype(&lp_spm_load), LpSpmLoadFn>);
 static_assert(std::is_same_v<decltype(&lp_spm_free), LpSpmFreeFn>);
 static_assert(std::is_same_v<decltype(&lp_spm_encode), LpSpmEncodeFn>);
 static_assert(std::is_same_v<decltype(&lp_spm_decode), LpSpmDecodeFn>);
 static_assert(std::is_same_v<decltype(&lp_spm_vocab_size), LpSpmIntFn>);
 static_assert(std::is_same_v<decltype(&lp_spm_piece_to_id), LpSpmPieceToIdFn>);
+static_assert(std::is_same_v<decltype(&lp_spm_id_to_piece), LpSpmIdToPieceFn>);

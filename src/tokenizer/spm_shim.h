@@ -34,4 +34,7 @@ using LpSpmIntFn = int32_t (*)(const LpSpm* model);
 // Id of a piece, -1 when it is not in the vocabulary.
 using LpSpmPieceToIdFn = int32_t (*)(const LpSpm* model, const char* piece, size_t size);
 
+// The piece of an id in range, with encode's buffer protocol.
+using LpSpmIdToPieceFn = int64_t (*)(const LpSpm* model, int32_t id, char* piece, size_t capacity);
+
 }  // extern "C"

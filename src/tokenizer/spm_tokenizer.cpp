@@ -19,6 +19,8 @@ class SpmTokenizer final : public Tokenizer {
   std::vector<int32_t> encode(std::string_view text, bool add_special) const override;
   std::string decode(const std::vector<int32_t>& ids) const override;
   int64_t vocab_size() const override { return vocab_size_; }
+  std::vector<int32_t> prefix_ids() const override;
+  std::string prefix_description() const override;
   std::optional<int32_t> bos_id() const override { return bos_; }
   std::optional<int32_t> eos_id() const override { return eos_; }
   std::string description() const override {
@@ -27,6 +29,7 @@ class SpmTokenizer final : public Tokenizer {
 
  private:
   std::optional<int32_t> piece_to_id(const std::string& piece) const;
+  std::string id_to_piece(int32_t id) const;
 
   const SpmApi& api_;
   ModelHandle model_;
@@ -58,6 +61,25 @@ SpmTokenizer::SpmTokenizer(const SpmApi& api, ModelHandle model, const SpecialCo
 
 std::optional<int32_t> SpmTokenizer::piece_to_id(const std::string& piece) const {
   return valid_id(api_.piece_to_id(model_.get(), piece.data(), piece.size()));
+}
+
+std::string SpmTokenizer::id_to_piece(int32_t id) const {
+  std::string piece(64, '\0');
+  for (;;) {
+    const int64_t n = api_.id_to_piece(model_.get(), id, piece.data(), piece.size());
+    const bool fits = static_cast<size_t>(n) <= piece.size();
+    piece.resize(static_cast<size_t>(n));
+    if (fits) return piece;
+  }
+}
+
+std::vector<int32_t> SpmTokenizer::prefix_ids() const {
+  if (add_bos_ && bos_) return {*bos_};
+  return {};
+}
+
+std::string SpmTokenizer::prefix_description() const {
+  return describe_prefix(prefix_ids(), bos_, [this](int32_t id) { return id_to_piece(id); });
 }
 
 std::vector<int32_t> SpmTokenizer::encode(std::string_view text, bool add_special) const {

@@ -2,6 +2,7 @@
 // sentencepiece 0.2.2), from ../shared/fixtures/tokenizers/golden.json.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -57,21 +58,39 @@ void expect_golden(const lp::Tokenizer& tokenizer, const std::string& key) {
   EXPECT_GT(cases.size(), 200u);
 }
 
-// The 9 MB LLaMA-3 file takes a moment to load: once per suite.
+// encode(text, true) is prefix_ids() + encode(text, false) + a suffix, and
+// the prefix is what the golden ids_with_special start with.
+void expect_prefix(const lp::Tokenizer& tokenizer, const std::string& key, const std::vector<int32_t>& prefix) {
+  EXPECT_EQ(tokenizer.prefix_ids(), prefix);
+  for (const auto& c : golden_cases(key)) {
+    const auto text = c.at("text").get<std::string>();
+    const auto with = tokenizer.encode(text, true);
+    const auto without = tokenizer.encode(text, false);
+    ASSERT_GE(with.size(), prefix.size() + without.size()) << text;
+    EXPECT_TRUE(std::equal(prefix.begin(), prefix.end(), with.begin())) << text;
+    EXPECT_TRUE(std::equal(without.begin(), without.end(), with.begin() + static_cast<std::ptrdiff_t>(prefix.size())))
+        << text;
+  }
+}
+
+// The 9 MB LLaMA-3 and 11 MB Qwen3 files take a moment to load: once per suite.
 class TokenizerGoldenTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (lp::test::shared_dir().empty()) return;
     llama3_ = lp::load_tokenizer(tokenizers_dir() / "llama3");
     llama2_ = lp::load_tokenizer(tokenizers_dir() / "llama2");
+    qwen3_ = lp::load_tokenizer(tokenizers_dir() / "qwen3");
   }
   static void TearDownTestSuite() {
     llama3_.reset();
     llama2_.reset();
+    qwen3_.reset();
   }
 
   static inline std::unique_ptr<lp::Tokenizer> llama3_;
   static inline std::unique_ptr<lp::Tokenizer> llama2_;
+  static inline std::unique_ptr<lp::Tokenizer> qwen3_;
 };
 
 TEST_F(TokenizerGoldenTest, Llama3MatchesHfTokenizers) {
@@ -81,6 +100,8 @@ TEST_F(TokenizerGoldenTest, Llama3MatchesHfTokenizers) {
   EXPECT_EQ(llama3_->description(), "tokenizer.json (byte-level BPE, 128256 tokens)");
   // Its post-processor is ByteLevel: no BOS is added and none is known.
   EXPECT_FALSE(llama3_->bos_id().has_value());
+  expect_prefix(*llama3_, "llama3/tokenizer.json", {});
+  EXPECT_EQ(llama3_->prefix_description(), "none");
 }
 
 TEST_F(TokenizerGoldenTest, Llama2MatchesHfTokenizers) {
@@ -88,6 +109,36 @@ TEST_F(TokenizerGoldenTest, Llama2MatchesHfTokenizers) {
   expect_golden(*llama2_, "llama2/tokenizer.json");
   EXPECT_EQ(llama2_->vocab_size(), 32000);
   EXPECT_EQ(llama2_->bos_id(), 1);
+  expect_prefix(*llama2_, "llama2/tokenizer.json", {1});
+  EXPECT_EQ(llama2_->prefix_description(), "BOS <s> (id 1)");
+}
+
+TEST_F(TokenizerGoldenTest, Qwen3MatchesHfTokenizers) {
+  LP_REQUIRE_SHARED();
+  expect_golden(*qwen3_, "qwen3/tokenizer.json");
+  EXPECT_EQ(qwen3_->vocab_size(), 151669);
+  EXPECT_EQ(qwen3_->description(), "tokenizer.json (byte-level BPE, 151669 tokens)");
+  // Its post-processor is ByteLevel and tokenizer_config.json says
+  // "bos_token": null: no BOS, added or known.
+  EXPECT_FALSE(qwen3_->bos_id().has_value());
+  EXPECT_EQ(qwen3_->eos_id(), 151645);  // tokenizer_config.json's <|im_end|>
+  expect_prefix(*qwen3_, "qwen3/tokenizer.json", {});
+  EXPECT_EQ(qwen3_->prefix_description(), "none");
+}
+
+TEST_F(TokenizerGoldenTest, Qwen3NormalizesToNfcAndDecodes) {
+  LP_REQUIRE_SHARED();
+  for (const auto& c : golden_cases("qwen3/tokenizer.json")) {
+    const auto text = c.at("text").get<std::string>();
+    EXPECT_EQ(qwen3_->decode(qwen3_->encode(text, false)), text);  // the golden texts are NFC already
+  }
+  // Decomposed and precomposed spellings give the same ids; U+212B ANGSTROM
+  // SIGN becomes U+00C5.
+  EXPECT_EQ(qwen3_->encode("cafe\u0301 \u212Bngstr\u00F6m", false),
+            qwen3_->encode("caf\u00E9 \u00C5ngstr\u00F6m", false));
+  EXPECT_EQ(qwen3_->decode(qwen3_->encode("\u1100\u1161\u11A8", false)), "\uAC01");
+  // Digits are split one by one.
+  EXPECT_EQ(qwen3_->encode("12345", false).size(), 5u);
 }
 
 TEST_F(TokenizerGoldenTest, Llama3DecodeRoundTrips) {
@@ -104,12 +155,32 @@ TEST_F(TokenizerGoldenTest, Llama2DecodeRoundTripsTextWithoutSpecialTokens) {
   EXPECT_EQ(llama2_->decode(llama2_->encode("x\xff\xfe", false)), "x\xff\xfe");
 }
 
+// The fixture models' Qwen-style tokenizer (qwen2-q and qwen3-q share it):
+// NFC, Qwen's split regex, a TemplateProcessing that adds nothing, and a
+// config.json that names bos_token_id 8176 all the same.
+class TokenizerQwenFixtureTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TokenizerQwenFixtureTest, MatchesHfTokenizersAndAddsNoBos) {
+  LP_REQUIRE_SHARED();
+  const auto tokenizer = lp::load_tokenizer(lp::test::shared_dir() / "fixtures" / "models" / GetParam());
+  expect_golden(*tokenizer, "../models/qwen2-q/tokenizer.json");
+  EXPECT_EQ(tokenizer->vocab_size(), 8192);
+  EXPECT_EQ(tokenizer->bos_id(), 8176);  // config.json's id, which the tokenizer never adds
+  expect_prefix(*tokenizer, "../models/qwen2-q/tokenizer.json", {});
+  EXPECT_EQ(tokenizer->prefix_description(), "none");
+  EXPECT_EQ(tokenizer->encode("Hello", true), tokenizer->encode("Hello", false));
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, TokenizerQwenFixtureTest, ::testing::Values("qwen2-q", "qwen3-q"));
+
 TEST(TokenizerDemoModelTest, LoadsEncodesAndRoundTrips) {
   LP_REQUIRE_SHARED();
   const auto tokenizer = lp::load_tokenizer(lp::test::shared_dir() / "fixtures" / "models" / "demo-llama3-d");
   EXPECT_EQ(tokenizer->vocab_size(), 4096);
   EXPECT_EQ(tokenizer->bos_id(), 3840);  // the template's <|begin_of_text|>
   EXPECT_EQ(tokenizer->eos_id(), 3841);  // tokenizer_config.json's <|end_of_text|>
+  EXPECT_EQ(tokenizer->prefix_ids(), std::vector<int32_t>{3840});
+  EXPECT_EQ(tokenizer->prefix_description(), "BOS <|begin_of_text|> (id 3840)");
   for (const auto& c : golden_cases("llama3/tokenizer.json")) {
     const auto text = c.at("text").get<std::string>();
     const auto ids = tokenizer->encode(text, true);
@@ -134,6 +205,26 @@ TEST_F(TokenizerSentencePieceTest, MatchesSentencePiece) {
   expect_golden(*tokenizer, "../models/tiny-llama2-s/tokenizer.model");
   EXPECT_EQ(tokenizer->vocab_size(), 8000);
   EXPECT_EQ(tokenizer->description(), "tokenizer.model (sentencepiece, 8000 tokens)");
+  expect_prefix(*tokenizer, "../models/tiny-llama2-s/tokenizer.model", {1});
+  EXPECT_EQ(tokenizer->prefix_description(), "BOS <s> (id 1)");
+}
+
+TEST_F(TokenizerSentencePieceTest, MistralFixtureAddsBos) {
+  const auto tokenizer = lp::load_tokenizer(lp::test::shared_dir() / "fixtures" / "models" / "mistral-m");
+  EXPECT_EQ(tokenizer->prefix_ids(), std::vector<int32_t>{1});
+  EXPECT_EQ(tokenizer->encode("Hello world", true), (std::vector<int32_t>{1, 795, 310, 7911, 1457}));
+}
+
+TEST_F(TokenizerSentencePieceTest, AddBosTokenFalseLeavesNoPrefix) {
+  lp::test::TempDir dir;
+  lp::test::write_file(dir / "tokenizer.model", lp::test::read_file(model_dir() / "tokenizer.model"));
+  lp::test::write_file(dir / "tokenizer_config.json", R"({"add_bos_token": false})");
+  lp::test::write_file(dir / "config.json", R"({"bos_token_id": 1})");
+  const auto tokenizer = lp::load_tokenizer(dir.path());
+  EXPECT_EQ(tokenizer->bos_id(), 1);
+  EXPECT_TRUE(tokenizer->prefix_ids().empty());
+  EXPECT_EQ(tokenizer->prefix_description(), "none");
+  EXPECT_EQ(tokenizer->encode("Hello world", true), tokenizer->encode("Hello world", false));
 }
 
 TEST_F(TokenizerSentencePieceTest, AddsBosAndDecodes) {
@@ -157,6 +248,8 @@ TEST_F(TokenizerSentencePieceTest, ConfigOverridesSpecialTokensByContent) {
   const auto ids = tokenizer->encode("Hello world", true);
   EXPECT_EQ(ids.front(), 2);
   EXPECT_EQ(ids.back(), 1);
+  EXPECT_EQ(tokenizer->prefix_ids(), std::vector<int32_t>{2});
+  EXPECT_EQ(tokenizer->prefix_description(), "BOS </s> (id 2)");
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 //    ignore_merges, added/special tokens matched in the text.
 //  * tokenizer.json, Metaspace / Prepend+Replace normalizer + BPE with
 //    byte_fallback (LLaMA-2 style).
+//  * tokenizer.json, NFC normalizer + byte-level BPE (Qwen2/Qwen3 style; NFC
+//    with HF's Unicode 9.0 tables).
 //  * tokenizer.model (sentencepiece), loaded through an isolated shim (see
 //    src/tokenizer/spm_shim.h for why).
 // Anything else in tokenizer.json is refused with an error naming the node.
@@ -43,9 +45,22 @@ class Tokenizer {
   // as they are, so decode(encode(x, false)) == x for byte-level tokenizers.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
   virtual int64_t vocab_size() const = 0;  // largest id + 1
-  // From the post-processor, else tokenizer_config.json's bos_token /
-  // eos_token, else config.json's bos_token_id / eos_token_id
-  // (tokenizer.model: the model's, unless tokenizer_config.json names others).
+  // The ids encode(text, true) puts in front of every text, which is what a
+  // token stream made from text must start with: tokenizer.json, the
+  // post-processor's (BOS for LLaMA-2 and most LLaMA-3 files; nothing for
+  // Qwen2/Qwen3, or a file whose post-processor is only ByteLevel);
+  // tokenizer.model, BOS unless tokenizer_config.json sets add_bos_token
+  // false. Never config.json's bos_token_id, which Qwen checkpoints name
+  // although their tokenizer adds no BOS.
+  virtual std::vector<int32_t> prefix_ids() const = 0;
+  // prefix_ids() for reports: "BOS <|begin_of_text|> (id 128000)", each id
+  // so, comma-separated; "none" when empty.
+  virtual std::string prefix_description() const = 0;
+  // The id of the BOS / EOS token, whether or not encode() adds it (see
+  // prefix_ids() for that): from the post-processor, else
+  // tokenizer_config.json's bos_token / eos_token, else config.json's
+  // bos_token_id / eos_token_id (tokenizer.model: the model's, unless
+  // tokenizer_config.json names others).
   virtual std::optional<int32_t> bos_id() const = 0;
   virtual std::optional<int32_t> eos_id() const = 0;
   virtual std::string description() const = 0;  // e.g. "tokenizer.json (byte-level BPE, 128256 tokens)"
