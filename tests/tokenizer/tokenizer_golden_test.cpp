@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "linearpatch/core/error.h"
@@ -137,8 +138,28 @@ TEST_F(TokenizerGoldenTest, Qwen3NormalizesToNfcAndDecodes) {
   EXPECT_EQ(qwen3_->encode("cafe\u0301 \u212Bngstr\u00F6m", false),
             qwen3_->encode("caf\u00E9 \u00C5ngstr\u00F6m", false));
   EXPECT_EQ(qwen3_->decode(qwen3_->encode("\u1100\u1161\u11A8", false)), "\uAC01");
-  // Digits are split one by one.
-  EXPECT_EQ(qwen3_->encode("12345", false).size(), 5u);
+}
+
+// Text that is not NFC (the golden texts all are). Ids from an independent
+// implementation, @huggingface/transformers (JS) 4.3.2, on the same file.
+TEST_F(TokenizerGoldenTest, Qwen3MatchesTransformersJsOnTextThatIsNotNfc) {
+  LP_REQUIRE_SHARED();
+  const std::vector<std::pair<std::string, std::vector<int32_t>>> cases = {
+      {"cafe\u0301 au lait", {924, 58858, 7906, 1187, 275}},
+      {"\u212Bngstr\u00F6m", {144044, 968, 495, 85584}},
+      {"\u1100\u1161\u11A8 \u1112\u1161\u11AB\u1100\u1173\u11AF", {126317, 61298, 83291}},
+      {"q\u0307\u0323 d\u0323\u0307 e\u0302\u0323", {80, 136, 96, 136, 229, 86089, 116, 235, 136, 229, 220, 25232}},
+      {"\u0344\u0340\u0341", {136, 230, 53839, 96549, 53839}},
+      {"Vie\u0302\u0323t Nam 2024", {35544, 124382, 29974, 220, 17, 15, 17, 19}},
+      {"A\u030A\u0301 12345 67", {148947, 220, 16, 17, 18, 19, 20, 220, 21, 22}},
+      {"x\u0301<|endoftext|>\u0301y", {87, 53839, 151643, 53839, 88}},
+      {"\u03A9\u2126\u03C9\u0301", {144572, 144572, 145240}},
+      {"\u3046\u3099\u304B\u3099 \u30CF\u309A", {148455, 28195, 20711, 239}},
+  };
+  for (const auto& [text, ids] : cases) {
+    EXPECT_EQ(qwen3_->encode(text, false), ids) << nlohmann::json(text).dump();
+    EXPECT_EQ(qwen3_->encode(text, true), ids) << nlohmann::json(text).dump();
+  }
 }
 
 TEST_F(TokenizerGoldenTest, Llama3DecodeRoundTrips) {
