@@ -258,6 +258,71 @@ TEST(TokenizerByteFallbackTest, ModelConfigIdsComeLast) {
   EXPECT_EQ(t->eos_id(), 268);
 }
 
+TEST(TokenizerPrefixTest, IsWhatThePostProcessorPutsInFront) {
+  const auto byte_level = make(lp::test::tiny_byte_level());
+  EXPECT_EQ(byte_level->prefix_ids(), (Ids{267}));
+  EXPECT_EQ(byte_level->prefix_description(), "BOS <|bos|> (id 267)");
+  const auto byte_fallback = make(lp::test::tiny_byte_fallback());
+  EXPECT_EQ(byte_fallback->prefix_ids(), (Ids{1}));
+  EXPECT_EQ(byte_fallback->prefix_description(), "BOS <s> (id 1)");
+  for (const char* text : {"", "ab hi", "<s>"}) {
+    Ids expected = byte_fallback->prefix_ids();
+    for (const int32_t id : byte_fallback->encode(text, false)) expected.push_back(id);
+    EXPECT_EQ(byte_fallback->encode(text, true), expected) << text;
+  }
+}
+
+// Qwen's case: the tokenizer adds nothing, though config.json and
+// tokenizer_config.json name a BOS.
+TEST(TokenizerPrefixTest, ANamedBosIsNotAPrefix) {
+  for (const nlohmann::json& post_processor :
+       {nlohmann::json(nullptr), nlohmann::json({{"type", "ByteLevel"}, {"add_prefix_space", false}}),
+        nlohmann::json({{"type", "TemplateProcessing"},
+                        {"single", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+                        {"pair", nlohmann::json::array()},
+                        {"special_tokens", nlohmann::json::object()}})}) {
+    auto spec = lp::test::tiny_byte_level();
+    spec["post_processor"] = post_processor;
+    lp::test::TempDir dir;
+    lp::test::write_file(dir / "tokenizer.json", spec.dump());
+    lp::test::write_file(dir / "config.json", R"({"bos_token_id": 267})");
+    lp::test::write_file(dir / "tokenizer_config.json", R"({"bos_token": "<|bos|>", "add_bos_token": true})");
+    const auto t = lp::load_tokenizer(dir.path());
+    EXPECT_EQ(t->bos_id(), 267) << post_processor.dump();
+    EXPECT_EQ(t->prefix_ids(), Ids{}) << post_processor.dump();
+    EXPECT_EQ(t->prefix_description(), "none");
+    EXPECT_EQ(t->encode("the", true), t->encode("the", false));
+  }
+}
+
+TEST(TokenizerPrefixTest, TemplatesInASequenceNestAndSuffixesStayOut) {
+  auto spec = lp::test::tiny_byte_level();
+  nlohmann::json inner = lp::test::bos_template("<|bos|>", 267);
+  inner["single"].push_back({{"SpecialToken", {{"id", "<|eot|>"}, {"type_id", 0}}}});
+  inner["special_tokens"]["<|eot|>"] = {{"id", "<|eot|>"}, {"ids", {268}}, {"tokens", {"<|eot|>"}}};
+  nlohmann::json outer = lp::test::bos_template("<|eot|>", 268);
+  spec["post_processor"] = {{"type", "Sequence"},
+                            {"processors", {{{"type", "ByteLevel"}, {"add_prefix_space", false}}, inner, outer}}};
+  const auto t = make(spec);
+  EXPECT_EQ(t->encode("hi", true), (Ids{268, 267, 104, 105, 268}));
+  EXPECT_EQ(t->prefix_ids(), (Ids{268, 267}));
+  EXPECT_EQ(t->bos_id(), 268);  // the first id the post-processor adds
+  EXPECT_EQ(t->prefix_description(), "BOS <|eot|> (id 268), <|bos|> (id 267)");
+}
+
+TEST(TokenizerNfcTest, NormalizesBeforeSplittingAndMatchesAddedTokensAfter) {
+  auto spec = lp::test::tiny_byte_level();
+  spec["normalizer"] = {{"type", "NFC"}};
+  auto cafe = lp::test::added_token(269, "caf\u00E9", false);
+  cafe["normalized"] = true;
+  spec["added_tokens"].push_back(cafe);
+  const auto t = make(spec);
+  EXPECT_EQ(t->encode("e\u0301", false), (Ids{195, 169}));  // U+00E9's two bytes
+  EXPECT_EQ(t->encode("cafe\u0301", false), (Ids{269}));    // the added token's text is normalized too
+  EXPECT_EQ(t->encode("\u212B", false), t->encode("\u00C5", false));
+  EXPECT_EQ(t->decode(t->encode("A\u030A <|eot|>\xFF", false)), "\u00C5 <|eot|>\xFF");
+}
+
 struct MetaspaceCase {
   const char* scheme;
   bool split;
