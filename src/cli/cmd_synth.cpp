@@ -18,6 +18,8 @@ struct SynthArgs {
   std::string shape;
   int64_t layers = 0, hidden = 0, intermediate = 0, heads = 0, kv_heads = 0, vocab = 0;
   bool tie = false;
+  std::string family;
+  int64_t head_dim = 0;
   std::string dtype = "bf16";
   std::string out;
   bool force = false;
@@ -46,11 +48,15 @@ LlamaConfig requested_config(const SynthArgs& a, const CLI::App& cmd) {
   const LlamaConfig base = named ? synthetic_shape(a.shape) : LlamaConfig{};
   auto pick = [&](const char* option, int64_t value, int64_t fallback) { return cmd.count(option) ? value : fallback; };
   const int64_t heads = pick("--heads", a.heads, base.num_attention_heads);
+  const auto family = a.family.empty() ? base.family : *family_from_model_type(a.family);
+  // A shape's head_dim holds only for its own hidden size and head count.
+  const bool shape_heads = named && !cmd.count("--hidden") && !cmd.count("--heads");
   auto c = synthetic_config(
       pick("--layers", a.layers, base.num_hidden_layers), pick("--hidden", a.hidden, base.hidden_size),
       pick("--intermediate", a.intermediate, base.intermediate_size), heads,
       pick("--kv-heads", a.kv_heads, named ? base.num_key_value_heads : heads),
-      pick("--vocab", a.vocab, base.vocab_size), cmd.count("--tie") ? a.tie : base.tie_word_embeddings);
+      pick("--vocab", a.vocab, base.vocab_size), cmd.count("--tie") ? a.tie : base.tie_word_embeddings, family,
+      pick("--head-dim", a.head_dim, shape_heads ? base.head_dim : 0));
   if (named) {
     c.rope_theta = base.rope_theta;
     c.rope_scaling = base.rope_scaling;
@@ -76,6 +82,9 @@ Command register_synth(CLI::App& app) {
   cmd->add_option("--heads", args->heads, "Attention heads");
   cmd->add_option("--kv-heads", args->kv_heads, "Key/value heads (default: the shape's, else --heads)");
   cmd->add_option("--vocab", args->vocab, "Vocabulary size (at least 258)");
+  cmd->add_option("--family", args->family, "Architecture family (default: the shape's, else llama)")
+      ->check(CLI::IsMember({"llama", "mistral", "qwen2", "qwen3"}));
+  cmd->add_option("--head-dim", args->head_dim, "Attention head size (default: the shape's, else --hidden / --heads)");
   cmd->add_flag("--tie,!--no-tie", args->tie, "Tie the output head to the embedding");
   cmd->add_option("--dtype", args->dtype, "Storage dtype: bf16, f16 or f32")->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Output checkpoint directory (must not exist unless --force)")->required();

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "config/config_json.h"
 #include "linearpatch/core/error.h"
 
@@ -32,6 +34,16 @@ bool may_be_per_layer(const std::string& key) {
   return key != "architectures" && !ends_with("_token_id") && !ends_with("_token_ids");
 }
 
+// Qwen's layers from max_window_layers on use the sliding window; the kept
+// layers before that index are the first ones of the pruned model.
+void renumber_max_window_layers(OrderedJson& config, const std::vector<int64_t>& kept_layers) {
+  const auto it = config.find("max_window_layers");
+  if (it == config.end() || !it->is_number_integer()) return;
+  const int64_t first_windowed = it->get<int64_t>();
+  *it = static_cast<int64_t>(std::count_if(kept_layers.begin(), kept_layers.end(),
+                                           [&](int64_t layer) { return layer < first_windowed; }));
+}
+
 }  // namespace
 
 std::string rewrite_config_for_pruning(std::string_view original_config_json, const std::vector<int64_t>& kept_layers,
@@ -53,6 +65,7 @@ std::string rewrite_config_for_pruning(std::string_view original_config_json, co
     for (int64_t layer : kept_layers) kept.push_back(value[static_cast<size_t>(layer)]);
     value = std::move(kept);
   }
+  renumber_max_window_layers(config, kept_layers);
 
   if (linearpatch_entry_json.empty()) {
     config.erase("linearpatch");

@@ -1,5 +1,6 @@
 #include "linearpatch/config/llama_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -20,6 +21,8 @@ class Fields {
   Fields(const Json& object, const std::string& source, std::string prefix)
       : object_(object), source_(source), prefix_(std::move(prefix)) {}
 
+  // Where absent and null differ (a default that null switches off).
+  bool contains(const char* key) const { return object_.contains(key); }
   // Absent and null read alike: transformers stores None as null.
   const Json* get(const char* key) const {
     const auto it = object_.find(key);
@@ -93,20 +96,45 @@ class Fields {
 
 std::string in_quotes(const std::string& text) { return "'" + text + "'"; }
 
+struct FamilyInfo {
+  ModelFamily family;
+  const char* model_type;
+  const char* causal_lm_class;
+};
+
+constexpr FamilyInfo kFamilies[] = {
+    {ModelFamily::kLlama, "llama", "LlamaForCausalLM"},
+    {ModelFamily::kMistral, "mistral", "MistralForCausalLM"},
+    {ModelFamily::kQwen2, "qwen2", "Qwen2ForCausalLM"},
+    {ModelFamily::kQwen3, "qwen3", "Qwen3ForCausalLM"},
+};
+
+const FamilyInfo& family_info(ModelFamily family) {
+  for (const auto& info : kFamilies)
+    if (info.family == family) return info;
+  throw Error("internal: unknown model family");
+}
+
+// Why a known architecture is refused, for the one-line error; unknown
+// ones are simply not supported.
+std::string refusal_reason(const std::string& model_type, const Fields& top) {
+  if (top.get("text_config")) return "a multimodal wrapper (its language model has its own config)";
+  if (model_type.find("moe") != std::string::npos || model_type == "mixtral" || model_type == "dbrx" ||
+      model_type.rfind("deepseek", 0) == 0)
+    return "mixture-of-experts or multi-latent attention layers";
+  if (model_type.rfind("gemma", 0) == 0) return "Gemma layers (scaled embeddings, extra norms, soft-capping)";
+  if (model_type.rfind("phi", 0) == 0) return "Phi layers (fused projections or partial rotary embeddings)";
+  return "not a LLaMA-family decoder";
+}
+
 // Refuses architectures whose forward pass differs from the one we run.
-std::string read_model_type(const Fields& top) {
+ModelFamily read_family(const Fields& top) {
   const std::string model_type = top.string("model_type").value_or("");
   if (model_type.empty()) top.fail("model_type", "is missing");
-  if (model_type == "mistral") {
-    if (const Json* window = top.get("sliding_window")) {
-      top.fail("sliding_window", "is " + io::json_excerpt(*window) +
-                                     ": sliding-window attention is not supported (Mistral checkpoints are "
-                                     "accepted only with sliding_window null)");
-    }
-  } else if (model_type != "llama") {
-    top.fail("model_type",
-             "is " + in_quotes(model_type) + ": only 'llama' (and 'mistral' without sliding window) is supported");
-  }
+  const auto known = family_from_model_type(model_type);
+  if (!known || top.get("text_config"))
+    top.fail("model_type", "is " + in_quotes(model_type) + ": unsupported, " + refusal_reason(model_type, top) +
+                               " (supported: " + supported_model_types() + ")");
   if (const auto act = top.string("hidden_act"); act && *act != "silu") {
     top.fail("hidden_act", "is " + in_quotes(*act) + ": only 'silu' is supported");
   }
@@ -115,7 +143,33 @@ std::string read_model_type(const Fields& top) {
   }
   if (top.get("quantization_config"))
     top.fail("quantization_config", "is set: quantized checkpoints are not supported");
-  return model_type;
+  return *known;
+}
+
+// transformers' per-family defaults (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config).
+int64_t default_max_positions(ModelFamily family) {
+  switch (family) {
+    case ModelFamily::kLlama: return 2048;
+    case ModelFamily::kMistral: return 4096 * 32;
+    case ModelFamily::kQwen2:
+    case ModelFamily::kQwen3: return 32768;
+  }
+  return 2048;
+}
+
+void read_head_dim(const Fields& top, LlamaConfig& config) {
+  if (top.get("head_dim")) {
+    config.head_dim = top.positive("head_dim");
+  } else if (config.family == ModelFamily::kQwen3) {
+    config.head_dim = 128;  // Qwen3Config's default, not hidden / heads
+  } else if (config.hidden_size % config.num_attention_heads != 0) {
+    top.fail("hidden_size", "is " + std::to_string(config.hidden_size) + ", not divisible by num_attention_heads " +
+                                std::to_string(config.num_attention_heads) + ", and no head_dim is given");
+  } else {
+    config.head_dim = config.hidden_size / config.num_attention_heads;
+  }
+  if (config.head_dim % 2 != 0)
+    top.fail("head_dim", "is " + std::to_string(config.head_dim) + ": rotary embeddings need an even head dimension");
 }
 
 void read_sizes(const Fields& top, LlamaConfig& config) {
@@ -130,18 +184,77 @@ void read_sizes(const Fields& top, LlamaConfig& config) {
                                         ", which does not divide num_attention_heads " +
                                         std::to_string(config.num_attention_heads));
   }
-  if (top.get("head_dim")) {
-    config.head_dim = top.positive("head_dim");
-  } else if (config.hidden_size % config.num_attention_heads != 0) {
-    top.fail("hidden_size", "is " + std::to_string(config.hidden_size) + ", not divisible by num_attention_heads " +
-                                std::to_string(config.num_attention_heads) + ", and no head_dim is given");
-  } else {
-    config.head_dim = config.hidden_size / config.num_attention_heads;
-  }
-  // The defaults of transformers' LlamaConfig and MistralConfig.
-  const int64_t default_positions = config.model_type == "mistral" ? 4096 * 32 : 2048;
-  config.max_position_embeddings = top.positive("max_position_embeddings", default_positions);
+  read_head_dim(top, config);
+  config.max_position_embeddings = top.positive("max_position_embeddings", default_max_positions(config.family));
   config.rms_norm_eps = top.positive_number("rms_norm_eps", 1e-6);
+}
+
+// Which projections carry a bias and whether q/k are normalised per head,
+// as each family's modeling code decides (some ignore attention_bias).
+void read_layer_options(const Fields& top, LlamaConfig& config) {
+  const bool attention_bias = top.boolean("attention_bias", false);
+  switch (config.family) {
+    case ModelFamily::kLlama:
+      config.qkv_bias = config.o_bias = attention_bias;
+      config.mlp_bias = top.boolean("mlp_bias", false);
+      break;
+    case ModelFamily::kMistral:
+      break;
+    case ModelFamily::kQwen2:
+      config.qkv_bias = true;
+      break;
+    case ModelFamily::kQwen3:
+      config.qkv_bias = config.o_bias = attention_bias;
+      config.qk_norm = true;
+      break;
+  }
+}
+
+int64_t window_size(const Fields& top, int64_t fallback) {
+  if (!top.get("sliding_window")) return fallback;
+  return top.positive("sliding_window");
+}
+
+// Qwen2/Qwen3: windows only with use_sliding_window, on the layers that
+// layer_types marks "sliding_attention" (or, without layer_types, from
+// max_window_layers on).
+std::vector<int64_t> qwen_windows(const Fields& top, int64_t layers) {
+  std::vector<int64_t> windows(static_cast<size_t>(layers), 0);
+  const Json* types = top.get("layer_types");
+  if (types) {
+    if (!types->is_array() || types->size() != static_cast<size_t>(layers))
+      top.fail("layer_types", "must list one attention type per layer (" + std::to_string(layers) + "), got " +
+                                  io::json_excerpt(*types));
+    for (const auto& type : *types)
+      if (type != "full_attention" && type != "sliding_attention")
+        top.fail("layer_types", "holds " + io::json_excerpt(type) +
+                                    ": only 'full_attention' and 'sliding_attention' are supported");
+  }
+  if (!top.boolean("use_sliding_window", false)) return windows;
+  const int64_t window = window_size(top, 4096);
+  const int64_t first_windowed = top.integer("max_window_layers").value_or(28);
+  for (int64_t l = 0; l < layers; ++l) {
+    const bool sliding = types ? (*types)[static_cast<size_t>(l)] == "sliding_attention" : l >= first_windowed;
+    if (sliding) windows[static_cast<size_t>(l)] = window;
+  }
+  return windows;
+}
+
+void read_attention_windows(const Fields& top, LlamaConfig& config) {
+  const int64_t layers = config.num_hidden_layers;
+  switch (config.family) {
+    case ModelFamily::kLlama:
+      config.attention_windows.assign(static_cast<size_t>(layers), 0);
+      break;
+    case ModelFamily::kMistral:  // MistralConfig defaults to 4096 when the key is absent
+      config.attention_windows.assign(static_cast<size_t>(layers),
+                                      top.contains("sliding_window") ? window_size(top, 0) : 4096);
+      break;
+    case ModelFamily::kQwen2:
+    case ModelFamily::kQwen3:
+      config.attention_windows = qwen_windows(top, layers);
+      break;
+  }
 }
 
 // The rope type of a rope_parameters (5.x) or rope_scaling (4.x) object;
@@ -264,7 +377,9 @@ std::optional<int64_t> checked_parameter_count(const LlamaConfig& c) {
   CheckedInt layer = d * q + d * kv * 2 + q * d  // q, k, v, o projections
                      + d * f * 3                 // gate, up, down
                      + d * 2;                    // input and post-attention norms
-  if (c.attention_bias) layer = layer + q + kv * 2 + d;
+  if (c.qkv_bias) layer = layer + q + kv * 2;
+  if (c.o_bias) layer = layer + d;
+  if (c.qk_norm) layer = layer + CheckedInt(c.head_dim) * 2;
   if (c.mlp_bias) layer = layer + f * 2 + d;
   const CheckedInt embeddings = CheckedInt(c.vocab_size) * d * (c.tie_word_embeddings ? 1 : 2);
   const CheckedInt patches = d * d * static_cast<int64_t>(c.patches.size());
@@ -272,6 +387,28 @@ std::optional<int64_t> checked_parameter_count(const LlamaConfig& c) {
 }
 
 }  // namespace
+
+std::string model_type_name(ModelFamily family) { return family_info(family).model_type; }
+std::string causal_lm_class_name(ModelFamily family) { return family_info(family).causal_lm_class; }
+
+std::optional<ModelFamily> family_from_model_type(std::string_view model_type) {
+  for (const auto& info : kFamilies)
+    if (model_type == info.model_type) return info.family;
+  return std::nullopt;
+}
+
+std::string supported_model_types() {
+  std::string names;
+  for (const auto& info : kFamilies) names += (names.empty() ? "" : ", ") + std::string(info.model_type);
+  return names;
+}
+
+int64_t LlamaConfig::narrowest_window() const {
+  int64_t narrowest = 0;
+  for (const int64_t w : attention_windows)
+    if (w > 0 && (narrowest == 0 || w < narrowest)) narrowest = w;
+  return narrowest;
+}
 
 int64_t LlamaConfig::parameter_count() const {
   const auto count = checked_parameter_count(*this);
@@ -283,13 +420,14 @@ LlamaConfig parse_llama_config(std::string_view json_text, const std::string& so
   const auto root = parse_config_json<Json>(json_text, source);
   const Fields top(root, source, "");
   LlamaConfig config;
-  config.model_type = read_model_type(top);
+  config.family = read_family(top);
+  config.model_type = model_type_name(config.family);
   read_sizes(top, config);
+  read_layer_options(top, config);
+  read_attention_windows(top, config);
   read_rope(top, config);
   read_dtype(top, config);
   config.tie_word_embeddings = top.boolean("tie_word_embeddings", false);
-  config.attention_bias = top.boolean("attention_bias", false);
-  config.mlp_bias = top.boolean("mlp_bias", false);
   read_tokens(top, config);
   read_patches(top, config);
   if (!checked_parameter_count(config)) {

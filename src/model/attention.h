@@ -8,9 +8,12 @@
 namespace lp {
 
 // q [B, H, T, D], k/v [B, Hkv, T, D] with H % Hkv == 0 -> [B, T, H*D].
-at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+// `window` > 0 limits each query to itself and the window - 1 keys before
+// it (sliding-window attention, transformers' convention); 0 is full causal.
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window = 0);
 
 // The explicit path, exposed so tests can compare it with the fused one.
-at::Tensor causal_attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+at::Tensor causal_attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     int64_t window = 0);
 
 }  // namespace lp

@@ -25,14 +25,16 @@ namespace lp {
 struct LayerWeights {
   at::Tensor input_norm, post_attention_norm;
   at::Tensor q_proj, k_proj, v_proj, o_proj;
-  at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined unless attention_bias
+  at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined unless the config has them
+  at::Tensor q_norm, k_norm;                  // [head_dim], undefined unless qk_norm
   at::Tensor gate_proj, up_proj, down_proj;
   at::Tensor gate_bias, up_bias, down_bias;  // undefined unless mlp_bias
+  int64_t attention_window = 0;               // 0: full causal attention
 
   template <typename Fn>
   void for_each(Fn&& fn) {
     for (auto* t : {&input_norm, &post_attention_norm, &q_proj, &k_proj, &v_proj, &o_proj, &q_bias, &k_bias, &v_bias,
-                    &o_bias, &gate_proj, &up_proj, &down_proj, &gate_bias, &up_bias, &down_bias})
+                    &o_bias, &q_norm, &k_norm, &gate_proj, &up_proj, &down_proj, &gate_bias, &up_bias, &down_bias})
       if (t->defined()) fn(*t);
   }
   at::Tensor* field(const std::string& suffix) {
@@ -43,6 +45,7 @@ struct LayerWeights {
         {"self_attn.v_proj.weight", &LayerWeights::v_proj}, {"self_attn.o_proj.weight", &LayerWeights::o_proj},
         {"self_attn.q_proj.bias", &LayerWeights::q_bias},   {"self_attn.k_proj.bias", &LayerWeights::k_bias},
         {"self_attn.v_proj.bias", &LayerWeights::v_bias},   {"self_attn.o_proj.bias", &LayerWeights::o_bias},
+        {"self_attn.q_norm.weight", &LayerWeights::q_norm}, {"self_attn.k_norm.weight", &LayerWeights::k_norm},
         {"mlp.gate_proj.weight", &LayerWeights::gate_proj}, {"mlp.up_proj.weight", &LayerWeights::up_proj},
         {"mlp.down_proj.weight", &LayerWeights::down_proj}, {"mlp.gate_proj.bias", &LayerWeights::gate_bias},
         {"mlp.up_proj.bias", &LayerWeights::up_bias},       {"mlp.down_proj.bias", &LayerWeights::down_bias}};

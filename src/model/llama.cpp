@@ -150,12 +150,16 @@ at::Tensor LlamaModel::Impl::attention_block(const LayerWeights& w, const at::Te
   const int64_t n_heads = config.num_attention_heads, n_kv = config.num_key_value_heads;
   const int64_t D = config.head_dim;
   auto x = rms_norm(h, w.input_norm);
-  auto q = linear(x, w.q_proj, w.q_bias).view({B, T, n_heads, D}).transpose(1, 2);
-  auto k = linear(x, w.k_proj, w.k_bias).view({B, T, n_kv, D}).transpose(1, 2);
+  auto q = linear(x, w.q_proj, w.q_bias).view({B, T, n_heads, D});
+  auto k = linear(x, w.k_proj, w.k_bias).view({B, T, n_kv, D});
   auto v = linear(x, w.v_proj, w.v_bias).view({B, T, n_kv, D}).transpose(1, 2);
-  q = apply_rope(q, rope);
-  k = apply_rope(k, rope);
-  return h + linear(causal_attention(q, k, v), w.o_proj, w.o_bias);
+  if (w.q_norm.defined()) {  // Qwen3: each head normalised before RoPE
+    q = rms_norm(q, w.q_norm);
+    k = rms_norm(k, w.k_norm);
+  }
+  q = apply_rope(q.transpose(1, 2), rope);
+  k = apply_rope(k.transpose(1, 2), rope);
+  return h + linear(causal_attention(q, k, v, w.attention_window), w.o_proj, w.o_bias);
 }
 
 // silu(gate(x)) * up(x) for x = norm(h_mid): what down_proj maps.
@@ -185,6 +189,10 @@ at::Tensor* LlamaModel::Impl::slot(const std::string& name) {
 }
 
 LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions& options) {
+  if (config.attention_windows.empty()) config.attention_windows.assign(static_cast<size_t>(config.num_hidden_layers), 0);
+  if (static_cast<int64_t>(config.attention_windows.size()) != config.num_hidden_layers)
+    throw Error("internal: " + std::to_string(config.attention_windows.size()) + " attention windows for " +
+                std::to_string(config.num_hidden_layers) + " layers");
   auto impl = std::make_shared<Impl>();
   impl->device = resolve_device(options.device);
   impl->dtype = resolve_compute_dtype(options.compute_dtype, impl->device);
@@ -218,10 +226,13 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions
     w->k_proj = layer_to_device(taker.take(name("self_attn.k_proj.weight"), {kv_dim, C}));
     w->v_proj = layer_to_device(taker.take(name("self_attn.v_proj.weight"), {kv_dim, C}));
     w->o_proj = layer_to_device(taker.take(name("self_attn.o_proj.weight"), {C, q_dim}));
-    w->q_bias = layer_to_device(taker.take_if(c.attention_bias, name("self_attn.q_proj.bias"), {q_dim}));
-    w->k_bias = layer_to_device(taker.take_if(c.attention_bias, name("self_attn.k_proj.bias"), {kv_dim}));
-    w->v_bias = layer_to_device(taker.take_if(c.attention_bias, name("self_attn.v_proj.bias"), {kv_dim}));
-    w->o_bias = layer_to_device(taker.take_if(c.attention_bias, name("self_attn.o_proj.bias"), {C}));
+    w->q_bias = layer_to_device(taker.take_if(c.qkv_bias, name("self_attn.q_proj.bias"), {q_dim}));
+    w->k_bias = layer_to_device(taker.take_if(c.qkv_bias, name("self_attn.k_proj.bias"), {kv_dim}));
+    w->v_bias = layer_to_device(taker.take_if(c.qkv_bias, name("self_attn.v_proj.bias"), {kv_dim}));
+    w->o_bias = layer_to_device(taker.take_if(c.o_bias, name("self_attn.o_proj.bias"), {C}));
+    w->q_norm = layer_to_device(taker.take_if(c.qk_norm, name("self_attn.q_norm.weight"), {c.head_dim}));
+    w->k_norm = layer_to_device(taker.take_if(c.qk_norm, name("self_attn.k_norm.weight"), {c.head_dim}));
+    w->attention_window = c.attention_windows.at(static_cast<size_t>(l));
     w->gate_proj = layer_to_device(taker.take(name("mlp.gate_proj.weight"), {F, C}));
     w->up_proj = layer_to_device(taker.take(name("mlp.up_proj.weight"), {F, C}));
     w->down_proj = layer_to_device(taker.take(name("mlp.down_proj.weight"), {C, F}));
@@ -395,11 +406,13 @@ LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers,
                                    std::map<int64_t, at::Tensor> patches) const {
   auto impl = std::make_shared<Impl>(*impl_);
   impl->layers.clear();
+  impl->config.attention_windows.clear();
   int64_t previous = -1;
   for (int64_t l : kept_layers) {
     if (l <= previous || l >= num_layers())
       throw Error("internal: kept layers must be ascending and in range");
     impl->layers.push_back(impl_->layers[l]);
+    impl->config.attention_windows.push_back(impl_->layers[l]->attention_window);
     previous = l;
   }
   const int64_t C = hidden_size();

@@ -32,27 +32,34 @@ constexpr int64_t kMaxSpecialTokens = 256;
 
 struct Shape {
   const char* name;
-  int64_t layers, hidden, intermediate, heads, kv_heads, vocab;
+  ModelFamily family;
+  int64_t layers, hidden, intermediate, heads, kv_heads, head_dim, vocab;
   bool tied;
   double rope_theta;
   int64_t max_positions;
   double llama3_rope_factor;  // 0: no RoPE scaling
 };
 
+constexpr auto kLlama = ModelFamily::kLlama;
 // From the published config.json files of these models.
 constexpr Shape kShapes[] = {
-    {"llama2-7b", 32, 4096, 11008, 32, 32, 32000, false, 1e4, 4096, 0},
-    {"llama2-13b", 40, 5120, 13824, 40, 40, 32000, false, 1e4, 4096, 0},
-    {"llama3-8b", 32, 4096, 14336, 32, 8, 128256, false, 5e5, 8192, 0},
-    {"llama3.1-8b", 32, 4096, 14336, 32, 8, 128256, false, 5e5, 131072, 8},
-    {"llama3.2-1b", 16, 2048, 8192, 32, 8, 128256, true, 5e5, 131072, 32},
-    {"llama3.2-3b", 28, 3072, 8192, 24, 8, 128256, true, 5e5, 131072, 32},
-    {"llama3-70b", 80, 8192, 28672, 64, 8, 128256, false, 5e5, 8192, 0},
+    {"llama2-7b", kLlama, 32, 4096, 11008, 32, 32, 128, 32000, false, 1e4, 4096, 0},
+    {"llama2-13b", kLlama, 40, 5120, 13824, 40, 40, 128, 32000, false, 1e4, 4096, 0},
+    {"llama3-8b", kLlama, 32, 4096, 14336, 32, 8, 128, 128256, false, 5e5, 8192, 0},
+    {"llama3.1-8b", kLlama, 32, 4096, 14336, 32, 8, 128, 128256, false, 5e5, 131072, 8},
+    {"llama3.2-1b", kLlama, 16, 2048, 8192, 32, 8, 64, 128256, true, 5e5, 131072, 32},
+    {"llama3.2-3b", kLlama, 28, 3072, 8192, 24, 8, 128, 128256, true, 5e5, 131072, 32},
+    {"llama3-70b", kLlama, 80, 8192, 28672, 64, 8, 128, 128256, false, 5e5, 8192, 0},
+    {"mistral-7b", ModelFamily::kMistral, 32, 4096, 14336, 32, 8, 128, 32768, false, 1e6, 32768, 0},
+    {"mistral-nemo-12b", ModelFamily::kMistral, 40, 5120, 14336, 32, 8, 128, 131072, false, 1e6, 1024000, 0},
+    {"qwen2.5-0.5b", ModelFamily::kQwen2, 24, 896, 4864, 14, 2, 64, 151936, true, 1e6, 32768, 0},
+    {"qwen2.5-7b", ModelFamily::kQwen2, 28, 3584, 18944, 28, 4, 128, 152064, false, 1e6, 131072, 0},
+    {"qwen3-0.6b", ModelFamily::kQwen3, 28, 1024, 3072, 16, 8, 128, 151936, true, 1e6, 40960, 0},
+    {"qwen3-8b", ModelFamily::kQwen3, 36, 4096, 12288, 32, 8, 128, 151936, false, 1e6, 40960, 0},
 };
 
 LlamaConfig base_config() {
   LlamaConfig c;
-  c.model_type = "llama";
   c.rms_norm_eps = 1e-5;
   c.rope_theta = 5e5;
   c.max_position_embeddings = 8192;
@@ -76,38 +83,50 @@ at::ScalarType storage_type(const std::string& dtype) {
   throw UsageError("synthetic checkpoints store bfloat16, float16 or float32, not '" + dtype + "'");
 }
 
+// transformers' initialisation: matrices random, RMSNorm weights 1, biases 0.
+enum class Init { kNormal, kOnes, kZeros };
+
 struct TensorPlan {
   std::string name;
   std::vector<int64_t> shape;
-  bool ones = false;  // RMSNorm weight
+  Init init = Init::kNormal;
   uint64_t nbytes = 0;
   uint64_t seed = 0;
 };
 
-// In the order of LlamaForCausalLM's state_dict, which is how
-// save_pretrained fills its shards.
+// In the order of the family's state_dict, which is how save_pretrained
+// fills its shards.
 std::vector<TensorPlan> plan_tensors(const LlamaConfig& c, size_t element_size) {
   const int64_t C = c.hidden_size, F = c.intermediate_size, q = c.num_attention_heads * c.head_dim,
                 kv = c.num_key_value_heads * c.head_dim;
   std::vector<TensorPlan> plan;
-  auto add = [&](std::string name, std::vector<int64_t> shape, bool ones = false) {
+  auto add = [&](std::string name, std::vector<int64_t> shape, Init init = Init::kNormal) {
     uint64_t numel = 1;
     for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
-    plan.push_back({std::move(name), std::move(shape), ones, numel * element_size, 0});
+    plan.push_back({std::move(name), std::move(shape), init, numel * element_size, 0});
   };
   add("model.embed_tokens.weight", {c.vocab_size, C});
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    add(layer_tensor_name(l, "self_attn.q_proj.weight"), {q, C});
-    add(layer_tensor_name(l, "self_attn.k_proj.weight"), {kv, C});
-    add(layer_tensor_name(l, "self_attn.v_proj.weight"), {kv, C});
-    add(layer_tensor_name(l, "self_attn.o_proj.weight"), {C, q});
-    add(layer_tensor_name(l, "mlp.gate_proj.weight"), {F, C});
-    add(layer_tensor_name(l, "mlp.up_proj.weight"), {F, C});
-    add(layer_tensor_name(l, "mlp.down_proj.weight"), {C, F});
-    add(layer_tensor_name(l, "input_layernorm.weight"), {C}, true);
-    add(layer_tensor_name(l, "post_attention_layernorm.weight"), {C}, true);
+    auto name = [l](const char* suffix) { return layer_tensor_name(l, suffix); };
+    add(name("self_attn.q_proj.weight"), {q, C});
+    if (c.qkv_bias) add(name("self_attn.q_proj.bias"), {q}, Init::kZeros);
+    add(name("self_attn.k_proj.weight"), {kv, C});
+    if (c.qkv_bias) add(name("self_attn.k_proj.bias"), {kv}, Init::kZeros);
+    add(name("self_attn.v_proj.weight"), {kv, C});
+    if (c.qkv_bias) add(name("self_attn.v_proj.bias"), {kv}, Init::kZeros);
+    add(name("self_attn.o_proj.weight"), {C, q});
+    if (c.o_bias) add(name("self_attn.o_proj.bias"), {C}, Init::kZeros);
+    if (c.qk_norm) {
+      add(name("self_attn.q_norm.weight"), {c.head_dim}, Init::kOnes);
+      add(name("self_attn.k_norm.weight"), {c.head_dim}, Init::kOnes);
+    }
+    add(name("mlp.gate_proj.weight"), {F, C});
+    add(name("mlp.up_proj.weight"), {F, C});
+    add(name("mlp.down_proj.weight"), {C, F});
+    add(name("input_layernorm.weight"), {C}, Init::kOnes);
+    add(name("post_attention_layernorm.weight"), {C}, Init::kOnes);
   }
-  add("model.norm.weight", {C}, true);
+  add("model.norm.weight", {C}, Init::kOnes);
   if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, C});
   return plan;
 }
@@ -179,15 +198,15 @@ void finalize(LlamaConfig& c) {
   check_size(c.intermediate_size, "--intermediate");
   check_size(c.num_attention_heads, "--heads");
   check_size(c.num_key_value_heads, "--kv-heads");
-  if (c.hidden_size % c.num_attention_heads != 0)
+  if (c.head_dim == 0 && c.hidden_size % c.num_attention_heads != 0)
     throw UsageError("--hidden " + std::to_string(c.hidden_size) + " is not a multiple of --heads " +
-                     std::to_string(c.num_attention_heads));
+                     std::to_string(c.num_attention_heads) + " (give --head-dim)");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     throw UsageError("--heads " + std::to_string(c.num_attention_heads) + " is not a multiple of --kv-heads " +
                      std::to_string(c.num_key_value_heads));
-  c.head_dim = c.hidden_size / c.num_attention_heads;
+  if (c.head_dim == 0) c.head_dim = c.hidden_size / c.num_attention_heads;
   if (c.head_dim % 2 != 0)
-    throw UsageError("head dimension " + std::to_string(c.head_dim) + " (--hidden / --heads) must be even for RoPE");
+    throw UsageError("head dimension " + std::to_string(c.head_dim) + " must be even for RoPE");
   if (c.vocab_size < kByteTokens + 2)
     throw UsageError("--vocab must be at least " + std::to_string(kByteTokens + 2) +
                      " (256 byte tokens, BOS and EOS), got " + std::to_string(c.vocab_size));
@@ -205,7 +224,8 @@ std::vector<std::string> synthetic_shape_names() {
 LlamaConfig synthetic_shape(const std::string& name) {
   for (const auto& s : kShapes) {
     if (name != s.name) continue;
-    auto c = synthetic_config(s.layers, s.hidden, s.intermediate, s.heads, s.kv_heads, s.vocab, s.tied);
+    auto c = synthetic_config(s.layers, s.hidden, s.intermediate, s.heads, s.kv_heads, s.vocab, s.tied, s.family,
+                              s.head_dim);
     c.rope_theta = s.rope_theta;
     c.max_position_embeddings = s.max_positions;
     if (s.llama3_rope_factor > 0) c.rope_scaling = {RopeScaling::Type::kLlama3, s.llama3_rope_factor, 1.0, 4.0, 8192};
@@ -217,8 +237,13 @@ LlamaConfig synthetic_shape(const std::string& name) {
 }
 
 LlamaConfig synthetic_config(int64_t layers, int64_t hidden, int64_t intermediate, int64_t heads, int64_t kv_heads,
-                             int64_t vocab, bool tie_word_embeddings) {
+                             int64_t vocab, bool tie_word_embeddings, ModelFamily family, int64_t head_dim) {
   auto c = base_config();
+  c.family = family;
+  c.model_type = model_type_name(family);
+  c.qkv_bias = family == ModelFamily::kQwen2;
+  c.qk_norm = family == ModelFamily::kQwen3;
+  c.head_dim = head_dim;
   c.num_hidden_layers = layers;
   c.hidden_size = hidden;
   c.intermediate_size = intermediate;
@@ -227,6 +252,7 @@ LlamaConfig synthetic_config(int64_t layers, int64_t hidden, int64_t intermediat
   c.vocab_size = vocab;
   c.tie_word_embeddings = tie_word_embeddings;
   finalize(c);
+  c.attention_windows.assign(static_cast<size_t>(layers), 0);
   return c;
 }
 
@@ -239,8 +265,8 @@ void set_synthetic_special_ids(LlamaConfig& config) {
 std::string synthetic_config_json(const LlamaConfig& c) {
   // Keys sorted, as transformers writes them (nlohmann::json keeps objects sorted).
   Json j;
-  j["architectures"] = {"LlamaForCausalLM"};
-  j["attention_bias"] = false;
+  j["architectures"] = {causal_lm_class_name(c.family)};
+  if (c.family == ModelFamily::kLlama || c.family == ModelFamily::kQwen3) j["attention_bias"] = false;
   j["attention_dropout"] = 0.0;
   j["bos_token_id"] = c.bos_token_id.value_or(0);
   j["dtype"] = c.dtype;
@@ -251,12 +277,20 @@ std::string synthetic_config_json(const LlamaConfig& c) {
   j["initializer_range"] = kInitStd;
   j["intermediate_size"] = c.intermediate_size;
   j["max_position_embeddings"] = c.max_position_embeddings;
-  j["mlp_bias"] = false;
-  j["model_type"] = "llama";
+  if (c.family == ModelFamily::kLlama) {
+    j["mlp_bias"] = false;
+    j["pretraining_tp"] = 1;
+  }
+  if (c.family == ModelFamily::kQwen2 || c.family == ModelFamily::kQwen3) {
+    j["layer_types"] = std::vector<std::string>(static_cast<size_t>(c.num_hidden_layers), "full_attention");
+    j["max_window_layers"] = c.num_hidden_layers;
+    j["use_sliding_window"] = false;
+  }
+  if (c.family != ModelFamily::kLlama) j["sliding_window"] = nullptr;
+  j["model_type"] = model_type_name(c.family);
   j["num_attention_heads"] = c.num_attention_heads;
   j["num_hidden_layers"] = c.num_hidden_layers;
   j["num_key_value_heads"] = c.num_key_value_heads;
-  j["pretraining_tp"] = 1;
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_parameters"] = rope_parameters(c);
   j["tie_word_embeddings"] = c.tie_word_embeddings;
@@ -391,10 +425,10 @@ SyntheticSummary write_synthetic_checkpoint(const std::filesystem::path& dir, co
     uint64_t shard_bytes = 0;
     for (const auto& t : shards[s]) {
       auto tensor = at::empty(t.shape, dtype);
-      if (t.ones)
-        tensor.fill_(1.0);
-      else
+      if (t.init == Init::kNormal)
         fills.push_back({tensor.view({-1}), t.seed});
+      else
+        tensor.fill_(t.init == Init::kOnes ? 1.0 : 0.0);
       outputs.push_back(output_tensor(t.name, tensor));
       storage.push_back(std::move(tensor));
       weight_map[t.name] = file;

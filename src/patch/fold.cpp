@@ -61,7 +61,7 @@ Fold fold_scalar(const LlamaModel& dense, const PrunePlan& plan, const std::map<
     for (int64_t l = 0; l < gap.start; ++l) {
       scale_weight(dense, fold, layer_tensor_name(l, "self_attn.o_proj.weight"), alpha);
       scale_weight(dense, fold, layer_tensor_name(l, "mlp.down_proj.weight"), alpha);
-      if (c.attention_bias) scale_weight(dense, fold, layer_tensor_name(l, "self_attn.o_proj.bias"), alpha);
+      if (c.o_bias) scale_weight(dense, fold, layer_tensor_name(l, "self_attn.o_proj.bias"), alpha);
       if (c.mlp_bias) scale_weight(dense, fold, layer_tensor_name(l, "mlp.down_proj.bias"), alpha);
     }
   }

@@ -65,15 +65,19 @@ std::string linearpatch_entry(const PrunePlan& plan, const CheckpointEdits& edit
 }
 
 // config.json edits the layer rewrite does not cover: untied embeddings and
-// the transformers entry points of patched checkpoints.
-std::string finish_config(const std::string& config_text, const CheckpointEdits& edits) {
+// the transformers entry points: the family's own class, or its patched
+// subclass from the modeling file.
+std::string finish_config(const std::string& config_text, ModelFamily family, const CheckpointEdits& edits) {
   auto config = nlohmann::ordered_json::parse(config_text);
   if (edits.untie_embeddings) config["tie_word_embeddings"] = false;
+  const std::string plain = causal_lm_class_name(family);
   if (!edits.patches.empty()) {
-    config["architectures"] = {"LinearPatchLlamaForCausalLM"};
-    config["auto_map"] = {{"AutoModelForCausalLM", kHfModelClass}};
+    const std::string patched = "LinearPatch" + plain;
+    const std::string module = std::filesystem::path(kHfModelingFile).stem().string();
+    config["architectures"] = {patched};
+    config["auto_map"] = {{"AutoModelForCausalLM", module + "." + patched}};
   } else {
-    config["architectures"] = {"LlamaForCausalLM"};
+    config["architectures"] = {plain};
     config.erase("auto_map");
   }
   return config.dump(2) + "\n";
@@ -151,9 +155,11 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
   written.files = writer.finish({}, options);
   for (const auto& file : written.files) written.bytes += fs::file_size(dir / file);
 
+  const auto config_path = (source.dir() / "config.json").string();
+  const auto family = parse_llama_config(source.config_text(), config_path).family;
   const auto config = rewrite_config_for_pruning(source.config_text(), plan.kept, linearpatch_entry(plan, edits),
-                                                 (source.dir() / "config.json").string());
-  write_text_file(dir / "config.json", finish_config(config, edits));
+                                                 config_path);
+  write_text_file(dir / "config.json", finish_config(config, family, edits));
   if (!edits.patches.empty()) write_text_file(dir / kHfModelingFile, hf_modeling_source());
   copy_side_files(source.dir(), dir);
   return written;

@@ -109,7 +109,7 @@ TEST(Cli, VanillaExportIsAPlainLlamaCheckpoint) {
   EXPECT_FALSE(config.contains("auto_map"));
   const auto inspect = json::parse(test::run_linearpatch({"inspect", "-m", out, "--json"}).out);
   EXPECT_TRUE(inspect["patches"].empty());
-  EXPECT_FALSE(fs::exists(fs::path(out) / "modeling_linearpatch_llama.py"));
+  EXPECT_FALSE(fs::exists(fs::path(out) / "modeling_linearpatch.py"));
 }
 
 TEST(Cli, RefusalsAreOneLineWithTheirExitStatusAndLeaveNoOutput) {

@@ -98,6 +98,30 @@ TEST(RewriteConfig, ResultParsesAsAPrunedConfig) {
   EXPECT_EQ(text.find("\"architectures\""), 4u);
 }
 
+// Pruning must keep each kept layer's attention type whichever way the
+// config states it, and leave a config that parses to the same windows.
+TEST(RewriteConfig, QwenWindowLayersKeepTheirTypes) {
+  ordered_json qwen = {{"model_type", "qwen2"},        {"vocab_size", 100},         {"hidden_size", 16},
+                       {"intermediate_size", 32},      {"num_hidden_layers", 6},    {"num_attention_heads", 2},
+                       {"use_sliding_window", true},   {"sliding_window", 64},      {"max_window_layers", 3}};
+  const std::vector<int64_t> kept{0, 2, 3, 5};
+  const auto by_index = parse_llama_config(rewrite_config_for_pruning(qwen.dump(), kept, "", "q"), "q");
+  EXPECT_EQ(by_index.attention_windows, (std::vector<int64_t>{0, 0, 64, 64}));
+  EXPECT_EQ(ordered_json::parse(rewrite_config_for_pruning(qwen.dump(), kept, "", "q"))["max_window_layers"], 2);
+
+  qwen["layer_types"] = {"full_attention",    "sliding_attention", "full_attention",
+                         "sliding_attention", "full_attention",    "sliding_attention"};
+  const auto by_type = parse_llama_config(rewrite_config_for_pruning(qwen.dump(), kept, "", "q"), "q");
+  EXPECT_EQ(by_type.attention_windows, (std::vector<int64_t>{0, 0, 64, 64}));
+}
+
+TEST(RewriteConfig, MaxWindowLayersBeyondTheModelShrinksToTheKeptCount) {
+  // Qwen2.5 checkpoints say 28 or more; vLLM checks it against the layer count.
+  ordered_json qwen = {{"model_type", "qwen2"}, {"num_hidden_layers", 12}, {"max_window_layers", 28}};
+  const auto pruned = ordered_json::parse(rewrite_config_for_pruning(qwen.dump(), {0, 1, 2, 3, 8, 9, 10, 11}, "", "q"));
+  EXPECT_EQ(pruned["max_window_layers"], 8);
+}
+
 TEST(RewriteConfig, RefusesBadInputs) {
   auto message = error_message([] { rewrite_config_for_pruning("{\"a\": 1}", {0}, "", "x/config.json"); });
   EXPECT_TRUE(contains(message, "x/config.json: field 'num_hidden_layers' must be a positive integer")) << message;

@@ -22,6 +22,14 @@ LlamaConfig parse_file(const std::filesystem::path& path) {
 
 LlamaConfig parse_data(const std::string& name) { return parse_file(test::test_data_dir() / "config" / name); }
 
+// The smallest config that parses: only the required fields.
+json minimal() {
+  return {{"model_type", "llama"},    {"vocab_size", 1000},     {"hidden_size", 64},
+          {"intermediate_size", 128}, {"num_hidden_layers", 4}, {"num_attention_heads", 8}};
+}
+
+LlamaConfig parse_json(const json& config) { return parse_llama_config(config.dump(), "test/config.json"); }
+
 int64_t checkpoint_parameters(const io::Checkpoint& checkpoint) {
   int64_t count = 0;
   for (const auto& name : checkpoint.tensor_names()) {
@@ -105,22 +113,101 @@ TEST(LlamaConfig, Llama32In5xForm) {
   EXPECT_EQ(c.parameter_count(), 1235814400);
 }
 
-TEST(LlamaConfig, MistralOnlyWithoutSlidingWindow) {
+TEST(LlamaConfig, MistralWindows) {
   const LlamaConfig v3 = parse_data("mistral-7b-v0.3.json");
+  EXPECT_EQ(v3.family, ModelFamily::kMistral);
   EXPECT_EQ(v3.model_type, "mistral");
   EXPECT_DOUBLE_EQ(v3.rope_theta, 1e6);
-  const auto path = test::test_data_dir() / "config" / "mistral-7b-v0.1.json";
-  const auto message = error_message([&] { parse_file(path); });
-  EXPECT_TRUE(contains(message, path.string() + ": field 'sliding_window' is 4096")) << message;
+  EXPECT_EQ(v3.attention_windows, std::vector<int64_t>(32, 0));
+  EXPECT_EQ(v3.narrowest_window(), 0);
+  const LlamaConfig v1 = parse_data("mistral-7b-v0.1.json");
+  EXPECT_EQ(v1.attention_windows, std::vector<int64_t>(32, 4096));
+  EXPECT_EQ(v1.narrowest_window(), 4096);
+  EXPECT_EQ(v1.parameter_count(), 7241732096);
+  EXPECT_FALSE(v1.qkv_bias || v1.o_bias || v1.qk_norm || v1.mlp_bias);
 }
 
-// The smallest config that parses: only the required fields.
-json minimal() {
-  return {{"model_type", "llama"},    {"vocab_size", 1000},     {"hidden_size", 64},
-          {"intermediate_size", 128}, {"num_hidden_layers", 4}, {"num_attention_heads", 8}};
+TEST(LlamaConfig, MistralNemoHeadDim) {
+  const LlamaConfig c = parse_data("mistral-nemo-base-2407.json");
+  EXPECT_EQ(c.hidden_size, 5120);
+  EXPECT_EQ(c.head_dim, 128) << "32 heads x 128 = 4096, not hidden 5120";
+  EXPECT_EQ(c.parameter_count(), 12247782400);
 }
 
-LlamaConfig parse_json(const json& config) { return parse_llama_config(config.dump(), "test/config.json"); }
+TEST(LlamaConfig, MistralWindowDefaultsTo4096WhenAbsent) {
+  json config = minimal();
+  config["model_type"] = "mistral";
+  EXPECT_EQ(parse_json(config).attention_windows, std::vector<int64_t>(4, 4096)) << "MistralConfig's default";
+  config["sliding_window"] = nullptr;
+  EXPECT_EQ(parse_json(config).attention_windows, std::vector<int64_t>(4, 0));
+  config["attention_bias"] = true;  // MistralAttention has no biases whatever the config says
+  EXPECT_FALSE(parse_json(config).qkv_bias);
+  EXPECT_EQ(parse_json(config).max_position_embeddings, 4096 * 32);
+}
+
+TEST(LlamaConfig, Qwen2Checkpoints) {
+  const LlamaConfig c = parse_data("qwen2.5-7b-instruct.json");
+  EXPECT_EQ(c.family, ModelFamily::kQwen2);
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_FALSE(c.qk_norm);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.attention_windows, std::vector<int64_t>(28, 0)) << "use_sliding_window is false";
+  EXPECT_EQ(c.parameter_count(), 7615616512);
+  const LlamaConfig small = parse_data("qwen2.5-0.5b.json");
+  EXPECT_TRUE(small.tie_word_embeddings);
+  EXPECT_EQ(small.parameter_count(), 494032768);
+}
+
+TEST(LlamaConfig, Qwen3Checkpoints) {
+  const LlamaConfig c = parse_data("qwen3-8b.json");
+  EXPECT_EQ(c.family, ModelFamily::kQwen3);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_FALSE(c.qkv_bias || c.o_bias);
+  EXPECT_EQ(c.parameter_count(), 8190735360);
+  const LlamaConfig small = parse_data("qwen3-0.6b.json");
+  EXPECT_EQ(small.head_dim, 128) << "16 heads x 128 = 2048 != hidden 1024";
+  EXPECT_EQ(small.parameter_count(), 596049920);
+}
+
+TEST(LlamaConfig, Qwen3DefaultsAndBias) {
+  json config = minimal();
+  config["model_type"] = "qwen3";
+  EXPECT_EQ(parse_json(config).head_dim, 128) << "Qwen3Config's default, not hidden / heads";
+  EXPECT_EQ(parse_json(config).max_position_embeddings, 32768);
+  config["attention_bias"] = true;
+  const auto c = parse_json(config);
+  EXPECT_TRUE(c.qkv_bias && c.o_bias);
+  const int64_t q = 8 * 128, d = 64, f = 128;
+  const int64_t layer = d * q * 2 + 2 * d * q + 3 * d * f + 2 * d + (q + 2 * q + d) + 2 * 128;
+  EXPECT_EQ(c.parameter_count(), 2 * 1000 * d + 4 * layer + d);
+}
+
+TEST(LlamaConfig, QwenSlidingWindowLayers) {
+  json config = minimal();
+  config["model_type"] = "qwen2";
+  config["sliding_window"] = 256;
+  config["max_window_layers"] = 2;
+  EXPECT_EQ(parse_json(config).attention_windows, std::vector<int64_t>(4, 0)) << "needs use_sliding_window";
+  config["use_sliding_window"] = true;
+  EXPECT_EQ(parse_json(config).attention_windows, (std::vector<int64_t>{0, 0, 256, 256}));
+  config["layer_types"] = {"sliding_attention", "full_attention", "sliding_attention", "full_attention"};
+  EXPECT_EQ(parse_json(config).attention_windows, (std::vector<int64_t>{256, 0, 256, 0})) << "layer_types win";
+  EXPECT_EQ(parse_json(config).narrowest_window(), 256);
+  config.erase("sliding_window");
+  EXPECT_EQ(parse_json(config).attention_windows, (std::vector<int64_t>{4096, 0, 4096, 0}));
+}
+
+TEST(LlamaConfig, RefusedArchitecturesNameTheTypeAndTheSupportedList) {
+  for (const auto& [file, type] : std::vector<std::pair<std::string, std::string>>{
+           {"gemma-2-9b.json", "gemma2"}, {"phi-3-mini-4k-instruct.json", "phi3"}, {"qwen1.5-moe-a2.7b.json", "qwen2_moe"}}) {
+    const auto path = test::test_data_dir() / "config" / file;
+    const auto message = error_message([&] { parse_file(path); });
+    EXPECT_TRUE(contains(message, path.string() + ": field 'model_type' is '" + type + "': unsupported")) << message;
+    EXPECT_TRUE(contains(message, "(supported: llama, mistral, qwen2, qwen3)")) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
 
 TEST(LlamaConfig, DefaultsAreTransformers) {
   const LlamaConfig c = parse_json(minimal());
@@ -131,8 +218,9 @@ TEST(LlamaConfig, DefaultsAreTransformers) {
   EXPECT_DOUBLE_EQ(c.rope_theta, 10000.0);
   EXPECT_EQ(c.rope_scaling.type, RopeScaling::Type::kDefault);
   EXPECT_FALSE(c.tie_word_embeddings);
-  EXPECT_FALSE(c.attention_bias);
+  EXPECT_FALSE(c.qkv_bias || c.o_bias || c.qk_norm);
   EXPECT_FALSE(c.mlp_bias);
+  EXPECT_EQ(c.attention_windows, std::vector<int64_t>(4, 0));
   EXPECT_EQ(c.dtype, "");
   EXPECT_FALSE(c.bos_token_id);
   EXPECT_TRUE(c.eos_token_ids.empty());
@@ -161,6 +249,7 @@ TEST(LlamaConfig, ExplicitHeadDimAndBiases) {
   config["attention_bias"] = true;
   config["mlp_bias"] = true;
   const LlamaConfig c = parse_json(config);
+  EXPECT_TRUE(c.qkv_bias && c.o_bias && c.mlp_bias);
   EXPECT_EQ(c.head_dim, 16);
   const int64_t q = 8 * 16, kv = 2 * 16, d = 64, f = 128;
   const int64_t layer = d * q + 2 * d * kv + q * d + 3 * d * f + 2 * d  // weights
@@ -215,12 +304,31 @@ std::vector<BadConfig> bad_configs() {
       {"missing_model_type", [](json& c) { c.erase("model_type"); }, {"field 'model_type' is missing"}},
       {"unknown_model_type", [](json& c) { c["model_type"] = "gpt2"; }, {"field 'model_type' is 'gpt2'"}},
       {"model_type_not_string", [](json& c) { c["model_type"] = 1; }, {"field 'model_type' must be a string, got 1"}},
-      {"mistral_sliding_window",
+      {"mixtral", [](json& c) { c["model_type"] = "mixtral"; }, {"'mixtral': unsupported, mixture-of-experts"}},
+      {"qwen3_moe", [](json& c) { c["model_type"] = "qwen3_moe"; }, {"'qwen3_moe': unsupported, mixture-of-experts"}},
+      {"gemma", [](json& c) { c["model_type"] = "gemma"; }, {"'gemma': unsupported, Gemma layers"}},
+      {"multimodal_wrapper",
+       [](json& c) { c["text_config"] = {{"model_type", "llama"}}; },
+       {"'llama': unsupported, a multimodal wrapper"}},
+      {"mistral_window_zero",
        [](json& c) {
          c["model_type"] = "mistral";
-         c["sliding_window"] = 4096;
+         c["sliding_window"] = 0;
        },
-       {"field 'sliding_window' is 4096"}},
+       {"field 'sliding_window' must be positive, got 0"}},
+      {"layer_types_short",
+       [](json& c) {
+         c["model_type"] = "qwen2";
+         c["layer_types"] = {"full_attention"};
+       },
+       {"field 'layer_types' must list one attention type per layer (4)"}},
+      {"layer_types_unknown",
+       [](json& c) {
+         c["model_type"] = "qwen3";
+         c["layer_types"] = {"full_attention", "chunked_attention", "full_attention", "full_attention"};
+       },
+       {"field 'layer_types' holds \"chunked_attention\""}},
+      {"odd_head_dim", [](json& c) { c["head_dim"] = 7; }, {"field 'head_dim' is 7: rotary embeddings need an even"}},
       {"gelu", [](json& c) { c["hidden_act"] = "gelu"; }, {"field 'hidden_act' is 'gelu'"}},
       {"pretraining_tp", [](json& c) { c["pretraining_tp"] = 2; }, {"field 'pretraining_tp' is 2"}},
       {"quantized",

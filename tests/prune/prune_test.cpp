@@ -124,8 +124,8 @@ TEST(CheckpointWriter, PrunedCheckpointReloadsAsThePatchedModel) {
   EXPECT_EQ(entry["metric"], "cosine");
   EXPECT_TRUE(std::filesystem::exists(dir / "pruned" / "tokenizer_config.json"));
   const auto config_json = nlohmann::json::parse(test::read_file(dir / "pruned" / "config.json"));
-  EXPECT_EQ(config_json["auto_map"]["AutoModelForCausalLM"], "modeling_linearpatch_llama.LinearPatchLlamaForCausalLM");
-  EXPECT_NE(test::read_file(dir / "pruned" / "modeling_linearpatch_llama.py").find("class LinearPatchLlamaForCausalLM"),
+  EXPECT_EQ(config_json["auto_map"]["AutoModelForCausalLM"], "modeling_linearpatch.LinearPatchLlamaForCausalLM");
+  EXPECT_NE(test::read_file(dir / "pruned" / "modeling_linearpatch.py").find("class LinearPatchLlamaForCausalLM"),
             std::string::npos);
 
   // Kept tensors are byte-identical to the source's.

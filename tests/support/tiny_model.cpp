@@ -9,9 +9,12 @@
 
 namespace lp::test {
 
-LlamaConfig tiny_config() {
+LlamaConfig tiny_config(ModelFamily family) {
   LlamaConfig c;
-  c.model_type = "llama";
+  c.family = family;
+  c.model_type = model_type_name(family);
+  c.qkv_bias = family == ModelFamily::kQwen2;
+  c.qk_norm = family == ModelFamily::kQwen3;
   c.vocab_size = 64;
   c.hidden_size = 48;
   c.intermediate_size = 96;
@@ -23,6 +26,7 @@ LlamaConfig tiny_config() {
   c.rms_norm_eps = 1e-5;
   c.rope_theta = 10000.0;
   c.dtype = "bfloat16";
+  c.attention_windows.assign(static_cast<size_t>(c.num_hidden_layers), 0);
   return c;
 }
 
@@ -47,20 +51,44 @@ TensorMap random_weights(const LlamaConfig& c, uint64_t seed, double std) {
     w[name("mlp.gate_proj.weight")] = normal({F, C});
     w[name("mlp.up_proj.weight")] = normal({F, C});
     w[name("mlp.down_proj.weight")] = normal({C, F});
-    if (c.attention_bias)
-      for (const char* p : {"q_proj", "k_proj", "v_proj", "o_proj"}) {
-        const std::string proj = p;
-        const int64_t rows = proj == "o_proj" ? C : (proj == "q_proj" ? q : kv);
-        w[name("self_attn." + proj + ".bias")] = normal({rows});
-      }
+    if (c.qkv_bias) {
+      w[name("self_attn.q_proj.bias")] = normal({q});
+      w[name("self_attn.k_proj.bias")] = normal({kv});
+      w[name("self_attn.v_proj.bias")] = normal({kv});
+    }
+    if (c.o_bias) w[name("self_attn.o_proj.bias")] = normal({C});
+    if (c.qk_norm) {
+      w[name("self_attn.q_norm.weight")] = norm(c.head_dim);
+      w[name("self_attn.k_norm.weight")] = norm(c.head_dim);
+    }
+    if (c.mlp_bias) {
+      w[name("mlp.gate_proj.bias")] = normal({F});
+      w[name("mlp.up_proj.bias")] = normal({F});
+      w[name("mlp.down_proj.bias")] = normal({C});
+    }
   }
   return w;
 }
 
+// Each family's way of saying which layers attend through a window.
+void add_window_fields(nlohmann::ordered_json& j, const LlamaConfig& c) {
+  const int64_t window = c.narrowest_window();
+  if (c.family == ModelFamily::kMistral) {
+    j["sliding_window"] = window > 0 ? nlohmann::ordered_json(window) : nlohmann::ordered_json(nullptr);
+  } else if (c.family == ModelFamily::kQwen2 || c.family == ModelFamily::kQwen3) {
+    j["use_sliding_window"] = window > 0;
+    j["sliding_window"] = window > 0 ? nlohmann::ordered_json(window) : nlohmann::ordered_json(nullptr);
+    j["max_window_layers"] = c.num_hidden_layers;
+    auto types = nlohmann::ordered_json::array();
+    for (const int64_t w : c.attention_windows) types.push_back(w > 0 ? "sliding_attention" : "full_attention");
+    j["layer_types"] = types;
+  }
+}
+
 std::string config_json(const LlamaConfig& c) {
   nlohmann::ordered_json j;
-  j["architectures"] = {"LlamaForCausalLM"};
-  j["model_type"] = "llama";
+  j["architectures"] = {causal_lm_class_name(c.family)};
+  j["model_type"] = model_type_name(c.family);
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
   j["intermediate_size"] = c.intermediate_size;
@@ -72,8 +100,9 @@ std::string config_json(const LlamaConfig& c) {
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", c.rope_theta}};
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  j["attention_bias"] = c.attention_bias;
-  j["mlp_bias"] = c.mlp_bias;
+  if (c.family == ModelFamily::kLlama || c.family == ModelFamily::kQwen3) j["attention_bias"] = c.o_bias;
+  if (c.family == ModelFamily::kLlama) j["mlp_bias"] = c.mlp_bias;
+  add_window_fields(j, c);
   j["hidden_act"] = "silu";
   j["dtype"] = c.dtype;
   j["bos_token_id"] = 1;

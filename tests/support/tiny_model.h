@@ -11,13 +11,15 @@
 namespace lp::test {
 
 // hidden 48 (= 16·3, a non-power-of-two Hadamard size), 4 heads / 2 KV heads,
-// head_dim 12, ffn 96, 6 layers, vocab 64.
-LlamaConfig tiny_config();
+// head_dim 12, ffn 96, 6 layers, vocab 64, with the family's defining
+// features (Qwen2: q/k/v biases; Qwen3: q/k norms), full attention.
+LlamaConfig tiny_config(ModelFamily family = ModelFamily::kLlama);
 
 // N(0, std) weights; norms around 1 so layers are not trivial.
 TensorMap random_weights(const LlamaConfig& config, uint64_t seed, double std = 0.08);
 
-// config.json text for `config` (transformers 5.x style).
+// config.json text for `config` (transformers 5.x style, the family's own
+// fields: layer_types and use_sliding_window for Qwen, sliding_window).
 std::string config_json(const LlamaConfig& config);
 
 // Writes config.json + model.safetensors (bf16 unless `dtype` says otherwise).

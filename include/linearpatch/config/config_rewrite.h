@@ -14,6 +14,9 @@ namespace lp {
 //   - num_hidden_layers becomes kept_layers.size();
 //   - every other top-level array with one element per old layer (e.g.
 //     "layer_types") keeps the kept layers' elements;
+//   - max_window_layers (Qwen: the first layer with a sliding window)
+//     becomes the number of kept layers below it, so every kept layer keeps
+//     its attention type;
 //   - "linearpatch" is set to `linearpatch_entry_json` (a JSON object), or
 //     removed when that is empty.
 // Nothing else changes. Throws InputError naming `source` when the original

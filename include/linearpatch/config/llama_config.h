@@ -1,6 +1,6 @@
-// config.json of the LLaMA family, as written by transformers 4.x
-// (`rope_theta`, `rope_scaling`, `torch_dtype`) and 5.x (`rope_parameters`,
-// `dtype`). Required fields missing or values we cannot honour are refused
+// config.json of the LLaMA family (model_type llama, mistral, qwen2, qwen3),
+// as written by transformers 4.x (`rope_theta`, `rope_scaling`,
+// `torch_dtype`) and 5.x (`rope_parameters`, `dtype`). Required fields missing or values we cannot honour are refused
 // with an InputError naming the field; nothing is silently defaulted except
 // what transformers itself defaults. When both forms are present,
 // rope_parameters wins, as in transformers 5.
@@ -38,8 +38,23 @@ struct ResidualPatch {
   std::string tensor;
 };
 
+// The decoder families whose forward pass we run. They share LLaMA's
+// layer (RMSNorm, RoPE, GQA attention, SwiGLU MLP) and differ in:
+//   mistral  explicit head_dim, a sliding attention window on every layer;
+//   qwen2    bias on the q, k and v projections (none on o_proj), sliding
+//            windows on layers from max_window_layers (or per layer_types);
+//   qwen3    per-head RMSNorm of q and k before RoPE, head_dim default 128,
+//            optional bias on all four attention projections, windows as qwen2.
+enum class ModelFamily { kLlama, kMistral, kQwen2, kQwen3 };
+
+std::string model_type_name(ModelFamily family);     // "llama", "mistral", "qwen2", "qwen3"
+std::string causal_lm_class_name(ModelFamily family);  // "LlamaForCausalLM", ...
+std::string supported_model_types();                  // "llama, mistral, qwen2, qwen3"
+std::optional<ModelFamily> family_from_model_type(std::string_view model_type);
+
 struct LlamaConfig {
-  std::string model_type;  // "llama" (also accepted: "mistral" without sliding window)
+  ModelFamily family = ModelFamily::kLlama;
+  std::string model_type;  // model_type_name(family)
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -52,8 +67,15 @@ struct LlamaConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;
+  bool qkv_bias = false;  // bias on q_proj, k_proj, v_proj
+  bool o_bias = false;    // bias on o_proj
+  bool qk_norm = false;   // self_attn.q_norm / k_norm weights [head_dim]
   bool mlp_bias = false;
+  // Per decoder layer: how many key positions a query sees (itself and the
+  // window - 1 before it, as transformers' sliding_window_overlay); 0 means
+  // full causal attention. num_hidden_layers entries when parsed; a config
+  // built in code may leave it empty for full attention everywhere.
+  std::vector<int64_t> attention_windows;
   std::string dtype;  // "bfloat16", "float16", "float32" or empty when absent
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;
@@ -61,6 +83,10 @@ struct LlamaConfig {
 
   // Parameter count as the tensors of a checkpoint with this config hold them.
   int64_t parameter_count() const;
+  // The smallest attention window of any layer, 0 when every layer attends
+  // to the whole causal prefix. Sequences of at most this many tokens never
+  // reach past a window, so reports can say the windows changed nothing.
+  int64_t narrowest_window() const;
 };
 
 LlamaConfig parse_llama_config(std::string_view json_text, const std::string& source);

@@ -1,9 +1,10 @@
-// Synthetic LLaMA checkpoints: real-format HF directories (config.json as
+// Synthetic LLaMA-family checkpoints (llama, mistral, qwen2, qwen3): real-format HF directories (config.json as
 // transformers 5.x writes it, safetensors shards + index, tokenizer.json)
 // holding random weights, for benchmarks at sizes no fixture has.
 //
 // Weights follow transformers' own initialisation of LlamaForCausalLM
-// (every matrix N(0, initializer_range = 0.02), every RMSNorm weight 1).
+// (every matrix N(0, initializer_range = 0.02), every RMSNorm weight 1,
+// biases 0).
 // Each layer then adds an update of roughly constant size to the residual
 // stream, so its norm grows like sqrt(layer) instead of exploding, and the
 // cosine between layer inputs l and l+n behaves like a trained model's
@@ -26,17 +27,20 @@
 
 namespace lp {
 
-// Architectures by name ("llama3-8b", "llama2-7b", "llama3.2-1b", ...), with
+// Architectures by name ("llama3-8b", "qwen2.5-7b", "qwen3-8b", "mistral-7b", ...), with
 // the published configs' sizes, RoPE settings and tying. BOS/EOS ids are the
 // synthetic tokenizer's.
 std::vector<std::string> synthetic_shape_names();
 LlamaConfig synthetic_shape(const std::string& name);  // UsageError listing the names
 
 // A config for the given sizes with LLaMA-3 defaults (rope_theta 5e5, no
-// scaling, 8192 positions) and the synthetic tokenizer's BOS/EOS; throws
-// UsageError for sizes no LLaMA model can have.
+// scaling, 8192 positions), the family's layer features (Qwen2 q/k/v
+// biases, Qwen3 q/k norms; full attention) and the synthetic tokenizer's
+// BOS/EOS; head_dim 0 means hidden / heads. Throws UsageError for sizes no
+// such model can have.
 LlamaConfig synthetic_config(int64_t layers, int64_t hidden, int64_t intermediate, int64_t heads, int64_t kv_heads,
-                             int64_t vocab, bool tie_word_embeddings);
+                             int64_t vocab, bool tie_word_embeddings, ModelFamily family = ModelFamily::kLlama,
+                             int64_t head_dim = 0);
 
 // Sets the BOS/EOS ids of `config` to the synthetic tokenizer's for its vocabulary.
 void set_synthetic_special_ids(LlamaConfig& config);

@@ -9,8 +9,9 @@
 //    provenance);
 //  * the source's other files (tokenizer, generation config, chat
 //    template, ...) copied; sharded like the source;
-//  * with patches: modeling_linearpatch_llama.py and an auto_map for
-//    transformers' trust_remote_code.
+//  * with patches: modeling_linearpatch.py and an auto_map naming the
+//    family's patched class (LinearPatchQwen2ForCausalLM, ...) for
+//    transformers' trust_remote_code; without: the family's plain class.
 #pragma once
 
 #include <ATen/core/Tensor.h>
