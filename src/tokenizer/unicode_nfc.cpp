@@ -156,9 +156,9 @@ size_t next_stable_starter(std::string_view text, size_t pos) {
   return pos;
 }
 
-size_t first_interesting_byte(std::string_view text) {
+// The first byte from `pos` on that may start a code point of U+0300 or more.
+size_t next_interesting_byte(std::string_view text, size_t pos) {
   constexpr uint64_t kHighBits = 0x8080808080808080ULL;
-  size_t pos = 0;
   for (; pos + 8 <= text.size(); pos += 8) {
     uint64_t word;
     std::memcpy(&word, text.data() + pos, 8);
@@ -175,31 +175,42 @@ size_t first_interesting_byte(std::string_view text) {
 
 // The quick check (UAX #15 section 9) runs over the text; where it fails,
 // the segment around the failure, from the last stable starter to the next,
-// is normalized and everything else is copied.
+// is normalized and everything else is copied. Runs of code points below
+// U+0300 are skipped eight bytes at a time.
 std::string to_nfc(std::string_view text) {
-  const size_t first = first_interesting_byte(text);
-  if (first == text.size()) return std::string(text);
+  size_t segment = 0;  // where the last stable starter begins
+  int last_ccc = 0;
+  // Moves to the next byte that needs a look; what it skips is stable
+  // starters, the last of which may still take marks that follow.
+  const auto skip_from = [&](size_t from) {
+    const size_t next = next_interesting_byte(text, from);
+    if (next > from) {
+      segment = next - utf8_decode_before(text, next).size;
+      last_ccc = 0;
+    }
+    return next;
+  };
+  size_t pos = skip_from(0);
+  if (pos == text.size()) return std::string(text);
   std::string out;
   out.reserve(text.size());
   std::vector<Char> chars;
   size_t copied = 0;
-  // Every character before `first` is a stable starter.
-  size_t segment = first == 0 ? 0 : first - utf8_decode_before(text, first).size;
-  int last_ccc = 0;
-  for (size_t pos = first; pos < text.size();) {
+  while (pos < text.size()) {
     const Utf8Char c = utf8_decode(text, pos);
     const Properties p = c.valid ? properties(c.code_point) : Properties{};
     if (p.quick_check == kQcYes && (p.ccc == 0 || p.ccc >= last_ccc)) {
       if (p.ccc == 0) segment = pos;
       last_ccc = p.ccc;
-      pos += c.size;
+      pos = skip_from(pos + c.size);
       continue;
     }
     const size_t end = next_stable_starter(text, pos + c.size);
     out.append(text.substr(copied, segment - copied));
     normalize_segment(text.substr(segment, end - segment), chars, out);
-    copied = segment = pos = end;
+    copied = segment = end;
     last_ccc = 0;
+    pos = skip_from(end);
   }
   out.append(text.substr(copied));
   return out;
