@@ -15,7 +15,8 @@
 #                       against a CPU libtorch, e.g. Debian's:
 #                       --no-cuda --torch-prefix /usr/lib/x86_64-linux-gnu/cmake
 #
-# Without sentencepiece (LP_WITH_SPM=OFF): models need a tokenizer.json there.
+# With sentencepiece from the carried Debian packages: the shim module that
+# reads tokenizer.model files gets an RPATH to them (checked below).
 # Prints the binary's path last; exits non-zero, saying why, on any failure.
 set -euo pipefail
 
@@ -63,7 +64,7 @@ say "libtorch: $torch_prefix (C++11 ABI)"
 cmake_args=(
   -DCMAKE_BUILD_TYPE=Release
   "-DCMAKE_PREFIX_PATH=$deps/usr;$torch_prefix"
-  -DLP_WITH_SPM=OFF
+  -DLP_WITH_SPM=ON
   "-DLP_BUILD_TESTS=$tests"
 )
 if [ "$cuda" = 1 ]; then
@@ -83,7 +84,7 @@ if [ "$cuda" = 1 ]; then
 fi
 if command -v ccache >/dev/null; then cmake_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 
-# PCRE2 comes through pkg-config: the carried pkgconf, reading only the
+# PCRE2 and sentencepiece come through pkg-config: the carried pkgconf, reading only the
 # carried .pc files, with their /usr paths moved under $deps.
 mkdir -p "$build/gpu-deps-bin"
 wrapper="$build/gpu-deps-bin/pkg-config"
@@ -95,7 +96,9 @@ chmod +x "$wrapper"
 export PKG_CONFIG_LIBDIR="$libdir/pkgconfig:$deps/usr/share/pkgconfig"
 export PKG_CONFIG_SYSROOT_DIR="$deps"
 unset PKG_CONFIG_PATH
-"$wrapper" --cflags --libs libpcre2-8 >/dev/null || die "the carried pkgconf cannot resolve libpcre2-8"
+for module in libpcre2-8 sentencepiece; do
+  "$wrapper" --cflags --libs "$module" >/dev/null || die "the carried pkgconf cannot resolve $module"
+done
 cmake_args+=("-DPKG_CONFIG_EXECUTABLE=$wrapper")
 
 cmake -S "$root" -B "$build" -G Ninja "${cmake_args[@]}" "${extra[@]}" || die "configure failed (see above)"
@@ -111,7 +114,10 @@ check_from_deps() {
     *) die "$1 is '${value}', not inside $deps" ;;
   esac
 }
-for var in CLI11_DIR nlohmann_json_DIR spdlog_DIR fmt_DIR pkgcfg_lib_PCRE2_pcre2-8; do check_from_deps "$var"; done
+for var in CLI11_DIR nlohmann_json_DIR spdlog_DIR fmt_DIR pkgcfg_lib_PCRE2_pcre2-8 \
+  pkgcfg_lib_SENTENCEPIECE_sentencepiece; do
+  check_from_deps "$var"
+done
 if [ "$tests" = ON ]; then check_from_deps GTest_DIR; fi
 
 cmake --build "$build" -j "$(nproc)" || die "build failed (see above)"
@@ -132,5 +138,28 @@ if [ "$cuda" = 1 ]; then
   grep -q libtorch_cuda.so <<<"$links" || die "$bin is not linked to libtorch_cuda.so"
 fi
 "$bin" --version >/dev/null || die "$bin does not start"
-say "built $("$bin" --version) with tests $tests, cuda $cuda"
+
+# The sentencepiece shim, opened with dlopen at run time, must find the
+# carried library through its own RPATH (DT_RPATH: it outranks any
+# LD_LIBRARY_PATH), and the binary must find and open the shim.
+shim="$build/src/tokenizer/liblp_spm_shim.so"
+[ -f "$shim" ] || die "no $shim after the build"
+rpath="$(readelf -d "$shim" | grep -E '\((RPATH|RUNPATH)\)' || true)"
+grep -q '(RPATH)' <<<"$rpath" && grep -qF "$libdir" <<<"$rpath" ||
+  die "$shim has no RPATH to $libdir: ${rpath:-none}"
+shim_links="$(ldd "$shim")" || die "ldd cannot read $shim"
+if grep -q 'not found' <<<"$shim_links"; then
+  grep 'not found' <<<"$shim_links" >&2
+  die "$shim has unresolved libraries"
+fi
+grep libsentencepiece.so <<<"$shim_links" | grep -qF "$libdir/" ||
+  die "$shim does not load libsentencepiece from $libdir: $(grep libsentencepiece <<<"$shim_links")"
+# Bytes that are no model: the error must come from sentencepiece itself,
+# which proves the shim was found, opened and called.
+probe="$(mktemp -d)"
+trap 'rm -rf "$probe"' EXIT
+printf 'not a model' >"$probe/tokenizer.model"
+probe_out="$("$bin" tokenize --model "$probe" --text x 2>&1 || true)"
+grep -q 'not a sentencepiece model' <<<"$probe_out" || die "$bin cannot use the sentencepiece shim: $probe_out"
+say "built $("$bin" --version) with tests $tests, cuda $cuda, sentencepiece from $libdir"
 echo "$bin"

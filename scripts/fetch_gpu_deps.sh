@@ -9,8 +9,10 @@
 #   shared libraries          libspdlog1.10 libfmt9 (spdlog is a compiled library linked against fmt)
 #   PCRE2 via pkg-config      libpcre2-dev libpcre2-8-0, and pkgconf-bin + libpkgconf3 because the
 #                             GPU machine's image may have no pkg-config
-# Not sentencepiece: Debian's libsentencepiece needs Debian's protobuf, so the
-# GPU build uses -DLP_WITH_SPM=OFF (tokenizer.json models only).
+#   sentencepiece             libsentencepiece-dev libsentencepiece0, for the module that reads
+#                             tokenizer.model files (src/tokenizer/spm_shim.h). No protobuf: Debian's
+#                             libsentencepiece0 0.1.97 has protobuf-lite built in (apt-cache depends:
+#                             libc6, libgcc-s1, libstdc++6 only; ldd agrees).
 #
 # The GPU machine runs Ubuntu 24.04 (glibc 2.39, libstdc++ of GCC 14): these
 # libraries, built for glibc 2.36 and GCC 12's libstdc++, run there unchanged,
@@ -24,6 +26,7 @@ packages=(
   libspdlog-dev libspdlog1.10 libfmt-dev libfmt9
   libpcre2-dev libpcre2-8-0
   pkgconf-bin libpkgconf3
+  libsentencepiece-dev libsentencepiece0
   libgtest-dev
 )
 limit_mib=40
@@ -59,10 +62,11 @@ for f in usr/include/CLI/CLI.hpp usr/share/cmake/CLI11/CLI11Config.cmake \
   usr/share/cmake/nlohmann_json/nlohmann_jsonConfig.cmake \
   usr/lib/x86_64-linux-gnu/cmake/spdlog/spdlogConfig.cmake usr/lib/x86_64-linux-gnu/cmake/fmt/fmt-config.cmake \
   usr/lib/x86_64-linux-gnu/cmake/GTest/GTestConfig.cmake \
-  usr/lib/x86_64-linux-gnu/pkgconfig/libpcre2-8.pc usr/include/pcre2.h usr/bin/pkgconf; do
+  usr/lib/x86_64-linux-gnu/pkgconfig/libpcre2-8.pc usr/include/pcre2.h usr/bin/pkgconf \
+  usr/lib/x86_64-linux-gnu/pkgconfig/sentencepiece.pc usr/include/sentencepiece_processor.h; do
   [ -e "$deps/root/$f" ] || die "$f is missing after unpacking (package contents changed?)"
 done
-for so in libspdlog.so libfmt.so libpcre2-8.so libpkgconf.so.3; do
+for so in libspdlog.so libfmt.so libpcre2-8.so libpkgconf.so.3 libsentencepiece.so libsentencepiece_train.so; do
   [ -e "$lib/$so" ] || die "$lib/$so is missing or a dangling link"
 done
 
