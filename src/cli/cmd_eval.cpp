@@ -1,14 +1,15 @@
-// linearpatch eval: perplexity of a (dense, pruned or patched) checkpoint,
-// optionally against a baseline on the same windows, as a CI gate.
-#include <spdlog/spdlog.h>
-
+// linearpatch eval: perplexity on text files and zero-shot accuracy on
+// multiple-choice tasks of a (dense, pruned or patched) checkpoint,
+// optionally against a baseline on the same windows and rows, as a CI gate.
+// The work is lp::evaluate; this file maps flags to options and prints.
 #include <cmath>
 #include <iostream>
 
 #include "cli/common.h"
 #include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
-#include "linearpatch/eval/perplexity.h"
+#include "linearpatch/core/file_util.h"
+#include "linearpatch/eval/evaluation.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 
 namespace lp::cli {
@@ -17,109 +18,91 @@ namespace {
 struct EvalArgs {
   ModelArgs model;
   RuntimeArgs runtime;
-  std::vector<std::string> texts;
+  std::vector<std::string> texts, tasks;
   int64_t seq_len = 2048;
   int64_t max_windows = 0;
-  std::string baseline;
-  double max_ppl_ratio = 0;
+  std::string baseline, scores;
+  double max_ppl_ratio = 0, min_retained = 0;
   bool json = false;
 };
 
-Json result_json(const PerplexityResult& r) {
-  return {{"ppl", r.ppl}, {"mean_nll", r.mean_nll}, {"tokens", r.tokens}, {"windows", r.windows}, {"seconds", r.seconds}};
+EvalOptions eval_options(const EvalArgs& args) {
+  EvalOptions o;
+  o.texts = to_paths(args.texts);
+  o.seq_len = args.seq_len;
+  o.max_windows = args.max_windows;
+  for (const auto& spec : args.tasks) o.tasks.push_back(parse_task_spec(spec));
+  o.tokens_per_pass = tokens_per_pass(args.model.device);
+  o.max_ppl_ratio = args.max_ppl_ratio;
+  o.min_retained = args.min_retained;
+  return o;
 }
 
-struct Totals {
-  double nll = 0, base_nll = 0, kl = 0, seconds = 0;
-  int64_t tokens = 0, windows = 0;
-};
+std::string gate_message(const GateFailure& f) {
+  if (f.gate == Gate::kMaxPplRatio)
+    return "perplexity ratio " + std::to_string(f.value) + " is above --max-ppl-ratio " + std::to_string(f.limit);
+  if (std::isnan(f.value))
+    return "retained performance is undefined (the baseline scored 0 on every task), --min-retained " +
+           std::to_string(f.limit) + " cannot be met";
+  return "retained performance " + std::to_string(f.value) + " is below --min-retained " + std::to_string(f.limit);
+}
 
 void run(const EvalArgs& args) {
+  if (args.texts.empty() && args.tasks.empty()) throw UsageError("eval needs --text or --task (or both)");
+  auto options = eval_options(args);
+  validate(options, !args.baseline.empty());
   const auto dir = resolve_model_dir(args.model.model);
   const auto model = LlamaModel::load(dir, model_options(args.model));
   std::optional<LlamaModel> baseline;
   if (!args.baseline.empty()) baseline = LlamaModel::load(resolve_model_dir(args.baseline), model_options(args.model));
-  require_window_fits(args.seq_len, model.config(), dir.string());
-  if (baseline) require_window_fits(args.seq_len, baseline->config(), "the baseline");
+  if (!options.texts.empty()) {
+    require_window_fits(args.seq_len, model.config(), dir.string());
+    if (baseline) require_window_fits(args.seq_len, baseline->config(), "the baseline");
+  }
   const auto tokenizer = load_tokenizer(dir);
-  const int64_t batch = apply_runtime(args.runtime, args.seq_len, args.model.device);
+  options.batch_size = apply_runtime(args.runtime, args.seq_len, args.model.device);
 
-  Json out;
-  out["model"] = dir.string();
-  out["seq_len"] = args.seq_len;
-  out["texts"] = Json::array();
-  Totals total;
-  for (const auto& text : args.texts) {
-    const auto windows = sequential_windows(tokenize_corpus(*tokenizer, {text}), args.seq_len, args.max_windows);
-    Json entry{{"text", text}};
-    PerplexityResult r;
-    if (baseline) {
-      const auto cmp = compare_with_baseline(model, *baseline, windows, batch);
-      r = cmp.model;
-      entry.update(result_json(r));
-      entry["baseline"] = result_json(cmp.baseline);
-      entry["ppl_ratio"] = cmp.ppl_ratio;
-      entry["mean_kl"] = cmp.mean_kl;
-      total.base_nll += cmp.baseline.mean_nll * static_cast<double>(cmp.baseline.tokens);
-      total.kl += cmp.mean_kl * static_cast<double>(r.tokens);
-    } else {
-      r = perplexity(model, windows, batch);
-      entry.update(result_json(r));
-    }
-    spdlog::info("{}: ppl {:.4f} over {} tokens", text, r.ppl, r.tokens);
-    total.nll += r.mean_nll * static_cast<double>(r.tokens);
-    total.tokens += r.tokens;
-    total.windows += r.windows;
-    total.seconds += r.seconds;
-    out["texts"].push_back(entry);
-  }
-  out["ppl"] = std::exp(total.nll / static_cast<double>(total.tokens));
-  out["tokens"] = total.tokens;
-  out["windows"] = total.windows;
-  out["seconds"] = total.seconds;
-  out["tokens_per_second"] = total.seconds > 0 ? static_cast<double>(total.tokens) / total.seconds : 0.0;
-  double ratio = 0;
-  if (baseline) {
-    out["baseline_ppl"] = std::exp(total.base_nll / static_cast<double>(total.tokens));
-    ratio = out["ppl"].get<double>() / out["baseline_ppl"].get<double>();
-    out["ppl_ratio"] = ratio;
-    out["mean_kl"] = total.kl / static_cast<double>(total.tokens);
-  }
+  const auto result = evaluate(model, baseline ? &*baseline : nullptr, *tokenizer, options);
+  if (!args.scores.empty()) write_text_file(args.scores, scores_jsonl(result));
+  std::cerr << eval_summary(result) << std::endl;
   if (args.json) {
+    Json out{{"model", dir.string()}};
+    out.update(eval_json(result));
     print_json(out);
-  } else {
-    std::cout << "ppl " << out["ppl"].get<double>() << " over " << total.tokens << " tokens (" << total.windows
-              << " windows of " << args.seq_len << ")";
-    if (baseline)
-      std::cout << "; baseline ppl " << out["baseline_ppl"].get<double>() << ", ratio " << ratio << ", mean KL "
-                << out["mean_kl"].get<double>();
-    std::cout << std::endl;
   }
-  if (args.max_ppl_ratio > 0 && ratio > args.max_ppl_ratio)
-    throw GateFailed("perplexity ratio " + std::to_string(ratio) + " is above --max-ppl-ratio " +
-                     std::to_string(args.max_ppl_ratio));
+  if (const auto failure = failed_gate(result, options)) throw GateFailed(gate_message(*failure));
 }
 
 }  // namespace
 
 Command register_eval(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
-  auto* cmd = app.add_subcommand("eval", "Perplexity on text files (windows of --seq-len tokens from the start)");
+  auto* cmd = app.add_subcommand(
+      "eval", "Perplexity on text files (windows of --seq-len tokens from the start) and zero-shot accuracy on tasks");
   add_model_args(*cmd, args->model);
   add_runtime_args(*cmd, args->runtime);
   cmd->add_option("--text", args->texts, "Text files (plain, or .jsonl with a \"text\" field); each scored separately")
-      ->required()
       ->check(CLI::ExistingFile);
+  cmd->add_option("--task", args->tasks,
+                  "NAME=FILE: multiple-choice rows (JSON Lines) scored as lm-evaluation-harness v0.4 does; NAME is " +
+                      task_names());
   cmd->add_option("--seq-len", args->seq_len, "Tokens per window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--max-windows", args->max_windows, "At most this many windows per file (0: all)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   auto* baseline = cmd->add_option("--baseline", args->baseline,
-                                   "Also score this model on the same windows; report both, their ratio and the mean KL");
+                                   "Also score this model on the same windows and rows; report both, the perplexity "
+                                   "ratio, the mean KL and the retained performance per task");
   cmd->add_option("--max-ppl-ratio", args->max_ppl_ratio, "Exit with status 4 when ppl / baseline ppl is above this")
       ->needs(baseline)
       ->check(CLI::PositiveNumber);
-  cmd->add_flag("--json", args->json, "Print one JSON object on stdout");
+  cmd->add_option("--min-retained", args->min_retained,
+                  "Exit with status 4 when the retained performance averaged over the tasks (a fraction, e.g. 0.9) "
+                  "is below this")
+      ->needs(baseline)
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--scores", args->scores, "Write one JSON line per task row: task, row, lls (one per choice), gold");
+  cmd->add_flag("--json", args->json, "Print one JSON object on stdout (the summary still goes to stderr)");
   return {cmd, [args] { run(*args); }};
 }
 
