@@ -31,7 +31,8 @@ at::Tensor attention_mask(int64_t t0, int64_t rows, int64_t k0, int64_t keys, in
 
 }  // namespace
 
-at::Tensor causal_attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window) {
+at::Tensor causal_attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window,
+                                     int64_t chunk_rows) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const int64_t n_kv = k.size(1), group = H / n_kv;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
@@ -40,7 +41,8 @@ at::Tensor causal_attention_explicit(const at::Tensor& q, const at::Tensor& k, c
   auto k5 = k.unsqueeze(2);
   auto v5 = v.unsqueeze(2);
   const int64_t row_bytes = B * H * T * static_cast<int64_t>(sizeof(float));
-  const int64_t chunk = std::clamp<int64_t>(kMaxScoreBytes / std::max<int64_t>(row_bytes, 1), 1, T);
+  const int64_t chunk =
+      std::clamp<int64_t>(chunk_rows > 0 ? chunk_rows : kMaxScoreBytes / std::max<int64_t>(row_bytes, 1), 1, T);
 
   std::vector<at::Tensor> pieces;
   for (int64_t t0 = 0; t0 < T; t0 += chunk) {

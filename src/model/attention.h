@@ -13,7 +13,9 @@ namespace lp {
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window = 0);
 
 // The explicit path, exposed so tests can compare it with the fused one.
+// Query rows go through in chunks of `chunk_rows` (0: as many as keep one
+// chunk's scores within 256 MiB).
 at::Tensor causal_attention_explicit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                     int64_t window = 0);
+                                     int64_t window = 0, int64_t chunk_rows = 0);
 
 }  // namespace lp

@@ -75,21 +75,105 @@ TEST(LlamaModel, GroupedQueryAttentionEqualsMultiHeadWithRepeatedKvHeads) {
   expect_close(LlamaModel(gqa, weights).forward(ids), LlamaModel(mha, mha_weights).forward(ids), 1e-4, "logits");
 }
 
+// Each query t attends to keys max(0, t - window + 1)..t (all of 0..t
+// without a window), one head at a time.
+at::Tensor naive_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), group = H / k.size(1);
+  auto expected = at::empty({B, T, H * D});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t first = window > 0 ? std::max<int64_t>(0, t - window + 1) : 0;
+        const auto keys = k[b][h / group].narrow(0, first, t + 1 - first);
+        const auto values = v[b][h / group].narrow(0, first, t + 1 - first);
+        const auto scores = at::matmul(keys, q[b][h][t]) / std::sqrt(double(D));
+        expected[b][t].narrow(0, h * D, D).copy_(at::matmul(at::softmax(scores, 0), values));
+      }
+  return expected;
+}
+
 TEST(Attention, MatchesANaivePerHeadImplementation) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
   const int64_t B = 2, H = 4, Hkv = 2, T = 9, D = 8;
   const auto q = at::randn({B, H, T, D}, gen);
   const auto k = at::randn({B, Hkv, T, D}, gen);
   const auto v = at::randn({B, Hkv, T, D}, gen);
-  auto expected = at::empty({B, T, H * D});
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t t = 0; t < T; ++t) {
-        const auto scores = at::matmul(k[b][h / 2].narrow(0, 0, t + 1), q[b][h][t]) / std::sqrt(double(D));
-        expected[b][t].narrow(0, h * D, D).copy_(at::matmul(at::softmax(scores, 0), v[b][h / 2].narrow(0, 0, t + 1)));
-      }
+  const auto expected = naive_attention(q, k, v, 0);
   expect_close(causal_attention_explicit(q, k, v), expected, 1e-5, "attention");
   expect_close(causal_attention(q, k, v), expected, 1e-5, "attention (dispatch)");
+  expect_close(causal_attention(q, k, v, T), expected, 1e-5, "a window covering the sequence");
+}
+
+TEST(Attention, SlidingWindowMatchesTheNaiveWindowInEveryChunking) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(17);
+  const int64_t B = 1, H = 4, Hkv = 2, T = 13, D = 8;
+  const auto q = at::randn({B, H, T, D}, gen);
+  const auto k = at::randn({B, Hkv, T, D}, gen);
+  const auto v = at::randn({B, Hkv, T, D}, gen);
+  for (const int64_t window : {1, 3, 4, 12}) {
+    const auto expected = naive_attention(q, k, v, window);
+    expect_close(causal_attention(q, k, v, window), expected, 1e-5, "window " + std::to_string(window));
+    // Chunks of query rows skip keys no row of the chunk can see.
+    for (const int64_t rows : {1, 2, 5})
+      expect_close(causal_attention_explicit(q, k, v, window, rows), expected, 1e-5,
+                   "window " + std::to_string(window) + " in chunks of " + std::to_string(rows));
+  }
+  EXPECT_GT((causal_attention(q, k, v, 3) - causal_attention(q, k, v)).abs().max().item<double>(), 1e-3)
+      << "a window shorter than the sequence must change the result";
+}
+
+at::Tensor reference_rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  return x * at::rsqrt(x.pow(2).mean(-1, true) + eps) * weight;
+}
+
+// The attention half of decoder layer 0 written out per family rule:
+// biases where the config has them, Qwen3's per-head norm of q and k
+// before RoPE, the layer's window.
+at::Tensor reference_attention_half(const LlamaConfig& c, const TensorMap& w, const at::Tensor& h) {
+  const int64_t B = h.size(0), T = h.size(1), D = c.head_dim;
+  auto name = [](const std::string& s) { return layer_tensor_name(0, s); };
+  auto project = [&](const char* proj, const at::Tensor& x) {
+    const auto bias = w.count(name(std::string("self_attn.") + proj + ".bias"))
+                          ? w.at(name(std::string("self_attn.") + proj + ".bias"))
+                          : at::Tensor();
+    return at::linear(x, w.at(name(std::string("self_attn.") + proj + ".weight")), bias);
+  };
+  const auto x = reference_rms_norm(h, w.at(name("input_layernorm.weight")), c.rms_norm_eps);
+  auto q = project("q_proj", x).view({B, T, c.num_attention_heads, D});
+  auto k = project("k_proj", x).view({B, T, c.num_key_value_heads, D});
+  const auto v = project("v_proj", x).view({B, T, c.num_key_value_heads, D}).transpose(1, 2);
+  if (c.qk_norm) {
+    q = reference_rms_norm(q, w.at(name("self_attn.q_norm.weight")), c.rms_norm_eps);
+    k = reference_rms_norm(k, w.at(name("self_attn.k_norm.weight")), c.rms_norm_eps);
+  }
+  const auto tables = rope_tables(rope_inverse_frequencies(c), T, at::kFloat);
+  q = apply_rope(q.transpose(1, 2), tables);
+  k = apply_rope(k.transpose(1, 2), tables);
+  return h + project("o_proj", naive_attention(q, k, v, c.attention_windows[0]));
+}
+
+TEST(LlamaModel, EachFamilysAttentionFollowsItsRules) {
+  struct Case {
+    const char* name;
+    LlamaConfig config;
+  };
+  auto qwen3_with_bias = test::tiny_config(ModelFamily::kQwen3);
+  qwen3_with_bias.qkv_bias = qwen3_with_bias.o_bias = true;
+  auto mistral_window = test::tiny_config(ModelFamily::kMistral);
+  mistral_window.attention_windows.assign(6, 5);
+  auto wide_heads = test::tiny_config(ModelFamily::kQwen3);
+  wide_heads.head_dim = 20;  // 4 heads x 20 = 80 != hidden 48, as Qwen3 and Mistral-Nemo have
+  for (const auto& [name, config] : std::vector<Case>{{"qwen2", test::tiny_config(ModelFamily::kQwen2)},
+                                                       {"qwen3", test::tiny_config(ModelFamily::kQwen3)},
+                                                       {"qwen3 with biases", qwen3_with_bias},
+                                                       {"mistral window 5", mistral_window},
+                                                       {"head_dim 20", wide_heads}}) {
+    const auto weights = test::random_weights(config, 11);
+    const LlamaModel model(config, weights);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(12);
+    const auto h = at::randn({2, 11, config.hidden_size}, gen);
+    expect_close(model.trace_layer(0, h).after_attention, reference_attention_half(config, weights, h), 1e-4, name);
+  }
 }
 
 TEST(Rope, PositionZeroIsTheIdentityAndNormsArePreserved) {
