@@ -20,7 +20,10 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CALIB = {"tiny-llama2-s": ["brown", "web", "kdocs"], "demo-llama3-d": ["brown", "web"]}
+# The calibration texts each model was trained on (its training.json "sources").
+CALIB = {"tiny-llama2-s": ["brown", "web", "kdocs"], "demo-llama3-d": ["brown", "web"],
+         "mistral-m": ["brown", "web", "kdocs"], "qwen2-q": ["brown", "web", "kdocs"],
+         "qwen3-q": ["brown", "web", "kdocs"]}
 
 
 def run(cmd):
@@ -55,8 +58,9 @@ def check_model(args, name, rows):
 
     hidden = ref["hidden"]
     shape = run([args.binary, "inspect", "--model", model, "--json"])
-    q_dim, kv_dim = shape["heads"] * shape["head_dim"], shape["kv_heads"] * shape["head_dim"]
-    layer_params = 2 * hidden + 2 * hidden * q_dim + 2 * hidden * kv_dim + 3 * hidden * shape["intermediate_size"]
+    # Everything outside the decoder layers: embeddings (and head), final norm.
+    outside = shape["vocab_size"] * hidden * (1 if shape["tie_word_embeddings"] else 2) + hidden
+    layer_params = (shape["parameters"] - outside) // shape["layers"]
     for run_ref in ref["runs"]:
         n = run_ref["n"]
         if args.layers and n not in args.layers:

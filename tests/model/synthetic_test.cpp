@@ -180,6 +180,41 @@ TEST(Synthetic, NamedShapesHaveThePublishedSizes) {
   EXPECT_THROW(synthetic_shape("llama9-1t"), UsageError);
 }
 
+TEST(Synthetic, FamilyShapesHaveThePublishedSizesAndReadBack) {
+  // Published counts; the synthetic vocabulary is the real one, so they hold exactly.
+  const std::vector<std::pair<std::string, int64_t>> shapes{{"qwen2.5-7b", 7615616512},
+                                                             {"qwen2.5-0.5b", 494032768},
+                                                             {"qwen3-8b", 8190735360},
+                                                             {"qwen3-0.6b", 596049920},
+                                                             {"mistral-7b", 7248023552},
+                                                             {"mistral-nemo-12b", 12247782400}};
+  for (const auto& [name, parameters] : shapes) {
+    const auto shape = synthetic_shape(name);
+    EXPECT_EQ(shape.parameter_count(), parameters) << name;
+    const auto back = parse_llama_config(synthetic_config_json(shape), name + " config.json");
+    EXPECT_EQ(back.family, shape.family) << name;
+    EXPECT_EQ(back.parameter_count(), parameters) << name;
+    EXPECT_EQ(back.attention_windows, std::vector<int64_t>(static_cast<size_t>(shape.num_hidden_layers), 0)) << name;
+  }
+  EXPECT_TRUE(synthetic_shape("qwen2.5-7b").qkv_bias);
+  EXPECT_TRUE(synthetic_shape("qwen3-0.6b").qk_norm);
+  EXPECT_EQ(synthetic_shape("qwen3-0.6b").head_dim, 128) << "16 heads x 128 != hidden 1024";
+}
+
+TEST(Synthetic, Qwen3CheckpointWithDecoupledHeadDimLoads) {
+  SyntheticSpec spec;
+  spec.config = synthetic_config(2, 64, 96, 4, 2, 300, true, ModelFamily::kQwen3, 24);
+  test::TempDir dir;
+  const auto summary = write_synthetic_checkpoint(dir.path(), spec);
+  const auto model = LlamaModel::load(dir.path());
+  EXPECT_EQ(model.config().head_dim, 24);
+  EXPECT_EQ(summary.parameters, spec.config.parameter_count());
+  const io::Checkpoint checkpoint(dir.path());
+  EXPECT_TRUE(checkpoint.contains("model.layers.1.self_attn.k_norm.weight"));
+  const auto logits = model.forward(at::randint(256, {1, 8}, at::kLong));
+  EXPECT_TRUE(logits.isfinite().all().item<bool>());
+}
+
 TEST(Synthetic, FullSizeTokenizerHasLlama3SpecialIds) {
   const auto tokenizer = tokenizer_from_json(synthetic_tokenizer_json(128256), synthetic_tokenizer_config_json(),
                                              "synthetic tokenizer.json");

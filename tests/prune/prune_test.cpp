@@ -136,5 +136,56 @@ TEST(CheckpointWriter, PrunedCheckpointReloadsAsThePatchedModel) {
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.info->nbytes()), 0);
 }
 
+// Every family's pruned checkpoint must reload (in our loader) as the
+// pruned model, name the family's classes, and keep each kept layer's
+// attention window in config.json.
+class FamilyCheckpoint : public ::testing::TestWithParam<ModelFamily> {};
+
+TEST_P(FamilyCheckpoint, PrunedCheckpointKeepsTheFamilyAndItsWindows) {
+  auto config = test::tiny_config(GetParam());
+  if (GetParam() == ModelFamily::kMistral) config.attention_windows.assign(6, 7);
+  if (GetParam() == ModelFamily::kQwen2 || GetParam() == ModelFamily::kQwen3)
+    config.attention_windows = {0, 7, 0, 7, 7, 0};
+  test::TempDir dir;
+  test::write_checkpoint(dir / "dense", config, test::random_weights(config, 31));
+  const io::Checkpoint source(dir / "dense");
+  const auto dense = LlamaModel::load(dir / "dense");
+  EXPECT_EQ(dense.config().attention_windows, config.attention_windows);
+  const auto plan = make_prune_plan(6, Block{1, 3, 0});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(32);
+  const auto patch = at::eye(48) + 0.05 * at::randn({48, 48}, gen);
+  const auto ids = at::randint(64, {2, 12}, gen, at::kLong);  // longer than the window of 7
+  const std::string plain = causal_lm_class_name(GetParam());
+
+  for (const bool patched : {true, false}) {
+    const auto out = dir / (patched ? "patched" : "plain");
+    std::filesystem::create_directory(out);
+    CheckpointEdits edits;
+    if (patched) edits.patches = {{1, patch}};
+    write_pruned_checkpoint(source, plan, edits, 0, out);
+    const auto pruned = LlamaModel::load(out);
+    EXPECT_EQ(pruned.config().family, GetParam());
+    const std::vector<int64_t> kept_windows{config.attention_windows[0], config.attention_windows[3],
+                                            config.attention_windows[4], config.attention_windows[5]};
+    EXPECT_EQ(pruned.config().attention_windows, kept_windows);
+    const auto expected = dense.with_layers(plan.kept, patched ? std::map<int64_t, at::Tensor>{{1, patch}}
+                                                               : std::map<int64_t, at::Tensor>{})
+                              .forward(ids);
+    EXPECT_LT((pruned.forward(ids) - expected).abs().max().item<double>(), 1e-5);
+    const auto json = nlohmann::json::parse(test::read_file(out / "config.json"));
+    EXPECT_EQ(json["architectures"][0], patched ? "LinearPatch" + plain : plain);
+    EXPECT_EQ(json.contains("auto_map"), patched);
+    EXPECT_EQ(json["model_type"], model_type_name(GetParam()));
+    if (json.contains("layer_types")) {
+      EXPECT_EQ(json["layer_types"].size(), 4u);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilyCheckpoint,
+                         ::testing::Values(ModelFamily::kLlama, ModelFamily::kMistral, ModelFamily::kQwen2,
+                                           ModelFamily::kQwen3),
+                         [](const auto& info) { return model_type_name(info.param); });
+
 }  // namespace
 }  // namespace lp
