@@ -91,6 +91,8 @@ Json metrics_json(const TaskResult& r) {
   j["rows"] = m.rows;
   j["seconds"] = r.seconds;
   j["rows_per_second"] = r.seconds > 0 ? static_cast<double>(m.rows) / r.seconds : 0.0;
+  j["tokens"] = r.tokens;
+  j["padded_tokens"] = r.padded_tokens;
   return j;
 }
 

@@ -28,51 +28,58 @@ int32_t prefix_token(const Tokenizer& tokenizer) {
 
 int64_t input_length(const EncodedRequest& r) { return static_cast<int64_t>(r.tokens.size()) - 1; }
 
-int64_t longest_input(const std::vector<EncodedRequest>& row) {
-  int64_t longest = 1;
-  for (const auto& r : row) longest = std::max(longest, input_length(r));
-  return longest;
-}
+// One choice of one row, as a batch holds it.
+struct Choice {
+  size_t row, choice;
+  const EncodedRequest* request;
+};
 
-// Whole rows per batch, longest first, while the padded batch stays within
-// the token budget.
-std::vector<std::vector<size_t>> plan_batches(const EncodedTask& task, int64_t tokens_per_pass) {
-  std::vector<size_t> order(task.rows.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return longest_input(task.rows[a]) > longest_input(task.rows[b]);
-  });
-  std::vector<std::vector<size_t>> batches;
-  int64_t sequences = 0, width = 0;
-  for (const size_t row : order) {
-    const auto n = static_cast<int64_t>(task.rows[row].size());
-    if (batches.empty() || (sequences + n) * width > tokens_per_pass) {
+// A batch also ends where the next sequence is this much shorter than its
+// longest, so padding stays below it; a task of thousands of rows still
+// fills whole batches within each such length band.
+constexpr double kMaxPadding = 0.1;
+
+// Every choice of every row, longest first (as lm-eval orders its
+// requests), cut into batches whose padded size stays within the token
+// budget; one sequence always fits. Sorting by length, rather than keeping
+// a row's choices together, keeps padding small: the choices of one row
+// often differ in length by half.
+std::vector<std::vector<Choice>> plan_batches(const EncodedTask& task, int64_t tokens_per_pass) {
+  std::vector<Choice> all;
+  for (size_t r = 0; r < task.rows.size(); ++r)
+    for (size_t c = 0; c < task.rows[r].size(); ++c) all.push_back({r, c, &task.rows[r][c]});
+  std::stable_sort(all.begin(), all.end(),
+                   [](const Choice& a, const Choice& b) { return input_length(*a.request) > input_length(*b.request); });
+  std::vector<std::vector<Choice>> batches;
+  int64_t width = 0;
+  for (const auto& choice : all) {
+    const int64_t length = input_length(*choice.request);
+    if (batches.empty() || static_cast<int64_t>(batches.back().size() + 1) * width > tokens_per_pass ||
+        static_cast<double>(length) < (1 - kMaxPadding) * static_cast<double>(width)) {
       batches.emplace_back();
-      sequences = 0;
-      width = longest_input(task.rows[row]);
+      width = std::max<int64_t>(1, length);
     }
-    batches.back().push_back(row);
-    sequences += n;
+    batches.back().push_back(choice);
   }
   return batches;
 }
 
-// Scores every choice of `rows` in one forward pass; fills their entries of `out`.
-void score_batch(const LlamaModel& model, const EncodedTask& task, const std::vector<size_t>& rows,
-                 std::vector<RowScores>& out) {
-  std::vector<const EncodedRequest*> sequences;
-  for (const size_t row : rows)
-    for (const auto& r : task.rows[row]) sequences.push_back(&r);
+// Scores the choices of one batch in one forward pass; fills their entries
+// of `out` and counts the positions read into `result`.
+void score_batch(const LlamaModel& model, const std::vector<Choice>& batch, std::vector<RowScores>& out,
+                 TaskResult& result) {
   int64_t T = 1;
-  for (const auto* s : sequences) T = std::max(T, input_length(*s));
-  const auto B = static_cast<int64_t>(sequences.size());
+  for (const auto& c : batch) T = std::max(T, input_length(*c.request));
+  const auto B = static_cast<int64_t>(batch.size());
+  result.padded_tokens += B * T;
 
   // Right padding with token 0: positions after a sequence's end cannot
   // change its logits in a causal model.
   std::vector<int64_t> ids(static_cast<size_t>(B * T), 0), positions, targets;
   for (int64_t b = 0; b < B; ++b) {
-    const auto& s = *sequences[b];
+    const auto& s = *batch[b].request;
     const int64_t n = input_length(s);
+    result.tokens += n;
     std::copy(s.tokens.begin(), s.tokens.end() - 1, ids.begin() + b * T);
     for (int64_t p = n - s.continuation; p < n; ++p) {
       positions.push_back(b * T + p);
@@ -104,20 +111,15 @@ void score_batch(const LlamaModel& model, const EncodedTask& task, const std::ve
   const auto* ll = token_ll.data_ptr<float>();
   const auto* is_greedy = token_greedy.data_ptr<bool>();
   int64_t k = 0;
-  for (const size_t row : rows) {
-    auto& scores = out[row];
-    scores.index = task.task.rows[row].index;
-    scores.gold = task.task.rows[row].gold;
-    for (const auto& r : task.rows[row]) {
-      double sum = 0;
-      bool all_greedy = true;
-      for (int64_t i = 0; i < r.continuation; ++i, ++k) {
-        sum += ll[k];
-        all_greedy = all_greedy && is_greedy[k];
-      }
-      scores.lls.push_back(sum);
-      scores.greedy.push_back(all_greedy);
+  for (const auto& c : batch) {
+    double sum = 0;
+    bool all_greedy = true;
+    for (int64_t i = 0; i < c.request->continuation; ++i, ++k) {
+      sum += ll[k];
+      all_greedy = all_greedy && is_greedy[k];
     }
+    out[c.row].lls[c.choice] = sum;
+    out[c.row].greedy[c.choice] = all_greedy;
   }
 }
 
@@ -179,13 +181,19 @@ EncodedTask encode_task(const Tokenizer& tokenizer, Task task, int64_t max_lengt
 
 TaskResult score_task(const LlamaModel& model, const EncodedTask& task, int64_t tokens_per_pass) {
   c10::InferenceMode guard;
-  std::vector<RowScores> scores(task.rows.size());
-  Progress progress(task.task.name, static_cast<int64_t>(task.rows.size()), "rows");
-  for (const auto& batch : plan_batches(task, tokens_per_pass)) {
-    score_batch(model, task, batch, scores);
-    progress.advance(static_cast<int64_t>(batch.size()));
+  std::vector<RowScores> scores;
+  int64_t choices = 0;
+  for (size_t r = 0; r < task.rows.size(); ++r) {
+    const auto n = task.rows[r].size();
+    scores.push_back({task.task.rows[r].index, task.task.rows[r].gold, std::vector<double>(n), std::vector<bool>(n)});
+    choices += static_cast<int64_t>(n);
   }
   TaskResult result;
+  Progress progress(task.task.name, choices, "choices");
+  for (const auto& batch : plan_batches(task, tokens_per_pass)) {
+    score_batch(model, batch, scores, result);
+    progress.advance(static_cast<int64_t>(batch.size()));
+  }
   result.name = task.task.name;
   result.file = task.task.file;
   result.seconds = progress.finish();

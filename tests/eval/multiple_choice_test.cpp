@@ -63,7 +63,8 @@ TEST(MultipleChoice, LongSequencesLoseTokensFromTheLeft) {
   EXPECT_THROW(encode_request(tok, {"a", " b c d e f g h i j k"}, 4), InputError);
 }
 
-// Rows of different lengths and choice counts, so batches mix and pad.
+// Rows of different lengths and choice counts; the last row's choices
+// differ by one token, so they share a batch with padding.
 Task mixed_task() {
   return parse_task("mc",
                     R"({"context": "The cat sat on the", "choices": ["mat.", "roof of the old red house.", "dog"], "gold": 0})"
@@ -72,7 +73,9 @@ Task mixed_task() {
                     "\n"
                     R"({"context": "Hello", "choices": ["world", "there, how are you doing today?", "!", "friend"], "gold": 1})"
                     "\n"
-                    R"({"context": "Numbers: 1, 2, 3,", "choices": ["4", "5, 6, 7, 8, 9, 10"], "gold": 0})",
+                    R"({"context": "Numbers: 1, 2, 3,", "choices": ["4", "5, 6, 7, 8, 9, 10"], "gold": 0})"
+                    "\n"
+                    R"({"context": "After a long walk through the quiet streets of the old town, past the closed shops and the empty square, she finally came home to her", "choices": ["dog", "big dog"], "gold": 1})",
                     "mixed.jsonl");
 }
 
@@ -103,10 +106,19 @@ std::vector<std::vector<std::pair<double, bool>>> one_by_one(const EncodedTask& 
 TEST(MultipleChoice, BatchingAndPaddingDoNotChangeScores) {
   const auto task = encode_task(*demo().tokenizer, mixed_task(), 4096);
   const auto expected = one_by_one(task);
-  // 1 token per pass: one row per batch; 40: a few rows; 1e6: all rows at once.
+  int64_t tokens = 0;
+  for (const auto& row : task.rows)
+    for (const auto& r : row) tokens += static_cast<int64_t>(r.tokens.size()) - 1;
+  // 1 token per pass: one sequence per batch; 40: a few; 1e6: all at once.
   for (const int64_t tokens_per_pass : {int64_t{1}, int64_t{40}, int64_t{1000000}}) {
     const auto result = score_task(demo().model, task, tokens_per_pass);
     ASSERT_EQ(result.rows.size(), task.rows.size());
+    EXPECT_EQ(result.tokens, tokens);
+    if (tokens_per_pass == 1) {
+      EXPECT_EQ(result.padded_tokens, tokens);
+    } else if (tokens_per_pass == 1000000) {
+      EXPECT_GT(result.padded_tokens, tokens) << "the last row's choices share a batch";
+    }
     for (size_t i = 0; i < task.rows.size(); ++i) {
       EXPECT_EQ(result.rows[i].index, static_cast<int64_t>(i));
       EXPECT_EQ(result.rows[i].gold, task.task.rows[i].gold);

@@ -3,10 +3,10 @@
 // continuation tokens; acc takes the highest score, acc_norm the highest
 // score per character of the choice.
 //
-// All choices of a row run in one batch, and short rows share batches
-// (rows sorted by length, right-padded: a causal model's logits at a
-// position never depend on later positions, so padding changes nothing).
-// Only the scored positions go through the language-model head, in chunks.
+// The choices of all rows are sorted by length and batched up to a token
+// budget, right-padded: a causal model's logits at a position never depend
+// on later positions, so padding changes nothing. Only the scored positions
+// go through the language-model head, in chunks.
 #pragma once
 
 #include <cstdint>
@@ -64,6 +64,8 @@ struct TaskResult {
   TaskMetrics metrics;
   std::vector<RowScores> rows;  // in file order
   double seconds = 0;
+  int64_t tokens = 0;         // positions the model read, without padding
+  int64_t padded_tokens = 0;  // with padding: what the forward passes computed
 };
 
 // `tokens_per_pass` bounds the padded tokens of one batch (one row always fits).
