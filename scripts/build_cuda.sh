@@ -144,9 +144,11 @@ fi
 # LD_LIBRARY_PATH), and the binary must find and open the shim.
 shim="$build/src/tokenizer/liblp_spm_shim.so"
 [ -f "$shim" ] || die "no $shim after the build"
-rpath="$(readelf -d "$shim" | grep -E '\((RPATH|RUNPATH)\)' || true)"
-grep -q '(RPATH)' <<<"$rpath" && grep -qF "$libdir" <<<"$rpath" ||
-  die "$shim has no RPATH to $libdir: ${rpath:-none}"
+dynamic="$(readelf -d "$shim")" || die "readelf cannot read $shim"
+rpath="$(sed -n 's/.*(RPATH).*\[\(.*\)\]$/\1/p' <<<"$dynamic")"
+# Exactly the folder: an empty entry (a trailing ':') would search the working directory.
+case "$rpath" in "" | *:*) rpath_ok=0 ;; *) [ "$(realpath "$rpath")" = "$(realpath "$libdir")" ] && rpath_ok=1 || rpath_ok=0 ;; esac
+[ "$rpath_ok" = 1 ] || die "$shim's RPATH is '$rpath', not $libdir ($(grep -E 'R(UN)?PATH' <<<"$dynamic" || echo none))"
 shim_links="$(ldd "$shim")" || die "ldd cannot read $shim"
 if grep -q 'not found' <<<"$shim_links"; then
   grep 'not found' <<<"$shim_links" >&2

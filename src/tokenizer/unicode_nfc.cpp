@@ -16,7 +16,7 @@ namespace {
 // code point from U+0300 on (continuation bytes are 0x80-0xBF).
 constexpr unsigned char kFirstInterestingByte = 0xCC;
 
-enum QuickCheck : uint8_t { kQcYes = 0, kQcMaybe = 1, kQcNo = 2 };
+constexpr uint8_t kQcYes = 0;  // NFC_Quick_Check in the tables: 0 yes, 1 maybe, 2 no
 
 struct Properties {
   uint8_t ccc = 0;

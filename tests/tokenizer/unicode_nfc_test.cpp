@@ -8,6 +8,8 @@
 #include <chrono>
 #include <string>
 
+#include "tokenizer/unicode_nfc_tables.h"
+
 namespace {
 
 using lp::detail::to_nfc;
@@ -85,6 +87,7 @@ TEST(UnicodeNfcTest, InvalidUtf8PassesThroughUnchanged) {
 // HF tokenizers' tables are Unicode 9.0.0: characters encoded later are
 // unassigned there (class 0, no composition), where newer Unicode differs.
 TEST(UnicodeNfcTest, CharactersAfterUnicode9AreLeftAlone) {
+  EXPECT_STREQ(lp::detail::nfc::kUnicodeVersion, "9.0.0");
   // DIVES AKURU VOWEL SIGN E + AA (Unicode 13) compose to U+11938 in newer Unicode.
   EXPECT_EQ(to_nfc("\U00011935\U00011930"), "\U00011935\U00011930");
   // U+1AC1 (Unicode 14, class 230) counts as a starter, so U+0323 cannot reach 'a'.
