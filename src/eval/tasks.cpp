@@ -203,7 +203,8 @@ const Format& format_of(const std::string& name, const std::string& where) {
 // `each_record` feeds the file's records to the visitor it is given.
 Task read_task(const std::string& name, const std::filesystem::path& file,
                const std::function<void(const io::JsonLineVisitor&)>& each_record) {
-  const auto& format = format_of(name, file.string());
+  const std::string source = file.string();
+  const auto& format = format_of(name, source);
   Task task;
   task.name = name;
   task.file = file;
