@@ -50,7 +50,7 @@ std::string gate_message(const GateFailure& f) {
 void run(const EvalArgs& args) {
   if (args.texts.empty() && args.tasks.empty()) throw UsageError("eval needs --text or --task (or both)");
   auto options = eval_options(args);
-  validate(options, !args.baseline.empty());
+  validate(options, !args.baseline.empty());  // before the models load: option errors come first
   const auto dir = resolve_model_dir(args.model.model);
   const auto model = LlamaModel::load(dir, model_options(args.model));
   std::optional<LlamaModel> baseline;
@@ -101,7 +101,9 @@ Command register_eval(CLI::App& app) {
                   "is below this")
       ->needs(baseline)
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--scores", args->scores, "Write one JSON line per task row: task, row, lls (one per choice), gold");
+  cmd->add_option("--scores", args->scores,
+                  "Write one JSON line per task row: task, row (0-based line), lls and greedy (one per choice), gold, "
+                  "and baseline_lls with --baseline");
   cmd->add_flag("--json", args->json, "Print one JSON object on stdout (the summary still goes to stderr)");
   return {cmd, [args] { run(*args); }};
 }

@@ -29,8 +29,8 @@ struct EvalOptions {
   int64_t max_windows = 0;  // per file; 0: all
   std::vector<TaskSpec> tasks;
   // Tokens one forward pass carries: perplexity windows per pass are
-  // tokens_per_pass / seq_len unless batch_size says otherwise; task rows
-  // are batched up to this many (padded) tokens.
+  // tokens_per_pass / seq_len unless batch_size says otherwise; the
+  // choices of task rows are batched up to this many padded tokens.
   int64_t tokens_per_pass = 4096;
   int64_t batch_size = 0;
   // Quality gates (0: off); both compare with the baseline.
@@ -87,7 +87,9 @@ EvalJson eval_json(const EvalResult& result);
 EvalJson task_comparison_json(const TaskComparison& comparison);
 // Perplexity line(s) and a table of the tasks, for people.
 std::string eval_summary(const EvalResult& result);
-// One JSON line per task row: {"task", "row", "lls", "gold"} (+ "baseline_lls").
+// One JSON line per task row: {"task", "row" (0-based line number), "lls"
+// (one per choice), "gold", "greedy" (per choice)}, and "baseline_lls" with
+// a baseline.
 std::string scores_jsonl(const EvalResult& result);
 
 enum class Gate { kMaxPplRatio, kMinRetained };
