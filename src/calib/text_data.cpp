@@ -82,4 +82,15 @@ at::Tensor random_windows(const std::vector<int32_t>& tokens, int64_t seq_len, i
   return windows;
 }
 
+SplitWindows split_windows(const std::vector<int32_t>& tokens, int64_t seq_len, int64_t fit_count,
+                           int64_t held_out_count, uint64_t seed) {
+  if (held_out_count <= 0) return {random_windows(tokens, seq_len, fit_count, seed), {}};
+  const auto split = tokens.begin() + static_cast<std::ptrdiff_t>(tokens.size() * 9 / 10);
+  const std::vector<int32_t> first(tokens.begin(), split), last(split, tokens.end());
+  if (static_cast<int64_t>(last.size()) < seq_len)
+    throw InputError("text too short for held-out windows: its last 10 % (" + std::to_string(last.size()) +
+                     " tokens) must hold one window of " + std::to_string(seq_len) + " tokens");
+  return {random_windows(first, seq_len, fit_count, seed), random_windows(last, seq_len, held_out_count, seed + 1)};
+}
+
 }  // namespace lp

@@ -1,5 +1,6 @@
-// linearpatch score / prune: rank blocks of layers, and remove the best one
-// with a LinearPatch over the gap, writing a new checkpoint.
+// linearpatch score / prune: rank blocks of layers, and remove the chosen
+// layers with a repair over each gap, writing a new checkpoint. Flags become
+// typed jobs here; everything else is the pipeline's.
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -17,13 +18,13 @@ struct SelectionArgs {
   RuntimeArgs runtime;
   std::vector<std::string> calib;
   int64_t calib_samples = 128;
+  int64_t held_out_samples = 8;
   int64_t seq_len = 2048;
   uint64_t seed = 0;
   int64_t layers = 0;
   std::string metric = "cosine";
   bool allow_edges = false;
   int64_t start = -1;
-  int64_t kl_samples = 8;
   std::string patch = "linearpatch";
   std::string rotation = "auto";
   bool json = false;
@@ -48,15 +49,52 @@ struct PruneArgs : SelectionArgs {
   std::string out;
   std::string emit = "exact";
   std::string fold = "auto";
+  int64_t fold_samples = 32;
   bool force = false;
   bool no_fsync = false;
   std::string max_shard_size;
+  std::vector<std::string> eval_tasks;
   DistillArgs distill;
 };
 
+struct ScoreArgs : SelectionArgs {
+  std::string svg;
+};
+
+// Flags whose values name an enum: parsing accepts only those names (and
+// help lists them); the job gets the enum.
+template <typename Enum>
+CLI::IsMember enum_flag(const std::map<std::string, Enum>& values) {
+  std::vector<std::string> names;
+  for (const auto& [name, value] : values) names.push_back(name);
+  return CLI::IsMember(names);
+}
+
+template <typename Enum>
+Enum to_enum(const std::map<std::string, Enum>& values, const std::string& name) {
+  return values.at(name);
+}
+
+const std::map<std::string, Metric> kMetricFlags{{"cosine", Metric::kCosine},
+                                                 {"angular", Metric::kAngular},
+                                                 {"bi", Metric::kBlockInfluence},
+                                                 {"patched-kl", Metric::kPatchedKl},
+                                                 {"iterative", Metric::kIterative}};
+const std::map<std::string, RepairChoice> kPatchFlags{{"none", RepairChoice::kNone},
+                                                      {"linearpatch", RepairChoice::kLinearPatch},
+                                                      {"mlp-lstsq", RepairChoice::kMlpLstsq},
+                                                      {"auto", RepairChoice::kAuto}};
+const std::map<std::string, RotationKind> kRotationFlags{{"auto", RotationKind::kAuto},
+                                                         {"hadamard", RotationKind::kHadamard},
+                                                         {"random", RotationKind::kRandom},
+                                                         {"none", RotationKind::kIdentity}};
+const std::map<std::string, EmitMode> kEmitFlags{{"exact", EmitMode::kExact}, {"vanilla", EmitMode::kVanilla}};
+const std::map<std::string, FoldChoice> kFoldFlags{
+    {"auto", FoldChoice::kAuto}, {"scalar", FoldChoice::kScalar}, {"least-squares", FoldChoice::kLeastSquares}};
+
 void add_distill_args(CLI::App& cmd, DistillArgs& d) {
   auto* enabled = cmd.add_flag("--distill", d.enabled,
-                               "Train the patch matrix (only it) on the dense model's top-K next-token distribution");
+                               "Train the repair matrices (only them) on the dense model's top-K next-token distribution");
   auto needs = [enabled](CLI::Option* option) { return option->needs(enabled); };
   needs(cmd.add_option("--distill-data", d.data, "Distillation text files (default: the calibration files)")
             ->check(CLI::ExistingFile));
@@ -119,26 +157,32 @@ void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool layers_required) {
   cmd.add_option("--calib-samples", a.calib_samples, "Calibration windows, drawn at random offsets")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd.add_option("--held-out-samples", a.held_out_samples,
+                 "Windows from the last 10 % of the calibration text on which patched-kl, iterative, --patch auto "
+                 "and --fold auto judge their candidates (the statistics then use the first 90 %)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--seq-len", a.seq_len, "Tokens per calibration window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd.add_option("--seed", a.seed, "Seed of the window offsets (same seed, same output)")->capture_default_str();
   cmd.add_option("--metric", a.metric,
-                 "Block choice: cosine (mean per-token cosine of X^(l), X^(l+n)), angular (last-token angular "
-                 "distance), bi (ShortGPT block influence, may remove non-contiguous layers), patched-kl "
-                 "(KL to the dense model after patching each candidate)")
+                 "Layer choice: cosine (mean per-token cosine of X^(l), X^(l+n)), angular (last-token angular "
+                 "distance), bi (ShortGPT block influence, may be non-contiguous), patched-kl (held-out KL to the "
+                 "dense model after repairing each candidate block), iterative (greedy, one layer at a time by "
+                 "that KL, may be non-contiguous)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"cosine", "angular", "bi", "patched-kl"}));
+      ->check(enum_flag(kMetricFlags));
   cmd.add_flag("--allow-edges", a.allow_edges, "Allow removing the first or the last layer");
   cmd.add_option("--start", a.start, "Force the block [start, start + n) instead of choosing it")->check(CLI::NonNegativeNumber);
-  cmd.add_option("--kl-samples", a.kl_samples, "Calibration windows used by the patched-kl metric")
+  cmd.add_option("--patch", a.patch,
+                 "Repair of each gap: linearpatch (H diag(d) H^T on the stream), mlp-lstsq (least-squares map on the "
+                 "MLP output before the gap, folded into its down_proj), auto (per gap, the kind with the lowest "
+                 "held-out KL), none (plain removal)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd.add_option("--patch", a.patch, "linearpatch, or none for plain removal")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"linearpatch", "none"}));
+      ->check(enum_flag(kPatchFlags));
   cmd.add_option("--rotation", a.rotation,
-                 "Basis of the channel scales: auto (Hadamard, else random orthogonal), hadamard, random, none")
+                 "Basis of the LinearPatch scales: auto (Hadamard, else random orthogonal), hadamard, random, none")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "hadamard", "random", "none"}));
+      ->check(enum_flag(kRotationFlags));
   cmd.add_flag("--json", a.json, "Print the report as one JSON object on stdout");
   cmd.add_option("--report", a.report, "Also write the JSON report to this file");
 }
@@ -147,6 +191,7 @@ CalibrationOptions calibration_options(const SelectionArgs& a) {
   CalibrationOptions c;
   c.files = a.calib.empty() ? default_calibration_files() : to_paths(a.calib);
   c.samples = a.calib_samples;
+  c.held_out_samples = a.held_out_samples;
   c.seq_len = a.seq_len;
   c.seed = a.seed;
   c.batch_size = apply_runtime(a.runtime, a.seq_len, a.model.device);
@@ -156,18 +201,10 @@ CalibrationOptions calibration_options(const SelectionArgs& a) {
 SelectionOptions selection_options(const SelectionArgs& a) {
   SelectionOptions s;
   s.layers = a.layers;
-  s.metric = parse_metric(a.metric);
+  s.metric = to_enum(kMetricFlags, a.metric);
   s.allow_edges = a.allow_edges;
   if (a.start >= 0) s.start = a.start;
-  s.kl_samples = a.kl_samples;
   return s;
-}
-
-PatchOptions patch_options(const SelectionArgs& a) {
-  PatchOptions p;
-  p.enabled = a.patch == "linearpatch";
-  p.rotation = parse_rotation_kind(a.rotation);
-  return p;
 }
 
 // The report as --report FILE and --json ask; otherwise `human` on `human_out`.
@@ -195,71 +232,68 @@ Job job_from(const SelectionArgs& a) {
   job.model = model_options(a.model);
   job.calibration = calibration_options(a);
   job.selection = selection_options(a);
-  job.patch = patch_options(a);
+  job.repair = {to_enum(kPatchFlags, a.patch), to_enum(kRotationFlags, a.rotation)};
   return job;
 }
 
-std::string summarize_score(const Report& r) {
-  std::string out;
-  if (!r.contains("blocks")) return "scored every block size; use --json for the rankings";
-  out = "blocks of " + std::to_string(r["n"].get<int64_t>()) + " layers by " + r["metric"].get<std::string>() +
-        " (best first):";
-  int shown = 0;
-  for (const auto& b : r["blocks"]) {
-    if (shown++ == 10) break;
-    out += "\n  [" + std::to_string(b["start"].get<int64_t>()) + ", " + std::to_string(b["end"].get<int64_t>()) +
-           ")  " + std::to_string(b["score"].get<double>());
-  }
-  return out;
+PruneJob prune_job(const PruneArgs& a) {
+  auto job = job_from<PruneJob>(a);
+  job.distill = distill_job(a.distill, a.seq_len, a.model.device);
+  job.output_dir = a.out.empty() ? default_output(a.model.model, a.layers) : std::filesystem::path(a.out);
+  job.overwrite = a.force;
+  job.sync = !a.no_fsync;
+  job.emit = {to_enum(kEmitFlags, a.emit), to_enum(kFoldFlags, a.fold), a.fold_samples};
+  job.max_shard_bytes = a.max_shard_size.empty() ? 0 : parse_byte_size(a.max_shard_size);
+  for (const auto& spec : a.eval_tasks) job.eval_tasks.push_back(parse_task_spec(spec));
+  return job;
 }
 
 }  // namespace
 
 Command register_score(CLI::App& app) {
-  auto args = std::make_shared<SelectionArgs>();
+  auto args = std::make_shared<ScoreArgs>();
   auto* cmd = app.add_subcommand("score", "Rank blocks of layers by redundancy (cosine, angular, patched-kl) without writing");
   add_selection_args(*cmd, *args, /*layers_required=*/false);
+  cmd->add_option("--svg", args->svg, "Write the layer-similarity heatmap with the chosen blocks and every score here");
   return {cmd, [args] {
+            const auto result = run_score(job_from<ScoreJob>(*args));
+            if (!args->svg.empty()) write_text_file(args->svg, score_svg(result));
             // Rankings are the result of `score`: they go to stdout.
-            const auto report = run_score(job_from<ScoreJob>(*args));
-            emit(report, *args, summarize_score(report), std::cout);
+            emit(to_json(result), *args, summarize(result), std::cout);
           }};
 }
 
 Command register_prune(CLI::App& app) {
   auto args = std::make_shared<PruneArgs>();
-  auto* cmd = app.add_subcommand("prune", "Remove the most redundant block of layers, patch the gap, write a checkpoint");
+  auto* cmd = app.add_subcommand("prune", "Remove redundant layers, repair each gap, write a checkpoint");
   add_selection_args(*cmd, *args, /*layers_required=*/true);
   cmd->add_option("-o,--out", args->out,
                   "Output checkpoint directory (must not exist unless --force; default: ./<model>-pruned-<n>)");
   cmd->add_flag("--force", args->force, "Replace an existing output directory");
   cmd->add_option("--emit", args->emit,
-                  "exact: the patch as an extra tensor (loads in linearpatch, and in transformers with "
-                  "trust_remote_code); vanilla: a plain LlamaForCausalLM with the patch folded into the weights")
+                  "exact: stream patches as extra tensors (loads in linearpatch, and in transformers with "
+                  "trust_remote_code); vanilla: the family's plain class with every repair folded into the weights")
       ->capture_default_str()
-      ->check(CLI::IsMember({"exact", "vanilla"}));
+      ->check(enum_flag(kEmitFlags));
   cmd->add_option("--fold", args->fold,
-                  "With --emit vanilla: auto (the fold closest to the dense model on calibration windows), scalar, "
-                  "least-squares")
+                  "With --emit vanilla: auto (the fold with the lowest held-out KL), scalar, least-squares")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "scalar", "least-squares"}));
+      ->check(enum_flag(kFoldFlags));
+  cmd->add_option("--fold-samples", args->fold_samples, "Calibration windows the least-squares fold is fitted on")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-task", args->eval_tasks,
+                  "NAME=FILE: score this multiple-choice task on the dense and the written model and report the "
+                  "retained performance; NAME is " + task_names());
   cmd->add_flag("--no-fsync", args->no_fsync,
                 "Skip fsync before the final rename: faster on slow disks; the output is still complete or absent "
                 "if the process dies, but not guaranteed to survive a power loss");
   cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB (default: like the input)");
   add_distill_args(*cmd, args->distill);
   return {cmd, [args] {
-            auto job = job_from<PruneJob>(*args);
-            job.distill = distill_job(args->distill, args->seq_len, args->model.device);
-            job.output_dir = args->out.empty() ? default_output(args->model.model, args->layers) : std::filesystem::path(args->out);
-            job.overwrite = args->force;
-            job.sync = !args->no_fsync;
-            job.emit.vanilla = args->emit == "vanilla";
-            job.emit.fold = args->fold;
-            job.max_shard_bytes = args->max_shard_size.empty() ? 0 : parse_byte_size(args->max_shard_size);
             // The checkpoint is prune's result; its summary is a log for people.
-            const auto report = run_prune(job);
-            emit(report, *args, summarize_prune_report(report), std::cerr);
+            const auto result = run_prune(prune_job(*args));
+            emit(to_json(result), *args, summarize(result), std::cerr);
           }};
 }
 

@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -55,27 +56,36 @@ struct Targets {
   at::Tensor ids;
 };
 
-std::map<int64_t, at::Tensor> trainable_copies(const std::map<int64_t, at::Tensor>& initial, const at::Device& device) {
-  std::map<int64_t, at::Tensor> patches;
-  for (const auto& [position, patch] : initial)
-    patches[position] = patch.to(device, at::kFloat).clone().requires_grad_(true);
-  return patches;
+LayerPatches trainable_copies(const LayerPatches& initial, const at::Device& device) {
+  auto copy = [&](const std::map<int64_t, at::Tensor>& from) {
+    std::map<int64_t, at::Tensor> to;
+    for (const auto& [layer, patch] : from) to[layer] = patch.to(device, at::kFloat).clone().requires_grad_(true);
+    return to;
+  };
+  return {copy(initial.stream_input), copy(initial.mlp_output)};
+}
+
+// The first layer where student and teacher differ: the first removed one,
+// or an earlier layer whose MLP output is patched.
+int64_t first_changed_layer(const std::vector<int64_t>& removed, const LayerPatches& patches) {
+  int64_t first = *std::min_element(removed.begin(), removed.end());
+  if (!patches.mlp_output.empty()) first = std::min(first, patches.mlp_output.begin()->first);
+  return first;
 }
 
 class Distiller {
  public:
-  Distiller(const LlamaModel& dense, const PrunePlan& plan, const std::map<int64_t, at::Tensor>& initial,
+  Distiller(const LlamaModel& dense, const std::vector<int64_t>& removed, const LayerPatches& initial,
             const DistillOptions& options)
-      : dense_(dense), options_(options), gap_start_(plan.gaps.front().start),
-        gap_position_(plan.gaps.front().new_position), patches_(trainable_copies(initial, dense.device())),
-        student_(dense.with_layers(plan.kept, patches_)) {}
+      : dense_(dense), options_(options), prefix_end_(first_changed_layer(removed, initial)),
+        patches_(trainable_copies(initial, dense.device())), student_(dense.without_layers(removed, patches_)) {}
 
   DistillResult& result() { return result_; }
 
   at::Tensor prefix(const at::Tensor& ids) {
     at::NoGradGuard no_grad;
     Stopwatch clock;
-    auto h = dense_.run_layers(dense_.embed(ids), 0, gap_start_);
+    auto h = dense_.run_layers(dense_.embed(ids), 0, prefix_end_);
     synchronize_device(h.device());
     result_.seconds_prefix += clock.seconds();
     return h;
@@ -84,7 +94,7 @@ class Distiller {
   Targets teacher(const at::Tensor& prefix_out) {
     at::NoGradGuard no_grad;
     Stopwatch clock;
-    auto hidden = dense_.run_layers(prefix_out, gap_start_, dense_.num_layers());
+    auto hidden = dense_.run_layers(prefix_out, prefix_end_, dense_.num_layers());
     auto logits = dense_.lm_head(dense_.final_norm(hidden));
     Targets t;
     if (options_.top_k > 0) std::tie(t.log_probs, t.ids) = top_k_targets(logits, options_.top_k);
@@ -96,7 +106,8 @@ class Distiller {
 
   // Sum over tokens of KL(teacher || student), with the graph for backward.
   at::Tensor student_kl(const at::Tensor& prefix_out, const Targets& targets) {
-    auto normed = student_.final_norm(student_.run_layers(prefix_out, gap_position_, student_.num_layers()));
+    // Below prefix_end_ the student's layers are the dense ones, numbered alike.
+    auto normed = student_.final_norm(student_.run_layers(prefix_out, prefix_end_, student_.num_layers()));
     const auto log_q = targets.ids.defined() ? at::log_softmax(student_.lm_head_at(normed, targets.ids), -1)
                                              : at::log_softmax(student_.lm_head(normed), -1);
     const auto log_p = targets.log_probs.to(log_q.device());
@@ -116,23 +127,28 @@ class Distiller {
 
   void update(AdamW& optimizer, double lr) {
     at::NoGradGuard no_grad;
-    for (auto& [position, patch] : patches_) {
-      optimizer.step(patch, position, lr);
-      patch.mutable_grad().zero_();
-    }
+    int64_t slot = 0;
+    for (auto* group : {&patches_.stream_input, &patches_.mlp_output})
+      for (auto& [layer, patch] : *group) {
+        optimizer.step(patch, slot++, lr);
+        patch.mutable_grad().zero_();
+      }
   }
 
-  std::map<int64_t, at::Tensor> trained_patches() const {
-    std::map<int64_t, at::Tensor> out;
-    for (const auto& [position, patch] : patches_) out[position] = patch.detach().to(at::kCPU).contiguous();
-    return out;
+  LayerPatches trained_patches() const {
+    auto detach = [](const std::map<int64_t, at::Tensor>& from) {
+      std::map<int64_t, at::Tensor> to;
+      for (const auto& [layer, patch] : from) to[layer] = patch.detach().to(at::kCPU).contiguous();
+      return to;
+    };
+    return {detach(patches_.stream_input), detach(patches_.mlp_output)};
   }
 
  private:
   const LlamaModel& dense_;
   DistillOptions options_;
-  int64_t gap_start_, gap_position_;
-  std::map<int64_t, at::Tensor> patches_;  // leaves with gradients, shared with student_
+  int64_t prefix_end_;   // layers [0, prefix_end_) are frozen and shared
+  LayerPatches patches_;  // leaves with gradients, shared with student_
   LlamaModel student_;
   DistillResult result_;
 };
@@ -187,17 +203,16 @@ class EpochCache {
 
 }  // namespace
 
-DistillResult distill_patches(const LlamaModel& dense, const PrunePlan& plan,
-                              const std::map<int64_t, at::Tensor>& initial_patches, const at::Tensor& train_windows,
+DistillResult distill_patches(const LlamaModel& dense, const std::vector<int64_t>& removed,
+                              const LayerPatches& initial, const at::Tensor& train_windows,
                               const at::Tensor& val_windows, const DistillOptions& options) {
-  if (plan.gaps.empty() || initial_patches.empty()) throw UsageError("distillation needs a patched gap");
+  if (removed.empty() || initial.empty()) throw Error("internal: distillation needs a repaired gap");
   if (options.batch_size % options.micro_batch != 0)
-    throw UsageError("--batch-size must be a multiple of --micro-batch");
-  if (options.top_k > dense.config().vocab_size)
-    throw UsageError("--top-k " + std::to_string(options.top_k) + " is larger than the vocabulary");
+    throw Error("internal: windows per step (" + std::to_string(options.batch_size) +
+                ") must be a multiple of windows per pass (" + std::to_string(options.micro_batch) + ")");
   c10::AutoGradMode grad_mode(true);
   Stopwatch total_clock;
-  Distiller distiller(dense, plan, initial_patches, options);
+  Distiller distiller(dense, removed, initial, options);
   auto& result = distiller.result();
   result.val_kl_before = distiller.mean_kl(val_windows);
   spdlog::info("distillation: validation KL {:.5f} before", result.val_kl_before);

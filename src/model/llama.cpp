@@ -110,7 +110,8 @@ struct LlamaModel::Impl {
   at::ScalarType dtype = at::kFloat;
   at::Tensor embed_tokens, norm, lm_head;
   std::vector<std::shared_ptr<const LayerWeights>> layers;
-  std::map<int64_t, at::Tensor> patches;  // float32, on `device`
+  std::map<int64_t, at::Tensor> patches;      // float32, on `device`: stream entering layer k
+  std::map<int64_t, at::Tensor> mlp_patches;  // float32, on `device`: MLP output of layer k
   at::Tensor inv_freq;                    // [head_dim / 2] float32, on `device`
   std::shared_ptr<UploadCache> uploads;          // set when decoder layers stay in host memory
   std::shared_ptr<BackgroundUploader> arriving;  // set while layers are uploaded in the background
@@ -131,7 +132,9 @@ struct LlamaModel::Impl {
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   at::Tensor attention_block(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
   at::Tensor mlp_activation(const LayerWeights& w, const at::Tensor& h_mid) const;
-  at::Tensor layer_forward(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
+  // Decoder layer `l` (this model's numbering) on h; the observer, if
+  // any, sees the MLP output.
+  at::Tensor layer_forward(int64_t l, const at::Tensor& h, const RopeTables& rope, ForwardObserver* observer) const;
   // The slot holding `name` (HF naming), or null when there is none.
   at::Tensor* slot(const std::string& name);
 };
@@ -168,9 +171,15 @@ at::Tensor LlamaModel::Impl::mlp_activation(const LayerWeights& w, const at::Ten
   return at::silu(linear(y, w.gate_proj, w.gate_bias)) * linear(y, w.up_proj, w.up_bias);
 }
 
-at::Tensor LlamaModel::Impl::layer_forward(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const {
-  auto h_mid = attention_block(w, h, rope);
-  return h_mid + linear(mlp_activation(w, h_mid), w.down_proj, w.down_bias);
+at::Tensor LlamaModel::Impl::layer_forward(int64_t l, const at::Tensor& h, const RopeTables& rope,
+                                           ForwardObserver* observer) const {
+  const auto w = layer(l);
+  auto h_mid = attention_block(*w, h, rope);
+  auto mlp_out = linear(mlp_activation(*w, h_mid), w->down_proj, w->down_bias);
+  if (const auto patch = mlp_patches.find(l); patch != mlp_patches.end())
+    mlp_out = at::matmul(mlp_out.to(at::kFloat), patch->second).to(dtype);
+  if (observer) observer->on_mlp_output(l, mlp_out);
+  return h_mid + mlp_out;
 }
 
 at::Tensor* LlamaModel::Impl::slot(const std::string& name) {
@@ -295,6 +304,7 @@ int64_t LlamaModel::hidden_size() const { return impl_->config.hidden_size; }
 at::Device LlamaModel::device() const { return impl_->device; }
 at::ScalarType LlamaModel::compute_dtype() const { return impl_->dtype; }
 const std::map<int64_t, at::Tensor>& LlamaModel::patches() const { return impl_->patches; }
+const std::map<int64_t, at::Tensor>& LlamaModel::mlp_patches() const { return impl_->mlp_patches; }
 
 at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
   // A tokenizer that does not belong to the model can produce ids past the
@@ -322,7 +332,7 @@ at::Tensor LlamaModel::run_layers(at::Tensor hidden, int64_t begin, int64_t end,
   const auto rope = rope_tables(impl_->inv_freq, hidden.size(1), impl_->dtype);
   for (int64_t l = begin; l < end; ++l) {
     visit(l);
-    hidden = impl_->layer_forward(*impl_->layer(l), hidden, rope);
+    hidden = impl_->layer_forward(l, hidden, rope, observer);
   }
   if (end == L) visit(L);
   return hidden;
@@ -402,8 +412,8 @@ LlamaModel::LayerTrace LlamaModel::trace_layer(int64_t layer, const at::Tensor& 
   return trace;
 }
 
-LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers,
-                                   std::map<int64_t, at::Tensor> patches) const {
+LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers, std::map<int64_t, at::Tensor> patches,
+                                   std::map<int64_t, at::Tensor> mlp_patches) const {
   auto impl = std::make_shared<Impl>(*impl_);
   impl->layers.clear();
   impl->config.attention_windows.clear();
@@ -422,14 +432,44 @@ LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers,
     TORCH_CHECK(patch.sizes() == at::IntArrayRef({C, C}), "patch must be [hidden, hidden]");
     patch = patch.to(impl->device, at::kFloat);
   }
+  for (auto& [layer, patch] : mlp_patches) {
+    TORCH_CHECK(layer >= 0 && layer < static_cast<int64_t>(kept_layers.size()), "MLP patch of layer ", layer,
+                " out of range");
+    TORCH_CHECK(patch.sizes() == at::IntArrayRef({C, C}), "MLP patch must be [hidden, hidden]");
+    patch = patch.to(impl->device, at::kFloat);
+  }
   impl->config.patches.clear();
   for (const auto& [position, patch] : patches)
     impl->config.patches.push_back({position, patch_tensor_name(position)});
   impl->patches = std::move(patches);
+  impl->mlp_patches = std::move(mlp_patches);
   impl->config.num_hidden_layers = static_cast<int64_t>(kept_layers.size());
   LlamaModel result = *this;
   result.impl_ = std::move(impl);
   return result;
+}
+
+LlamaModel LlamaModel::without_layers(const std::vector<int64_t>& removed, const LayerPatches& patches) const {
+  const int64_t L = num_layers();
+  std::vector<int64_t> new_index(static_cast<size_t>(L + 1), -1);  // this numbering -> new, -1 when removed
+  std::vector<int64_t> kept;
+  for (int64_t l = 0; l < L; ++l) {
+    if (std::find(removed.begin(), removed.end(), l) != removed.end()) continue;
+    new_index[static_cast<size_t>(l)] = static_cast<int64_t>(kept.size());
+    kept.push_back(l);
+  }
+  new_index[static_cast<size_t>(L)] = static_cast<int64_t>(kept.size());
+  auto renumber = [&](const std::map<int64_t, at::Tensor>& by_layer, int64_t limit, const char* what) {
+    std::map<int64_t, at::Tensor> out;
+    for (const auto& [layer, patch] : by_layer) {
+      if (layer < 0 || layer > limit || new_index[static_cast<size_t>(layer)] < 0)
+        throw Error("internal: " + std::string(what) + " patch at layer " + std::to_string(layer) +
+                    ", which is removed or does not exist");
+      out[new_index[static_cast<size_t>(layer)]] = patch;
+    }
+    return out;
+  };
+  return with_layers(kept, renumber(patches.stream_input, L, "stream"), renumber(patches.mlp_output, L - 1, "MLP"));
 }
 
 }  // namespace lp

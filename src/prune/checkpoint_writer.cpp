@@ -53,7 +53,7 @@ std::string linearpatch_entry(const PrunePlan& plan, const CheckpointEdits& edit
     if (!patches.count(gap.new_position)) continue;
     list.push_back({{"layer", gap.new_position},
                     {"tensor", patch_tensor_name(gap.new_position)},
-                    {"replaces_layers", nlohmann::ordered_json::array({gap.start, gap.end})},
+                    {"replaces_layers", nlohmann::ordered_json::array({gap.range.start, gap.range.end})},
                     {"apply", "h = h @ W on the residual stream entering this layer"}});
   }
   entry["patches"] = list;

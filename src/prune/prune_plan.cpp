@@ -20,37 +20,17 @@ PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed) {
   PrunePlan plan;
   plan.original_layers = num_layers;
   plan.removed = removed;
-  for (int64_t l = 0, r = 0; l < num_layers; ++l) {
-    if (r < static_cast<int64_t>(removed.size()) && removed[r] == l) {
-      if (plan.gaps.empty() || plan.gaps.back().end != l)
-        plan.gaps.push_back({l, l + 1, static_cast<int64_t>(plan.kept.size())});
-      else
-        plan.gaps.back().end = l + 1;
-      ++r;
-    } else {
-      plan.kept.push_back(l);
-    }
-  }
+  for (int64_t l = 0; l < num_layers; ++l)
+    if (!std::binary_search(removed.begin(), removed.end(), l)) plan.kept.push_back(l);
+  for (const auto& range : layer_runs(removed)) plan.gaps.push_back({range, new_layer_index(plan, range.end)});
   return plan;
 }
 
-PrunePlan make_prune_plan(int64_t num_layers, const Block& block) {
-  std::vector<int64_t> removed;
-  for (int64_t l = block.start; l < block.end; ++l) removed.push_back(l);
-  return make_prune_plan(num_layers, removed);
-}
-
-std::string describe_layers(const std::vector<int64_t>& layers) {
-  std::string out;
-  for (size_t i = 0; i < layers.size(); ++i) out += (i ? ", " : "") + std::to_string(layers[i]);
-  return out;
-}
-
-std::string describe_gap(const Gap& gap) {
-  std::vector<int64_t> layers;
-  for (int64_t l = gap.start; l < gap.end; ++l) layers.push_back(l);
-  return "[" + std::to_string(gap.start) + ", " + std::to_string(gap.end) + ") = layer" +
-         (layers.size() > 1 ? "s " : " ") + describe_layers(layers);
+int64_t new_layer_index(const PrunePlan& plan, int64_t layer) {
+  if (layer == plan.original_layers) return static_cast<int64_t>(plan.kept.size());
+  const auto it = std::lower_bound(plan.kept.begin(), plan.kept.end(), layer);
+  if (it == plan.kept.end() || *it != layer) throw Error("internal: layer " + std::to_string(layer) + " is not kept");
+  return it - plan.kept.begin();
 }
 
 }  // namespace lp

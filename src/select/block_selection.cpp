@@ -1,4 +1,4 @@
-#include "linearpatch/prune/block_selection.h"
+#include "linearpatch/select/block_selection.h"
 
 #include <algorithm>
 #include <numeric>
@@ -7,26 +7,18 @@
 #include "linearpatch/core/error.h"
 
 namespace lp {
+namespace {
 
-Metric parse_metric(const std::string& name) {
-  if (name == "cosine") return Metric::kCosine;
-  if (name == "angular") return Metric::kAngular;
-  if (name == "bi") return Metric::kBlockInfluence;
-  if (name == "patched-kl") return Metric::kPatchedKl;
-  throw UsageError("unknown metric '" + name + "' (use cosine, angular, bi or patched-kl)");
+template <typename Score>
+std::vector<Block> rank_by(int64_t num_layers, int64_t n, bool allow_edges, bool higher_better, Score score) {
+  const auto range = candidate_starts(num_layers, n, allow_edges);
+  std::vector<Block> blocks;
+  for (int64_t start = range.first_start; start <= range.last_start; ++start)
+    blocks.push_back({start, start + n, score(start, start + n)});
+  return rank_scored_blocks(blocks, higher_better);
 }
 
-std::string metric_name(Metric metric) {
-  switch (metric) {
-    case Metric::kCosine: return "cosine";
-    case Metric::kAngular: return "angular";
-    case Metric::kBlockInfluence: return "bi";
-    case Metric::kPatchedKl: return "patched-kl";
-  }
-  return "?";
-}
-
-bool higher_is_better(Metric metric) { return metric == Metric::kCosine; }
+}  // namespace
 
 CandidateRange candidate_starts(int64_t num_layers, int64_t n, bool allow_edges) {
   CandidateRange range;
@@ -34,11 +26,16 @@ CandidateRange candidate_starts(int64_t num_layers, int64_t n, bool allow_edges)
   range.last_start = (allow_edges ? num_layers : num_layers - 1) - n;
   if (n < 1 || range.last_start < range.first_start) {
     throw UsageError("cannot remove " + std::to_string(n) + " of " + std::to_string(num_layers) + " layers" +
-                     (allow_edges ? "" : " while keeping the first and the last layer (--allow-edges relaxes this)") +
-                     ": at most " + std::to_string(std::max<int64_t>(0, num_layers - (allow_edges ? 1 : 2))) +
-                     " can go");
+                     (allow_edges ? "" : " while keeping the first and the last layer") + ": at most " +
+                     std::to_string(std::max<int64_t>(0, num_layers - (allow_edges ? 1 : 2))) + " can go");
   }
   return range;
+}
+
+std::vector<int64_t> eligible_layers(int64_t num_layers, bool allow_edges) {
+  std::vector<int64_t> layers;
+  for (int64_t l = allow_edges ? 0 : 1; l < (allow_edges ? num_layers : num_layers - 1); ++l) layers.push_back(l);
+  return layers;
 }
 
 std::vector<Block> rank_scored_blocks(const std::vector<Block>& scored, bool higher_better) {
@@ -49,18 +46,14 @@ std::vector<Block> rank_scored_blocks(const std::vector<Block>& scored, bool hig
   return ranked;
 }
 
-std::vector<Block> rank_blocks(const SimilarityStats& stats, Metric metric, int64_t num_layers, int64_t n,
-                               bool allow_edges) {
-  if (metric != Metric::kCosine && metric != Metric::kAngular)
-    throw Error("internal: rank_blocks handles cosine and angular only");
-  const auto range = candidate_starts(num_layers, n, allow_edges);
-  std::vector<Block> blocks;
-  for (int64_t start = range.first_start; start <= range.last_start; ++start) {
-    const double score = metric == Metric::kCosine ? stats.mean_cosine(start, start + n)
-                                                   : stats.mean_last_token_angular(start, start + n);
-    blocks.push_back({start, start + n, score});
-  }
-  return rank_scored_blocks(blocks, higher_is_better(metric));
+std::vector<Block> rank_by_cosine(const SimilarityStats& stats, int64_t num_layers, int64_t n, bool allow_edges) {
+  return rank_by(num_layers, n, allow_edges, true,
+                 [&](int64_t start, int64_t end) { return stats.mean_cosine(start, end); });
+}
+
+std::vector<Block> rank_by_angular(const SimilarityStats& stats, int64_t num_layers, int64_t n, bool allow_edges) {
+  return rank_by(num_layers, n, allow_edges, false,
+                 [&](int64_t start, int64_t end) { return stats.mean_last_token_angular(start, end); });
 }
 
 std::vector<double> block_influence(const SimilarityStats& stats, int64_t num_layers) {
@@ -72,8 +65,7 @@ std::vector<double> block_influence(const SimilarityStats& stats, int64_t num_la
 std::vector<int64_t> lowest_influence_layers(const std::vector<double>& influence, int64_t n, bool allow_edges) {
   const int64_t L = static_cast<int64_t>(influence.size());
   candidate_starts(L, n, allow_edges);  // validates n
-  std::vector<int64_t> eligible;
-  for (int64_t l = allow_edges ? 0 : 1; l < (allow_edges ? L : L - 1); ++l) eligible.push_back(l);
+  auto eligible = eligible_layers(L, allow_edges);
   std::stable_sort(eligible.begin(), eligible.end(),
                    [&](int64_t a, int64_t b) { return influence[a] < influence[b]; });
   eligible.resize(n);

@@ -1,14 +1,17 @@
 // The score and prune jobs end to end on the demo model shipped in data/
 // (10 layers, hidden 192), with a few short calibration windows so each job
-// takes well under a second.
+// takes about a second.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
+#include "linearpatch/eval/perplexity.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/llama.h"
 #include "linearpatch/pipeline/prune_pipeline.h"
+#include "linearpatch/tokenizer/tokenizer.h"
 #include "model/tensor_bridge.h"
 #include "support/test_env.h"
 
@@ -26,10 +29,21 @@ PruneJob small_job(const fs::path& out) {
   job.calibration.samples = 6;
   job.calibration.seq_len = 64;
   job.calibration.batch_size = 3;
+  job.calibration.held_out_samples = 2;
   job.selection.layers = 2;
-  job.selection.kl_samples = 2;
   job.output_dir = out;
   return job;
+}
+
+Report run(const PruneJob& job) { return to_json(run_prune(job)); }
+
+// Perplexity of a checkpoint on a few windows of the demo's evaluation text.
+double demo_perplexity(const fs::path& dir) {
+  const auto model = LlamaModel::load(dir);
+  const auto tokenizer = load_tokenizer(dir);
+  const auto windows =
+      sequential_windows(tokenize_corpus(*tokenizer, {test::repo_dir() / "data" / "eval" / "brown.visible.txt"}), 64, 6);
+  return perplexity(model, windows, 3).ppl;
 }
 
 template <typename Fn>
@@ -44,7 +58,7 @@ void expect_error(Fn&& fn, const std::string& needle) {
 
 TEST(PrunePipeline, WritesAReloadableCheckpointAndAFullReport) {
   test::TempDir dir;
-  const auto report = run_prune(small_job(dir / "out"));
+  const auto report = run(small_job(dir / "out"));
   const int64_t start = report["start"];
   EXPECT_EQ(report["end"].get<int64_t>(), start + 2);
   EXPECT_EQ(report["removed"], (std::vector<int64_t>{start, start + 1}));
@@ -52,7 +66,7 @@ TEST(PrunePipeline, WritesAReloadableCheckpointAndAFullReport) {
   EXPECT_LE(start + 2, 9);
   EXPECT_EQ(report["candidates"].size(), 7u);  // starts 1..7
   EXPECT_EQ(report["candidates"][0]["start"].get<int64_t>(), start);
-  for (const char* phase : {"load", "tokenize", "calibration", "selection", "patch", "write", "total"})
+  for (const char* phase : {"load", "tokenize", "calibration", "selection", "repair", "emit", "write", "total"})
     EXPECT_TRUE(report["timings"].contains(phase)) << phase;
   const auto& scales = report["gaps"][0]["scales"];
   EXPECT_LE(scales["min"].get<double>(), scales["mean"].get<double>());
@@ -89,9 +103,9 @@ TEST(PrunePipeline, ForcedBlockWithoutPatchNeedsNoCalibration) {
   test::TempDir dir;
   auto job = small_job(dir / "out");
   job.selection.start = 3;
-  job.patch.enabled = false;
+  job.repair.kind = RepairChoice::kNone;
   job.calibration.files = {dir / "missing.txt"};  // never read
-  const auto report = run_prune(job);
+  const auto report = run(job);
   EXPECT_EQ(report["removed"], (std::vector<int64_t>{3, 4}));
   EXPECT_FALSE(report["timings"].contains("calibration"));
   EXPECT_TRUE(LlamaModel::load(dir / "out").patches().empty());
@@ -102,14 +116,14 @@ TEST(PrunePipeline, OtherMetricsChooseValidBlocks) {
   auto bi = small_job(dir / "bi");
   bi.selection.metric = Metric::kBlockInfluence;
   bi.selection.layers = 3;
-  const auto r = run_prune(bi);
+  const auto r = run(bi);
   EXPECT_EQ(r["removed"].size(), 3u);
   EXPECT_EQ(r["block_influence"].size(), 10u);
   EXPECT_EQ(LlamaModel::load(dir / "bi").patches().size(), r["gaps"].size());
 
   auto kl = small_job(dir / "kl");
   kl.selection.metric = Metric::kPatchedKl;
-  const auto k = run_prune(kl);
+  const auto k = run(kl);
   const auto& candidates = k["candidates"];
   for (size_t i = 1; i < candidates.size(); ++i)
     EXPECT_LE(candidates[i - 1]["score"].get<double>(), candidates[i]["score"].get<double>());
@@ -121,8 +135,8 @@ TEST(PrunePipeline, ScoreRanksEveryRequestedMetric) {
   job.model_dir = demo_model();
   job.calibration = small_job("unused").calibration;
   job.selection.layers = 3;
-  job.selection.kl_samples = 2;
-  const auto report = run_score(job);
+  const auto result = run_score(job);
+  const auto report = to_json(result);
   for (const char* metric : {"cosine", "angular", "patched-kl"}) EXPECT_EQ(report["rankings"][metric].size(), 6u) << metric;
   EXPECT_EQ(report["blocks"], report["rankings"]["cosine"]);
   const auto& cos = report["cosine_matrix"];
@@ -132,6 +146,13 @@ TEST(PrunePipeline, ScoreRanksEveryRequestedMetric) {
     const int64_t start = block["start"];
     EXPECT_DOUBLE_EQ(block["score"].get<double>(), cos[start][start + 3].get<double>());
   }
+  const auto svg = score_svg(result);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  const auto best = result.rankings.at("cosine").front();
+  EXPECT_NE(svg.find("cosine: " + describe_range({best.start, best.end})), std::string::npos)
+      << "the chosen block is named in the legend";
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 121, true) << "one cell per pair of the 11 positions";
 }
 
 TEST(PrunePipeline, BadRequestsFailBeforeWritingAnything) {
@@ -141,7 +162,11 @@ TEST(PrunePipeline, BadRequestsFailBeforeWritingAnything) {
   expect_error([&] { run_prune(too_many); }, "cannot remove 9 of 10 layers");
   auto bad_start = small_job(dir / "out");
   bad_start.selection.start = 8;
-  expect_error([&] { run_prune(bad_start); }, "--start 8 is out of range");
+  expect_error([&] { run_prune(bad_start); }, "cannot start at layer 8: starts 1..7 are possible");
+  auto distill_nothing = small_job(dir / "out");
+  distill_nothing.repair.kind = RepairChoice::kNone;
+  distill_nothing.distill.emplace();
+  expect_error([&] { run_prune(distill_nothing); }, "choose a repair other than none");
   auto empty = small_job(dir / "out");
   write_text_file(dir / "empty.txt", "\n  \n");
   empty.calibration.files = {dir / "empty.txt"};
@@ -166,14 +191,78 @@ TEST(PrunePipeline, DistillationIsReportedAndStoredInTheCheckpoint) {
   job.distill->options.batch_size = 2;
   job.distill->options.micro_batch = 2;
   job.distill->options.lr = 1e-3;
-  const auto report = run_prune(job);
+  const auto report = run(job);
   const auto& d = report["distill"];
   EXPECT_EQ(d["steps"].get<int64_t>(), 2);
   EXPECT_TRUE(d.contains("val_kl_before"));
   EXPECT_GT(d["seconds"]["student_forward_backward"].get<double>(), 0.0);
   const auto config = test::read_file(dir / "out" / "config.json");
   EXPECT_NE(config.find("\"distill\""), std::string::npos);
-  EXPECT_NE(config.find("distilled"), std::string::npos);
+}
+
+// Iterative selection and per-gap repair choice: every step reports its
+// candidates, every gap the held-out KL of each kind, and the kind kept is
+// the one with the lowest.
+TEST(PrunePipeline, IterativeSelectionWithAutomaticRepairs) {
+  test::TempDir dir;
+  auto job = small_job(dir / "out");
+  job.selection.metric = Metric::kIterative;
+  job.selection.layers = 3;
+  job.repair.kind = RepairChoice::kAuto;
+  const auto result = run_prune(job);
+  ASSERT_EQ(result.selection.steps.size(), 3u);
+  EXPECT_EQ(result.selection.steps[0].candidates.size(), 8u) << "layers 1..8";
+  EXPECT_EQ(result.selection.steps[2].candidates.size(), 6u);
+  for (const auto& step : result.selection.steps)
+    for (const auto& [layer, kl] : step.candidates) EXPECT_GE(kl, step.kl);
+  EXPECT_EQ(result.selection.removed.size(), 3u);
+  for (const auto& gap : result.gaps) {
+    ASSERT_EQ(gap.candidates.size(), 3u);
+    double best = 1e9;
+    std::string best_kind;
+    for (const auto& [kind, kl] : gap.candidates)
+      if (kl < best) best = kl, best_kind = kind;
+    EXPECT_EQ(gap.repair, best_kind);
+  }
+  EXPECT_EQ(result.calibration->held_out_samples, 2);
+  EXPECT_EQ(LlamaModel::load(dir / "out").num_layers(), 7);
+}
+
+// An mlp-lstsq repair folds exactly: the exact and the vanilla checkpoint
+// are the same model, and the vanilla one is plain LlamaForCausalLM.
+TEST(PrunePipeline, MlpLeastSquaresRepairFoldsExactly) {
+  test::TempDir dir;
+  auto exact = small_job(dir / "exact");
+  exact.repair.kind = RepairChoice::kMlpLstsq;
+  auto vanilla = exact;
+  vanilla.output_dir = dir / "vanilla";
+  vanilla.emit.mode = EmitMode::kVanilla;
+  const auto a = run_prune(exact), b = run_prune(vanilla);
+  EXPECT_EQ(a.selection.removed, b.selection.removed);
+  EXPECT_EQ(a.gaps.front().repair, "mlp-lstsq");
+  EXPECT_FALSE(b.fold) << "nothing approximate to fold";
+  EXPECT_TRUE(LlamaModel::load(dir / "exact").patches().empty());
+  const auto config = nlohmann::json::parse(test::read_file(dir / "vanilla" / "config.json"));
+  EXPECT_EQ(config["architectures"][0], "LlamaForCausalLM");
+  EXPECT_FALSE(config.contains("auto_map"));
+  EXPECT_NEAR(demo_perplexity(dir / "exact"), demo_perplexity(dir / "vanilla"), 1e-3);
+  EXPECT_LT(a.parameters_after, a.parameters_before) << "no extra matrix is stored";
+}
+
+// A vanilla export of a LinearPatch measures the folds on held-out windows
+// and keeps the one closest to the dense model.
+TEST(PrunePipeline, VanillaExportReportsEveryFold) {
+  test::TempDir dir;
+  auto job = small_job(dir / "out");
+  job.emit.mode = EmitMode::kVanilla;
+  const auto result = run_prune(job);
+  ASSERT_TRUE(result.fold);
+  ASSERT_EQ(result.fold->folds.size(), 2u);
+  const auto& folds = result.fold->folds;
+  const auto& best = folds[0].mean_kl <= folds[1].mean_kl ? folds[0] : folds[1];
+  EXPECT_EQ(result.fold->chosen, best.kind);
+  EXPECT_EQ(result.fold->held_out_windows, 2);
+  EXPECT_TRUE(LlamaModel::load(dir / "out").patches().empty());
 }
 
 }  // namespace

@@ -13,7 +13,7 @@
 #include "linearpatch/core/file_util.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/llama.h"
-#include "linearpatch/prune/block_selection.h"
+#include "linearpatch/select/block_selection.h"
 #include "linearpatch/prune/checkpoint_writer.h"
 #include "linearpatch/prune/prune_plan.h"
 #include "support/test_env.h"
@@ -51,13 +51,13 @@ TEST(BlockSelection, CosineRanksTheMostSimilarBlockFirst) {
   // 6 layers, positions 0..6; the stream barely turns between 3 and 5.
   const std::vector<double> angles = {0.0, 0.5, 0.9, 1.2, 1.25, 1.3, 1.9};
   const auto stats = stats_from_angles(angles, {2});
-  const auto ranked = rank_blocks(stats, Metric::kCosine, 6, 2, false);
+  const auto ranked = rank_by_cosine(stats, 6, 2, false);
   ASSERT_EQ(ranked.size(), 3u);  // starts 1, 2, 3
   EXPECT_EQ(ranked[0].start, 3);
   EXPECT_EQ(ranked[0].end, 5);
   EXPECT_NEAR(ranked[0].score, std::cos(0.1), 1e-6);
   for (size_t i = 1; i < ranked.size(); ++i) EXPECT_GE(ranked[i - 1].score, ranked[i].score);
-  const auto angular = rank_blocks(stats, Metric::kAngular, 6, 2, false);
+  const auto angular = rank_by_angular(stats, 6, 2, false);
   EXPECT_EQ(angular[0].start, 3);
   EXPECT_NEAR(angular[0].score, 0.1 / M_PI, 1e-6);
 }
@@ -74,18 +74,19 @@ TEST(PrunePlan, GapsAreMaximalRunsWithTheirNewPositions) {
   const auto plan = make_prune_plan(10, std::vector<int64_t>{7, 2, 3, 8});
   EXPECT_EQ(plan.kept, (std::vector<int64_t>{0, 1, 4, 5, 6, 9}));
   ASSERT_EQ(plan.gaps.size(), 2u);
-  EXPECT_EQ(plan.gaps[0].start, 2);
-  EXPECT_EQ(plan.gaps[0].end, 4);
+  EXPECT_EQ(plan.gaps[0].range, (LayerRange{2, 4}));
   EXPECT_EQ(plan.gaps[0].new_position, 2);
-  EXPECT_EQ(plan.gaps[1].start, 7);
+  EXPECT_EQ(plan.gaps[1].range, (LayerRange{7, 9}));
   EXPECT_EQ(plan.gaps[1].new_position, 5);
-  EXPECT_EQ(describe_gap(plan.gaps[0]), "[2, 4) = layers 2, 3");
+  EXPECT_EQ(describe_range(plan.gaps[0].range), "[2, 4) = layers 2, 3");
+  EXPECT_EQ(describe_range({5, 6}), "[5, 6) = layer 5");
+  EXPECT_EQ(new_layer_index(plan, 10), 6) << "the final norm's input";
   EXPECT_THROW(make_prune_plan(10, std::vector<int64_t>{10}), UsageError);
   EXPECT_THROW(make_prune_plan(10, std::vector<int64_t>{3, 3}), UsageError);
 }
 
 TEST(CheckpointWriter, RenamesLayersAndDropsRemovedOnes) {
-  const auto plan = make_prune_plan(6, Block{2, 4, 0});
+  const auto plan = make_prune_plan(6, {2, 3});
   EXPECT_EQ(renamed_tensor("model.layers.1.mlp.up_proj.weight", plan), "model.layers.1.mlp.up_proj.weight");
   EXPECT_EQ(renamed_tensor("model.layers.3.mlp.up_proj.weight", plan), "");
   EXPECT_EQ(renamed_tensor("model.layers.5.self_attn.q_proj.weight", plan), "model.layers.3.self_attn.q_proj.weight");
@@ -99,7 +100,7 @@ TEST(CheckpointWriter, PrunedCheckpointReloadsAsThePatchedModel) {
   test::write_file(dir / "dense" / "tokenizer_config.json", "{}");
   const io::Checkpoint source(dir / "dense");
   const auto dense = LlamaModel::load(dir / "dense");
-  const auto plan = make_prune_plan(6, Block{2, 4, 0});
+  const auto plan = make_prune_plan(6, {2, 3});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(22);
   const auto patch = at::eye(48) + 0.05 * at::randn({48, 48}, gen);
   std::filesystem::create_directory(dir / "pruned");
@@ -151,7 +152,7 @@ TEST_P(FamilyCheckpoint, PrunedCheckpointKeepsTheFamilyAndItsWindows) {
   const io::Checkpoint source(dir / "dense");
   const auto dense = LlamaModel::load(dir / "dense");
   EXPECT_EQ(dense.config().attention_windows, config.attention_windows);
-  const auto plan = make_prune_plan(6, Block{1, 3, 0});
+  const auto plan = make_prune_plan(6, {1, 2});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(32);
   const auto patch = at::eye(48) + 0.05 * at::randn({48, 48}, gen);
   const auto ids = at::randint(64, {2, 12}, gen, at::kLong);  // longer than the window of 7

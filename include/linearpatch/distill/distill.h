@@ -1,16 +1,17 @@
-// Distillation of the patch matrices alone (paper §3.4): every model weight
-// stays frozen; each patch is a free [C, C] matrix initialised from the
-// training-free LinearPatch and trained with AdamW (cosine decay to lr/20)
-// to minimise KL(teacher || student) per token, where the teacher is the
-// dense model and both distributions are restricted to, and renormalised
-// over, the teacher's top-K tokens (K = 0: the full vocabulary).
+// Distillation of the repair matrices alone (paper §3.4): every model
+// weight stays frozen; each repair is a free [C, C] matrix (a LinearPatch on
+// the stream, or an mlp-lstsq map on an MLP output) initialised from its
+// training-free fit and trained with AdamW (cosine decay to lr/20) to
+// minimise KL(teacher || student) per token, where the teacher is the dense
+// model and both distributions are restricted to, and renormalised over,
+// the teacher's top-K tokens (K = 0: the full vocabulary).
 //
-// Cost structure: the layers before the first gap are identical in teacher
-// and student, so their output is computed once per window without
-// gradients (and kept in memory when it fits); the teacher's top-K targets
-// are computed in the same pass, once, and kept in memory or in an unlinked
-// temporary file; the backward runs only through the layers after the gap
-// and needs activation gradients only.
+// Cost structure: the layers before the first repaired point are identical
+// in teacher and student, so their output is computed once per window
+// without gradients (and kept in memory when it fits); the teacher's top-K
+// targets are computed in the same pass, once, and kept in memory or in an
+// unlinked temporary file; the backward runs only through the layers after
+// that point and needs activation gradients only.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -20,11 +21,9 @@
 #include <map>
 #include <vector>
 
-#include "linearpatch/prune/prune_plan.h"
+#include "linearpatch/model/llama.h"
 
 namespace lp {
-
-class LlamaModel;
 
 struct DistillOptions {
   int64_t top_k = 100;
@@ -40,7 +39,7 @@ struct DistillOptions {
 };
 
 struct DistillResult {
-  std::map<int64_t, at::Tensor> patches;  // trained, float32 on the CPU
+  LayerPatches patches;  // trained, float32 on the CPU
   double val_kl_before = 0, val_kl_after = 0;
   std::vector<double> step_losses;
   int64_t steps = 0;
@@ -50,10 +49,11 @@ struct DistillResult {
   bool prefix_cached = false;
 };
 
-// `dense`: the unpruned model; `plan` and `initial_patches` (new position ->
-// [C, C]) describe the student. train/val windows: [N, T] int64.
-DistillResult distill_patches(const LlamaModel& dense, const PrunePlan& plan,
-                              const std::map<int64_t, at::Tensor>& initial_patches, const at::Tensor& train_windows,
+// `dense`: the unpruned model; the student is dense.without_layers(removed,
+// initial) and every matrix of `initial` trains. train/val windows: [N, T]
+// int64. Throws Error when there is nothing to train.
+DistillResult distill_patches(const LlamaModel& dense, const std::vector<int64_t>& removed,
+                              const LayerPatches& initial, const at::Tensor& train_windows,
                               const at::Tensor& val_windows, const DistillOptions& options);
 
 }  // namespace lp

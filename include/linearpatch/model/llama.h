@@ -40,6 +40,23 @@ class ForwardObserver {
   // numbering of the model being run), after any patch at that position;
   // layer == num_layers() is the input of the final norm.
   virtual void on_layer_input(int64_t layer, const at::Tensor& hidden) = 0;
+  // `mlp_output` [B, T, C] is what decoder layer `layer`'s MLP adds to the
+  // stream (after any MLP-output patch); its input to the next layer is
+  // this plus the stream after attention.
+  virtual void on_mlp_output(int64_t layer, const at::Tensor& mlp_output) {}
+};
+
+// Linear maps a pruned model applies (x <- x @ M, M [C, C] float32), keyed
+// by the ORIGINAL layer numbering of the dense model:
+//   stream_input[e]: on the residual stream entering layer e (e == L, the
+//                    layer count: the input of the final norm) — where a
+//                    LinearPatch repairs the gap that ends at e;
+//   mlp_output[l]:   on the MLP output of kept layer l before it joins the
+//                    stream — a map that folds exactly into down_proj.
+struct LayerPatches {
+  std::map<int64_t, at::Tensor> stream_input;
+  std::map<int64_t, at::Tensor> mlp_output;
+  bool empty() const { return stream_input.empty() && mlp_output.empty(); }
 };
 
 struct ModelOptions {
@@ -101,8 +118,10 @@ class LlamaModel {
   // teacher's top-K tokens needs no others).
   at::Tensor lm_head_at(const at::Tensor& normed, const at::Tensor& ids) const;
 
-  // Patches of this model: residual stream entering layer k is h @ P.
+  // Patches of this model (its own numbering): residual stream entering
+  // layer k is h @ P; MLP output of layer k is m @ T.
   const std::map<int64_t, at::Tensor>& patches() const;
+  const std::map<int64_t, at::Tensor>& mlp_patches() const;
 
   // A weight by its HF name (this model's layer numbering), as stored.
   at::Tensor weight(const std::string& name) const;
@@ -120,9 +139,14 @@ class LlamaModel {
   LayerTrace trace_layer(int64_t layer, const at::Tensor& hidden) const;
 
   // A model sharing these weights with only `kept_layers` (ascending,
-  // original numbering) and `patches` keyed by the new layer numbering.
-  LlamaModel with_layers(const std::vector<int64_t>& kept_layers,
-                         std::map<int64_t, at::Tensor> patches) const;
+  // original numbering) and `patches` / `mlp_patches` keyed by the new
+  // layer numbering. Tensors that require gradients keep them (training).
+  LlamaModel with_layers(const std::vector<int64_t>& kept_layers, std::map<int64_t, at::Tensor> patches,
+                         std::map<int64_t, at::Tensor> mlp_patches = {}) const;
+  // The same in the numbering of this model: `removed` layers go (any
+  // order), `patches` are keyed by this model's layer numbers. Throws Error
+  // when a patch sits on a removed layer.
+  LlamaModel without_layers(const std::vector<int64_t>& removed, const LayerPatches& patches) const;
 
  private:
   struct Impl;

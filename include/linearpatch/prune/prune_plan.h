@@ -1,19 +1,18 @@
-// The result of choosing layers: what goes, what stays, and where the gaps
-// (maximal runs of removed layers) are, each of which gets its own patch.
+// The surgery plan: what goes, what stays, and where the gaps (maximal runs
+// of removed layers) are, each with its position in the pruned model.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "linearpatch/prune/block_selection.h"
+#include "linearpatch/core/layer_range.h"
 
 namespace lp {
 
 struct Gap {
-  int64_t start = 0;         // first removed layer (original numbering)
-  int64_t end = 0;           // one past the last removed layer
-  int64_t new_position = 0;  // index, after pruning, of the layer that now receives X^(start)
+  LayerRange range;          // removed layers, original numbering
+  int64_t new_position = 0;  // index, after pruning, of the layer that follows the gap
 };
 
 struct PrunePlan {
@@ -25,10 +24,9 @@ struct PrunePlan {
 
 // Throws UsageError when a layer is out of range or repeated, or nothing is kept.
 PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed);
-PrunePlan make_prune_plan(int64_t num_layers, const Block& block);
 
-// "[23, 28) = layers 23, 24, 25, 26, 27"
-std::string describe_gap(const Gap& gap);
-std::string describe_layers(const std::vector<int64_t>& layers);
+// The new number of original layer `layer` (kept), or of position L (the
+// final norm's input) when layer == original_layers.
+int64_t new_layer_index(const PrunePlan& plan, int64_t layer);
 
 }  // namespace lp

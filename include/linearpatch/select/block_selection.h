@@ -1,4 +1,5 @@
-// Which layers to remove. Layer ranges are 0-based and half-open
+// Similarity metrics over contiguous blocks of layers, from calibration
+// statistics of the dense model. Layer ranges are 0-based and half-open
 // everywhere: the block [start, end) removes layers start..end-1.
 //
 // Candidates for a contiguous block of n layers: 1 <= start and
@@ -21,30 +22,27 @@ struct Block {
   double score = 0;
 };
 
-enum class Metric { kCosine, kAngular, kBlockInfluence, kPatchedKl };
-Metric parse_metric(const std::string& name);  // cosine|angular|bi|patched-kl
-std::string metric_name(Metric metric);
-bool higher_is_better(Metric metric);  // cosine only
-
 struct CandidateRange {
   int64_t first_start = 0;
   int64_t last_start = 0;  // inclusive
 };
 // Throws UsageError when no block of n layers fits in a model of L layers.
 CandidateRange candidate_starts(int64_t num_layers, int64_t n, bool allow_edges);
+// The layers any metric may remove: [1, L - 1) or, with edges, [0, L).
+std::vector<int64_t> eligible_layers(int64_t num_layers, bool allow_edges);
 
-// Every candidate block ranked best first (ties: lower start first).
-// kCosine: mean per-token cosine of X^(start) and X^(start+n), higher is
-// better. kAngular: mean last-token angular distance, lower is better.
-std::vector<Block> rank_blocks(const SimilarityStats& stats, Metric metric, int64_t num_layers, int64_t n,
-                               bool allow_edges);
+// Every candidate block ranked best first (ties: lower start first) by the
+// mean per-token cosine of X^(start) and X^(start+n), higher is better.
+std::vector<Block> rank_by_cosine(const SimilarityStats& stats, int64_t num_layers, int64_t n, bool allow_edges);
+// ... by the mean last-token angular distance arccos(cos)/π, lower is better.
+std::vector<Block> rank_by_angular(const SimilarityStats& stats, int64_t num_layers, int64_t n, bool allow_edges);
 
 // ShortGPT block influence BI_l = 1 - mean cos(X^(l), X^(l+1)) for every
 // layer, and the n eligible layers with the lowest BI, ascending.
 std::vector<double> block_influence(const SimilarityStats& stats, int64_t num_layers);
 std::vector<int64_t> lowest_influence_layers(const std::vector<double>& influence, int64_t n, bool allow_edges);
 
-// Ranks by `scores` (one per candidate start), best first.
+// Ranks `scored` best first (stable).
 std::vector<Block> rank_scored_blocks(const std::vector<Block>& scored, bool higher_better);
 
 }  // namespace lp

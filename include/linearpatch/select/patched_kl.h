@@ -1,27 +1,25 @@
 // Patch-aware block choice (`--metric patched-kl`): every candidate block
-// is removed and patched, and scored by the mean per-token
-// KL(dense || patched) of next-token distributions on a few calibration
-// windows. The dense inputs of every candidate start are cached once, so a
-// candidate only runs the layers after its gap.
+// of n layers is removed and repaired with its LinearPatch, and scored by
+// the mean per-token KL(dense || pruned) of next-token distributions on
+// held-out windows. The dense stream before every layer is cached once, so
+// a candidate only runs the layers after its gap.
 #pragma once
-
-#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <vector>
 
-#include "linearpatch/prune/block_selection.h"
+#include "linearpatch/select/block_selection.h"
 
 namespace lp {
 
+class HeldOutKl;
 class LlamaModel;
 class MagnitudeStats;
 class Rotation;
 
-// Ranks every candidate block of n layers, lowest KL first. `stats` must
-// track gap n (without a patch, `stats` may be null: plain removal is scored).
-std::vector<Block> rank_blocks_patched_kl(const LlamaModel& model, const at::Tensor& windows,
-                                          const MagnitudeStats* stats, const Rotation& rotation, int64_t n,
-                                          bool allow_edges, int64_t batch_size);
+// Ranks every candidate block, lowest KL first. `stats` must track gap n;
+// null scores plain removal.
+std::vector<Block> rank_by_patched_kl(const LlamaModel& dense, HeldOutKl& held_out, const MagnitudeStats* stats,
+                                      const Rotation& rotation, int64_t n, bool allow_edges);
 
 }  // namespace lp

@@ -1,0 +1,115 @@
+// What `score` and `prune` found and did, as typed results. One place turns
+// each into JSON (for machines, --json / --report) and into a short human
+// summary, and a score into an SVG heatmap.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "linearpatch/core/layer_range.h"
+#include "linearpatch/eval/evaluation.h"
+#include "linearpatch/select/selection.h"
+
+namespace lp {
+
+using Report = nlohmann::ordered_json;
+
+// Phase name -> seconds, in the order the phases ran.
+using Timings = std::vector<std::pair<std::string, double>>;
+
+struct CalibrationSummary {
+  std::vector<std::string> files;
+  int64_t samples = 0, held_out_samples = 0, seq_len = 0, corpus_tokens = 0;
+  uint64_t seed = 0;
+  std::string text_prefix;     // what the tokenizer puts in front: "BOS <s> (id 1)" or "none"
+  std::string attention_note;  // sliding windows against the window length, when the model has any
+};
+
+struct MemoryUse {
+  double peak_rss_mib = 0;
+  std::optional<double> peak_gpu_mib;
+  bool streamed_layers = false;
+};
+
+// One gap and how it was repaired.
+struct GapReport {
+  LayerRange range;
+  int64_t new_position = 0;   // index of the layer after the gap in the pruned model
+  std::string repair;         // repair_kind_name of the kept repair
+  std::string description;    // Repair::description()
+  std::optional<std::array<double, 4>> scales;  // linearpatch: mean, min, max, std of d
+  std::vector<std::pair<std::string, double>> candidates;  // auto: held-out KL of every kind tried
+};
+
+struct DistillReport {
+  int64_t samples = 0, val_samples = 0, seq_len = 0, top_k = 0, epochs = 0, batch_size = 0, grad_accum = 0,
+          steps = 0;
+  double lr = 0, min_lr = 0, weight_decay = 0;
+  uint64_t seed = 0;
+  double val_kl_before = 0, val_kl_after = 0, first_step_kl = 0, last_step_kl = 0, tokens_per_second = 0;
+  bool targets_on_disk = false, prefix_cached = false;
+  double seconds_total = 0, seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0;
+};
+
+struct FoldQuality {
+  std::string kind;  // "exact patch", "scalar", "least-squares"
+  double mean_kl = 0, ppl = 0;
+};
+
+struct FoldReport {
+  int64_t held_out_windows = 0;
+  FoldQuality exact;
+  std::vector<FoldQuality> folds;
+  std::string chosen;
+};
+
+struct PruneResult {
+  std::string model, output;
+  int64_t layers = 0, n = 0;
+  std::string metric;
+  Selection selection;
+  std::vector<GapReport> gaps;
+  std::string repair;    // what was asked: none, linearpatch, mlp-lstsq, auto
+  std::string rotation;  // the basis of LinearPatch scales
+  std::optional<DistillReport> distill;
+  std::string emit;  // exact, vanilla
+  std::optional<FoldReport> fold;
+  std::optional<TaskComparison> tasks;  // --eval-task: the written model against the dense one
+  int64_t parameters_before = 0, parameters_after = 0;
+  std::vector<std::string> files;
+  uint64_t bytes = 0;
+  std::optional<CalibrationSummary> calibration;
+  Timings timings;
+  MemoryUse memory;
+};
+
+struct ScoreResult {
+  std::string model, metric;
+  int64_t layers = 0;
+  std::optional<int64_t> n;
+  std::map<std::string, std::vector<Block>> rankings;   // with n: by metric name
+  std::map<int64_t, std::vector<Block>> blocks_by_n;    // without n: every size, by the metric
+  std::vector<double> influence;
+  std::vector<int64_t> bi_layers;
+  std::vector<std::vector<std::optional<double>>> cosine;  // [L + 1][L + 1], null where not measured
+  CalibrationSummary calibration;
+  Timings timings;
+  MemoryUse memory;
+};
+
+Report to_json(const PruneResult& result);
+Report to_json(const ScoreResult& result);
+std::string summarize(const PruneResult& result);
+std::string summarize(const ScoreResult& result);
+// The cosine matrix as a heatmap with the best block of each ranking marked
+// and every candidate's score beside it (standalone SVG 1.1).
+std::string score_svg(const ScoreResult& result);
+
+}  // namespace lp

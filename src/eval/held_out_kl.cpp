@@ -1,0 +1,50 @@
+#include "linearpatch/eval/held_out_kl.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include "linearpatch/core/error.h"
+#include "linearpatch/model/head_metrics.h"
+
+namespace lp {
+
+HeldOutKl::HeldOutKl(const LlamaModel& reference, const at::Tensor& windows, int64_t batch_size)
+    : reference_(reference), windows_(windows), batch_size_(batch_size) {
+  if (!windows.defined() || windows.size(0) == 0) throw Error("internal: no held-out windows to score on");
+  c10::InferenceMode guard;
+  for (int64_t w0 = 0; w0 < windows.size(0); w0 += batch_size) {
+    const auto ids = windows.narrow(0, w0, std::min(batch_size, windows.size(0) - w0));
+    reference_final_.push_back(reference.run_layers(reference.embed(ids), 0, reference.num_layers()));
+  }
+}
+
+void HeldOutKl::cache_base(const LlamaModel& base) {
+  c10::InferenceMode guard;
+  base_inputs_.clear();
+  for (int64_t w0 = 0; w0 < windows_.size(0); w0 += batch_size_) {
+    const auto ids = windows_.narrow(0, w0, std::min(batch_size_, windows_.size(0) - w0));
+    std::vector<at::Tensor> inputs{base.embed(ids)};
+    // run_layers(h, l, l + 1) patches the input of l, then runs l: what
+    // comes out is the stream entering l + 1 before its own patch.
+    for (int64_t l = 0; l < base.num_layers(); ++l) inputs.push_back(base.run_layers(inputs.back(), l, l + 1));
+    base_inputs_.push_back(std::move(inputs));
+  }
+}
+
+double HeldOutKl::mean_kl(const LlamaModel& candidate, int64_t first_changed_layer) const {
+  c10::InferenceMode guard;
+  const bool from_cache = first_changed_layer > 0 && !base_inputs_.empty();
+  double kl = 0;
+  int64_t tokens = 0;
+  for (size_t b = 0; b < reference_final_.size(); ++b) {
+    const int64_t w0 = static_cast<int64_t>(b) * batch_size_;
+    const auto start = from_cache ? base_inputs_[b].at(static_cast<size_t>(first_changed_layer))
+                                  : candidate.embed(windows_.narrow(0, w0, std::min(batch_size_, windows_.size(0) - w0)));
+    const auto hidden = candidate.run_layers(start, from_cache ? first_changed_layer : 0, candidate.num_layers());
+    kl += compare_heads(reference_, reference_final_[b], candidate, hidden).kl_sum;
+    tokens += hidden.size(0) * hidden.size(1);
+  }
+  return kl / static_cast<double>(tokens);
+}
+
+}  // namespace lp

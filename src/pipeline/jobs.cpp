@@ -1,0 +1,83 @@
+#include "linearpatch/pipeline/jobs.h"
+
+#include "linearpatch/calib/text_data.h"
+#include "linearpatch/core/error.h"
+
+namespace lp {
+namespace {
+
+template <typename Enum>
+struct Named {
+  Enum value;
+  const char* name;
+};
+
+constexpr Named<RepairChoice> kRepairChoices[] = {{RepairChoice::kNone, "none"},
+                                                  {RepairChoice::kLinearPatch, "linearpatch"},
+                                                  {RepairChoice::kMlpLstsq, "mlp-lstsq"},
+                                                  {RepairChoice::kAuto, "auto"}};
+constexpr Named<FoldChoice> kFoldChoices[] = {
+    {FoldChoice::kAuto, "auto"}, {FoldChoice::kScalar, "scalar"}, {FoldChoice::kLeastSquares, "least-squares"}};
+
+template <typename Enum, size_t N>
+std::optional<Enum> from_name(const Named<Enum> (&table)[N], const std::string& name) {
+  for (const auto& entry : table)
+    if (name == entry.name) return entry.value;
+  return std::nullopt;
+}
+
+void validate_calibration(const CalibrationOptions& c, const LlamaConfig& config, const std::string& model) {
+  require_window_fits(c.seq_len, config, model);
+  if (c.samples < 1) throw UsageError("at least one calibration window is needed, got " + std::to_string(c.samples));
+  if (c.held_out_samples < 1)
+    throw UsageError("at least one held-out window is needed, got " + std::to_string(c.held_out_samples));
+}
+
+void validate_selection(const SelectionOptions& s, const LlamaConfig& config) {
+  if (s.layers < 1 && s.metric != Metric::kCosine && s.metric != Metric::kAngular)
+    throw UsageError("the " + metric_name(s.metric) + " metric needs the number of layers to remove");
+  if (s.layers > 0) check_selection(s, config.num_hidden_layers);
+}
+
+}  // namespace
+
+std::string repair_choice_name(RepairChoice choice) {
+  for (const auto& entry : kRepairChoices)
+    if (entry.value == choice) return entry.name;
+  return "?";
+}
+
+std::optional<RepairChoice> repair_choice_from_name(const std::string& name) { return from_name(kRepairChoices, name); }
+std::optional<FoldChoice> fold_choice_from_name(const std::string& name) { return from_name(kFoldChoices, name); }
+
+void validate(const ScoreJob& job, const LlamaConfig& config) {
+  if (job.selection.metric == Metric::kIterative)
+    throw UsageError("scoring ranks contiguous blocks; iterative selection runs when pruning");
+  if (!config.patches.empty())
+    throw UsageError(job.model_dir.string() + " is already a pruned checkpoint; score the original dense model");
+  validate_calibration(job.calibration, config, job.model_dir.string());
+  validate_selection(job.selection, config);
+}
+
+void validate(const PruneJob& job, const LlamaConfig& config) {
+  if (!config.patches.empty())
+    throw UsageError(job.model_dir.string() + " is already a patched checkpoint; prune the original dense model instead");
+  validate_calibration(job.calibration, config, job.model_dir.string());
+  if (job.selection.layers < 1) throw UsageError("the number of layers to remove must be at least 1");
+  validate_selection(job.selection, config);
+  if (job.distill) {
+    if (job.repair.kind == RepairChoice::kNone)
+      throw UsageError("distillation trains the repair of each gap: choose a repair other than none");
+    const auto& o = job.distill->options;
+    if (o.top_k > config.vocab_size)
+      throw UsageError("top-K " + std::to_string(o.top_k) + " is larger than the vocabulary of " +
+                       std::to_string(config.vocab_size) + " tokens");
+    if (o.micro_batch < 1 || o.batch_size % o.micro_batch != 0)
+      throw UsageError("windows per step (" + std::to_string(o.batch_size) +
+                       ") must be a multiple of the windows per forward pass (" + std::to_string(o.micro_batch) + ")");
+  }
+  if (job.emit.fold_samples < 1)
+    throw UsageError("the least-squares fold needs at least one window, got " + std::to_string(job.emit.fold_samples));
+}
+
+}  // namespace lp

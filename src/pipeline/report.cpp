@@ -1,0 +1,213 @@
+// The one place where pipeline results become JSON and human summaries.
+#include <fmt/format.h>
+
+#include <sstream>
+
+#include "linearpatch/pipeline/results.h"
+
+namespace lp {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json blocks_json(const std::vector<Block>& blocks) {
+  auto out = Json::array();
+  for (const auto& b : blocks) out.push_back({{"start", b.start}, {"end", b.end}, {"score", b.score}});
+  return out;
+}
+
+Json timings_json(const Timings& timings) {
+  Json out = Json::object();
+  for (const auto& [phase, seconds] : timings) out[phase] = seconds;
+  return out;
+}
+
+void add_memory(Json& out, const MemoryUse& memory) {
+  out["peak_rss_mib"] = memory.peak_rss_mib;
+  if (memory.peak_gpu_mib) out["peak_gpu_mib"] = *memory.peak_gpu_mib;
+  if (memory.streamed_layers) out["streamed_layers"] = true;
+}
+
+Json calibration_json(const CalibrationSummary& c) {
+  Json j{{"files", c.files},
+         {"samples", c.samples},
+         {"held_out_samples", c.held_out_samples},
+         {"seq_len", c.seq_len},
+         {"seed", c.seed},
+         {"corpus_tokens", c.corpus_tokens},
+         {"text_prefix", c.text_prefix}};
+  if (!c.attention_note.empty()) j["attention"] = c.attention_note;
+  return j;
+}
+
+Json gap_json(const GapReport& g) {
+  Json j{{"start", g.range.start},         {"end", g.range.end},       {"new_position", g.new_position},
+         {"description", describe_range(g.range)}, {"repair", g.repair}, {"repair_description", g.description}};
+  if (g.scales) j["scales"] = {{"mean", (*g.scales)[0]}, {"min", (*g.scales)[1]}, {"max", (*g.scales)[2]}, {"std", (*g.scales)[3]}};
+  if (!g.candidates.empty()) {
+    Json candidates = Json::object();
+    for (const auto& [kind, kl] : g.candidates) candidates[kind] = {{"held_out_kl", kl}};
+    j["repair_candidates"] = candidates;
+  }
+  return j;
+}
+
+Json distill_json(const DistillReport& d) {
+  return {{"samples", d.samples},
+          {"val_samples", d.val_samples},
+          {"seq_len", d.seq_len},
+          {"top_k", d.top_k},
+          {"epochs", d.epochs},
+          {"batch_size", d.batch_size},
+          {"grad_accum", d.grad_accum},
+          {"lr", d.lr},
+          {"min_lr", d.min_lr},
+          {"weight_decay", d.weight_decay},
+          {"seed", d.seed},
+          {"steps", d.steps},
+          {"val_kl_before", d.val_kl_before},
+          {"val_kl_after", d.val_kl_after},
+          {"first_step_kl", d.first_step_kl},
+          {"last_step_kl", d.last_step_kl},
+          {"teacher_targets_on_disk", d.targets_on_disk},
+          {"prefix_cached", d.prefix_cached},
+          {"tokens_per_second", d.tokens_per_second},
+          {"seconds",
+           {{"total", d.seconds_total},
+            {"teacher", d.seconds_teacher},
+            {"frozen_prefix", d.seconds_prefix},
+            {"student_forward_backward", d.seconds_student}}}};
+}
+
+Json fold_json(const FoldReport& f) {
+  auto quality = [&](const FoldQuality& q, bool relative) {
+    Json j{{"mean_kl_to_dense", q.mean_kl}, {"ppl", q.ppl}};
+    if (relative && f.exact.ppl > 0) j["ppl_ratio_to_exact_patch"] = q.ppl / f.exact.ppl;
+    return j;
+  };
+  Json j{{"measured_on", std::to_string(f.held_out_windows) + " held-out calibration windows"},
+         {"exact_patch", quality(f.exact, false)}};
+  for (const auto& fold : f.folds) j["folds"][fold.kind] = quality(fold, true);
+  j["chosen"] = f.chosen;
+  return j;
+}
+
+Json iterative_json(const std::vector<IterativeStep>& steps) {
+  auto out = Json::array();
+  for (const auto& step : steps) {
+    Json candidates = Json::array();
+    for (const auto& [layer, kl] : step.candidates) candidates.push_back({{"layer", layer}, {"held_out_kl", kl}});
+    out.push_back({{"removed", step.removed_layer}, {"held_out_kl", step.kl}, {"candidates", candidates}});
+  }
+  return out;
+}
+
+std::string fixed(double value, int digits) { return fmt::format("{:.{}f}", value, digits); }
+
+}  // namespace
+
+Report to_json(const PruneResult& r) {
+  Json out;
+  out["model"] = r.model;
+  out["output"] = r.output;
+  out["layers"] = r.layers;
+  out["n"] = r.n;
+  out["metric"] = r.metric;
+  out["removed"] = r.selection.removed;
+  out["start"] = r.selection.removed.front();
+  out["end"] = r.selection.removed.back() + 1;
+  out["contiguous"] = r.gaps.size() == 1;
+  auto gaps = Json::array();
+  for (const auto& g : r.gaps) gaps.push_back(gap_json(g));
+  out["gaps"] = gaps;
+  out["repair"] = r.repair;
+  out["rotation"] = r.rotation;
+  if (!r.selection.candidates.empty()) out["candidates"] = blocks_json(r.selection.candidates);
+  if (!r.selection.influence.empty()) out["block_influence"] = r.selection.influence;
+  if (!r.selection.steps.empty()) out["iterative_steps"] = iterative_json(r.selection.steps);
+  if (r.distill) out["distill"] = distill_json(*r.distill);
+  out["emit"] = r.emit;
+  if (r.fold) out["vanilla"] = fold_json(*r.fold);
+  if (r.tasks) out["eval_tasks"] = task_comparison_json(*r.tasks);
+  out["parameters"] = {{"before", r.parameters_before},
+                       {"after", r.parameters_after},
+                       {"removed", r.parameters_before - r.parameters_after}};
+  out["files"] = r.files;
+  out["bytes"] = r.bytes;
+  if (r.calibration) out["calibration"] = calibration_json(*r.calibration);
+  out["timings"] = timings_json(r.timings);
+  add_memory(out, r.memory);
+  return out;
+}
+
+Report to_json(const ScoreResult& r) {
+  Json out;
+  out["model"] = r.model;
+  out["layers"] = r.layers;
+  out["metric"] = r.metric;
+  if (r.n) {
+    out["n"] = *r.n;
+    Json rankings = Json::object();
+    for (const auto& [metric, blocks] : r.rankings) rankings[metric] = blocks_json(blocks);
+    const auto chosen = r.rankings.find(r.metric);
+    if (chosen != r.rankings.end()) out["blocks"] = blocks_json(chosen->second);
+    out["rankings"] = rankings;
+    out["block_influence"] = r.influence;
+    out["bi_layers"] = r.bi_layers;
+  } else {
+    Json by_n = Json::object();
+    for (const auto& [n, blocks] : r.blocks_by_n) by_n[std::to_string(n)] = blocks_json(blocks);
+    out["blocks_by_n"] = by_n;
+  }
+  auto matrix = Json::array();
+  for (const auto& row : r.cosine) {
+    auto values = Json::array();
+    for (const auto& v : row) values.push_back(v ? Json(*v) : Json(nullptr));
+    matrix.push_back(values);
+  }
+  out["cosine_matrix"] = matrix;
+  out["calibration"] = calibration_json(r.calibration);
+  out["timings"] = timings_json(r.timings);
+  add_memory(out, r.memory);
+  return out;
+}
+
+std::string summarize(const PruneResult& r) {
+  std::ostringstream out;
+  out << "removed " << r.selection.removed.size() << " of " << r.layers << " layers (" << r.metric
+      << "): " << describe_layers(r.selection.removed);
+  for (const auto& g : r.gaps) {
+    out << "\n  " << describe_range(g.range) << "; " << g.description;
+    if (g.scales) out << ", d mean " << fixed((*g.scales)[0], 4) << " [" << fixed((*g.scales)[1], 4) << ", "
+                      << fixed((*g.scales)[2], 4) << "]";
+    for (const auto& [kind, kl] : g.candidates) out << "\n    held-out KL with " << kind << ": " << fixed(kl, 5);
+  }
+  if (r.distill)
+    out << "\ndistillation: validation KL " << fixed(r.distill->val_kl_before, 5) << " -> "
+        << fixed(r.distill->val_kl_after, 5) << " in " << r.distill->steps << " steps";
+  if (r.fold) out << "\nvanilla export: " << r.fold->chosen << " fold";
+  if (r.tasks && r.tasks->retained.average)
+    out << "\nretained zero-shot performance " << fixed(100 * *r.tasks->retained.average, 2) << " %";
+  out << "\nparameters " << r.parameters_before << " -> " << r.parameters_after;
+  double total = 0;
+  for (const auto& [phase, seconds] : r.timings)
+    if (phase == "total") total = seconds;
+  out << "\nwrote " << r.output << " (" << r.files.size() << " weight file(s), " << r.bytes << " bytes) in "
+      << fixed(total, 1) << " s";
+  return out.str();
+}
+
+std::string summarize(const ScoreResult& r) {
+  if (!r.n) return "scored every block size; use --json for the rankings";
+  const auto chosen = r.rankings.find(r.metric);
+  if (chosen == r.rankings.end()) return "no ranking by " + r.metric;
+  std::string out = "blocks of " + std::to_string(*r.n) + " layers by " + r.metric + " (best first):";
+  int shown = 0;
+  for (const auto& b : chosen->second) {
+    if (shown++ == 10) break;
+    out += "\n  " + describe_range({b.start, b.end}) + "  " + fixed(b.score, 6);
+  }
+  return out;
+}
+
+}  // namespace lp

@@ -1,0 +1,157 @@
+// `score --svg`: the cosine similarity of every pair of layer inputs as a
+// heatmap (row i, column j: cos(X^(i), X^(j))), the block each ranking
+// chose outlined at cell (start, end), and every candidate's score as a bar
+// beside it, so a choice can be checked by eye before it is trusted.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "linearpatch/pipeline/results.h"
+
+namespace lp {
+namespace {
+
+constexpr double kMatrixPixels = 560;
+constexpr double kLeft = 56, kTop = 64;
+constexpr const char* kMarkColors[] = {"#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
+
+std::string escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    if (c == '&') out += "&amp;";
+    else if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+// Low cosine pale, high cosine dark blue: rank order is what the eye needs.
+std::string color(double t) {
+  t = std::clamp(t, 0.0, 1.0);
+  const int r = static_cast<int>(247 - t * (247 - 8));
+  const int g = static_cast<int>(251 - t * (251 - 48));
+  const int b = static_cast<int>(255 - t * (255 - 107));
+  return fmt::format("#{:02x}{:02x}{:02x}", r, g, b);
+}
+
+struct Mark {
+  std::string label;
+  Block block;
+};
+
+// The best block of every ranking (with n), or of every block size (without).
+std::vector<Mark> marks(const ScoreResult& r) {
+  std::vector<Mark> out;
+  if (r.n) {
+    for (const auto& [metric, blocks] : r.rankings)
+      if (!blocks.empty()) out.push_back({metric, blocks.front()});
+  } else {
+    for (const auto& [n, blocks] : r.blocks_by_n)
+      if (!blocks.empty() && out.size() < 6) out.push_back({"n=" + std::to_string(n), blocks.front()});
+  }
+  return out;
+}
+
+void heatmap(std::string& svg, const ScoreResult& r, double cell) {
+  const size_t P = r.cosine.size();
+  double low = 1.0;
+  for (const auto& row : r.cosine)
+    for (const auto& v : row)
+      if (v) low = std::min(low, *v);
+  for (size_t i = 0; i < P; ++i)
+    for (size_t j = 0; j < P; ++j) {
+      const auto& v = r.cosine[i][j];
+      const double x = kLeft + j * cell, y = kTop + i * cell;
+      svg += fmt::format(R"svg(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}">)svg", x, y, cell, cell,
+                         v ? color(low < 1 ? (*v - low) / (1 - low) : 1) : "#eeeeee");
+      svg += fmt::format("<title>cos(X^({}), X^({})) = {}</title></rect>\n", i, j, v ? fmt::format("{:.5f}", *v) : "-");
+    }
+  const size_t step = std::max<size_t>(1, static_cast<size_t>(std::ceil(14 / cell)));
+  for (size_t k = 0; k < P; k += step) {
+    svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="10" text-anchor="middle">{}</text>)svg" "\n",
+                       kLeft + (k + 0.5) * cell, kTop - 6, k);
+    svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="10" text-anchor="end">{}</text>)svg" "\n", kLeft - 4,
+                       kTop + (k + 0.5) * cell + 3, k);
+  }
+  svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="11" text-anchor="middle">input of layer j (end of a block)</text>)svg" "\n",
+                     kLeft + P * cell / 2, kTop - 22);
+  svg += fmt::format(R"svg(<text x="14" y="{:.1f}" font-size="11" transform="rotate(-90 14 {:.1f})" text-anchor="middle">input of layer i (start)</text>)svg" "\n",
+                     kTop + P * cell / 2, kTop + P * cell / 2);
+  svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="10">cosine {:.3f} (pale) to 1 (dark)</text>)svg" "\n", kLeft,
+                     kTop + P * cell + 16, low);
+}
+
+void outline_marks(std::string& svg, const std::vector<Mark>& chosen, double cell, double legend_y) {
+  for (size_t m = 0; m < chosen.size(); ++m) {
+    const auto& b = chosen[m].block;
+    const char* colour = kMarkColors[m % std::size(kMarkColors)];
+    const double inset = 1.0 + 1.5 * static_cast<double>(m);
+    svg += fmt::format(
+        R"svg(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="none" stroke="{}" stroke-width="2"/>)svg" "\n",
+        kLeft + b.end * cell + std::min(inset, cell / 3), kTop + b.start * cell + std::min(inset, cell / 3),
+        std::max(1.0, cell - 2 * std::min(inset, cell / 3)), std::max(1.0, cell - 2 * std::min(inset, cell / 3)),
+        colour);
+    svg += fmt::format(R"svg(<rect x="{:.1f}" y="{:.1f}" width="10" height="10" fill="none" stroke="{}" stroke-width="2"/>)svg",
+                       kLeft, legend_y + 14 * m - 9, colour);
+    svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="11">{}: {}</text>)svg" "\n", kLeft + 16,
+                       legend_y + 14 * m, escape(chosen[m].label), escape(describe_range({b.start, b.end})));
+  }
+}
+
+// Bars of every candidate of the primary ranking, in layer order.
+void candidate_bars(std::string& svg, const ScoreResult& r, double x0) {
+  const auto ranking = r.rankings.find(r.metric);
+  if (!r.n || ranking == r.rankings.end() || ranking->second.empty()) return;
+  auto blocks = ranking->second;
+  const Block best = blocks.front();
+  std::sort(blocks.begin(), blocks.end(), [](const Block& a, const Block& b) { return a.start < b.start; });
+  double low = std::numeric_limits<double>::infinity(), high = -low;
+  for (const auto& b : blocks) {
+    low = std::min(low, b.score);
+    high = std::max(high, b.score);
+  }
+  const double row = std::min(18.0, kMatrixPixels / static_cast<double>(blocks.size()));
+  svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="12" font-weight="bold">{} of every block of {} layers</text>)svg" "\n",
+                     x0, kTop - 22, escape(r.metric), *r.n);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const auto& b = blocks[i];
+    // Bars from the worst to the best score, whichever direction is better.
+    const double t = high > low ? (b.score - low) / (high - low) : 1.0;
+    const bool is_best = b.start == best.start;
+    const double y = kTop + i * row;
+    svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="10" text-anchor="end">[{}, {})</text>)svg", x0 + 46,
+                       y + row * 0.7, b.start, b.end);
+    svg += fmt::format(R"svg(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>)svg", x0 + 50, y + 1,
+                       4 + 200 * t, row - 2, is_best ? kMarkColors[0] : "#6baed6");
+    svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="10">{:.5g}</text>)svg" "\n", x0 + 258, y + row * 0.7,
+                       b.score);
+  }
+}
+
+}  // namespace
+
+std::string score_svg(const ScoreResult& r) {
+  const double P = static_cast<double>(std::max<size_t>(1, r.cosine.size()));
+  const double cell = std::clamp(kMatrixPixels / P, 4.0, 28.0);
+  const auto chosen = marks(r);
+  const double legend_y = kTop + P * cell + 36;
+  const double width = kLeft + P * cell + (r.n ? 360 : 40);
+  const double height = std::max(legend_y + 14 * static_cast<double>(chosen.size()) + 16, kTop + kMatrixPixels + 30);
+  std::string svg = fmt::format(
+      R"svg(<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{:.0f}" height="{:.0f}" font-family="sans-serif">)svg"
+      "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+      width, height);
+  svg += fmt::format(R"svg(<text x="{:.1f}" y="18" font-size="14" font-weight="bold">{}: {} layers, {} windows of {} tokens</text>)svg" "\n",
+                     kLeft, escape(r.model), r.layers, r.calibration.samples, r.calibration.seq_len);
+  heatmap(svg, r, cell);
+  outline_marks(svg, chosen, cell, legend_y);
+  candidate_bars(svg, r, kLeft + P * cell + 24);
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace lp

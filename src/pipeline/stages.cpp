@@ -1,0 +1,259 @@
+#include "pipeline/stages.h"
+
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "linearpatch/calib/calibration.h"
+#include "linearpatch/calib/least_squares_stats.h"
+#include "linearpatch/calib/text_data.h"
+#include "linearpatch/core/error.h"
+#include "linearpatch/eval/perplexity.h"
+#include "linearpatch/model/device.h"
+#include "linearpatch/patch/linear_patch.h"
+#include "linearpatch/tokenizer/tokenizer.h"
+
+namespace lp {
+namespace {
+
+// Whether sliding windows matter at this window length, for the report.
+std::string attention_note(const LlamaConfig& config, int64_t seq_len) {
+  const int64_t window = config.narrowest_window();
+  if (window == 0) return "";
+  const auto windowed = std::count_if(config.attention_windows.begin(), config.attention_windows.end(),
+                                      [](int64_t w) { return w > 0; });
+  const std::string layers = "sliding window of " + std::to_string(window) + " tokens on " +
+                             std::to_string(windowed) + " of " + std::to_string(config.num_hidden_layers) + " layers";
+  if (window >= seq_len)
+    return layers + ": every window of " + std::to_string(seq_len) + " tokens fits, so attention is full";
+  return layers + ", applied within windows of " + std::to_string(seq_len) + " tokens";
+}
+
+int64_t new_position(const std::vector<int64_t>& removed, int64_t layer) {
+  return layer - std::count_if(removed.begin(), removed.end(), [&](int64_t r) { return r < layer; });
+}
+
+std::vector<Repair> fit_mlp_lstsq(const LlamaModel& dense, const std::vector<LayerRange>& gaps,
+                                  const at::Tensor& windows, int64_t batch_size) {
+  std::vector<LeastSquaresStats::Fit> fits;
+  for (const auto& gap : gaps) fits.push_back({gap, mlp_lstsq_source(gap)});
+  LeastSquaresStats stats(fits);
+  run_calibration(dense, windows, batch_size, {&stats}, "least-squares fit", stats.layers_needed());
+  std::vector<Repair> repairs;
+  for (size_t i = 0; i < gaps.size(); ++i) repairs.push_back(mlp_lstsq_repair(gaps[i], stats.equations(i)));
+  return repairs;
+}
+
+// Per gap, in order, the kind with the lowest held-out KL while the other
+// gaps keep their current repair (LinearPatch until chosen).
+void choose_repairs(const LlamaModel& dense, const std::vector<int64_t>& removed, std::vector<Repair>& repairs,
+                    const std::vector<Repair>& lstsq, const HeldOutKl& held_out, RepairOutcome& outcome) {
+  for (size_t g = 0; g < repairs.size(); ++g) {
+    const std::vector<Repair> candidates{unrepaired(repairs[g].gap), repairs[g], lstsq[g]};
+    double best = std::numeric_limits<double>::infinity();
+    Repair chosen;
+    for (const auto& candidate : candidates) {
+      repairs[g] = candidate;
+      const double kl = held_out.mean_kl(dense.without_layers(removed, layer_patches(repairs)));
+      outcome.reports[g].candidates.emplace_back(repair_kind_name(candidate.kind), kl);
+      if (kl < best) {
+        best = kl;
+        chosen = candidate;
+      }
+    }
+    repairs[g] = chosen;
+    spdlog::info("repair of {}: {} (held-out KL {:.5f})", describe_range(chosen.gap), repair_kind_name(chosen.kind),
+                 best);
+  }
+}
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+FoldQuality measure(const std::string& kind, const LlamaModel& model, const LlamaModel& dense,
+                    const at::Tensor& windows, int64_t batch_size) {
+  const auto comparison = compare_with_baseline(model, dense, windows, batch_size);
+  return {kind, comparison.mean_kl, comparison.model.ppl};
+}
+
+}  // namespace
+
+Rotation make_rotation(const LlamaModel& model, RotationKind kind, uint64_t seed) {
+  auto rotation = Rotation::create(model.hidden_size(), kind, seed);
+  if (kind == RotationKind::kAuto && !rotation.is_hadamard())
+    spdlog::warn("no Hadamard construction for hidden size {}; estimating scales in a {}", model.hidden_size(),
+                 rotation.description());
+  return rotation;
+}
+
+Calibrated calibrate(const LlamaModel& model, const Tokenizer& tokenizer, const CalibrationOptions& options,
+                     const SelectionNeeds& needs, const Rotation* rotation, PhaseClock& clock) {
+  Calibrated c;
+  const auto tokens = clock.time("tokenize", [&] { return tokenize_corpus(tokenizer, options.files); });
+  auto windows = split_windows(tokens, options.seq_len, options.samples, needs.held_out ? options.held_out_samples : 0,
+                               options.seed);
+  c.fit_windows = windows.fit;
+  c.held_out_windows = windows.held_out;
+  auto& s = c.summary;
+  for (const auto& f : options.files) s.files.push_back(f.string());
+  s.samples = options.samples;
+  s.held_out_samples = needs.held_out ? options.held_out_samples : 0;
+  s.seq_len = options.seq_len;
+  s.seed = options.seed;
+  s.corpus_tokens = static_cast<int64_t>(tokens.size());
+  s.text_prefix = tokenizer.prefix_description();
+  s.attention_note = attention_note(model.config(), options.seq_len);
+  spdlog::info("calibration: {} tokens of text starting with {}, {} windows of {} tokens (seed {}){}", s.corpus_tokens,
+               s.text_prefix, s.samples, s.seq_len, s.seed,
+               s.held_out_samples ? ", " + std::to_string(s.held_out_samples) + " held out" : "");
+  if (!s.attention_note.empty()) spdlog::info("{}", s.attention_note);
+
+  const int64_t positions = model.num_layers() + 1;
+  // Streaming runs keep every batch's recent unit vectors: host memory, float16.
+  const StashOptions stash{model.streams_layers(), model.streams_layers() ? at::kHalf : at::kFloat};
+  c.similarity = std::make_unique<SimilarityStats>(positions, needs.similarity_gaps, stash);
+  std::vector<ForwardObserver*> observers{c.similarity.get()};
+  if (rotation && !needs.magnitude_gaps.empty()) {
+    c.magnitude = std::make_unique<MagnitudeStats>(positions, needs.magnitude_gaps,
+                                                   [rotation](const at::Tensor& x) { return rotation->apply(x); });
+    observers.push_back(c.magnitude.get());
+  }
+  clock.time("calibration",
+             [&] { run_calibration(model, c.fit_windows, options.batch_size, observers, "calibration"); });
+  return c;
+}
+
+RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& removed, RepairChoice kind,
+                          const Calibrated* calibration, const Rotation* rotation, const HeldOutKl* held_out,
+                          int64_t batch_size) {
+  const auto gaps = layer_runs(removed);
+  const bool wants_lstsq = kind == RepairChoice::kMlpLstsq || kind == RepairChoice::kAuto;
+  const auto lstsq = wants_lstsq ? fit_mlp_lstsq(dense, gaps, calibration->fit_windows, batch_size)
+                                 : std::vector<Repair>{};
+  RepairOutcome outcome;
+  for (size_t g = 0; g < gaps.size(); ++g) {
+    if (kind == RepairChoice::kNone) outcome.repairs.push_back(unrepaired(gaps[g]));
+    else if (kind == RepairChoice::kMlpLstsq) outcome.repairs.push_back(lstsq[g]);
+    else outcome.repairs.push_back(linearpatch_repair(gaps[g], *calibration->magnitude, *rotation));
+    GapReport report;
+    report.range = gaps[g];
+    report.new_position = new_position(removed, gaps[g].end);
+    outcome.reports.push_back(std::move(report));
+  }
+  if (kind == RepairChoice::kAuto) choose_repairs(dense, removed, outcome.repairs, lstsq, *held_out, outcome);
+  for (size_t g = 0; g < gaps.size(); ++g) {
+    const auto& repair = outcome.repairs[g];
+    auto& report = outcome.reports[g];
+    report.repair = repair_kind_name(repair.kind);
+    report.description = repair.description();
+    if (repair.kind == RepairKind::kLinearPatch) {
+      const auto d = summarize_scales(patch_scales(*calibration->magnitude, repair.gap.start, repair.gap.end));
+      report.scales = std::array<double, 4>{d.mean, d.min, d.max, d.std};
+    }
+  }
+  return outcome;
+}
+
+std::pair<at::Tensor, at::Tensor> distillation_windows(const Tokenizer& tokenizer, const DistillJob& job,
+                                                       const CalibrationOptions& calibration) {
+  const auto tokens = tokenize_corpus(tokenizer, job.files.empty() ? calibration.files : job.files);
+  const auto windows = split_windows(tokens, calibration.seq_len, job.samples, job.val_samples, calibration.seed + 1);
+  return {windows.fit, windows.held_out};
+}
+
+DistillReport distill_repairs(const LlamaModel& dense, const std::vector<int64_t>& removed,
+                              std::vector<Repair>& repairs, const Tokenizer& tokenizer, const DistillJob& job,
+                              const CalibrationOptions& calibration) {
+  const auto [train, val] = distillation_windows(tokenizer, job, calibration);
+  auto options = job.options;
+  options.seed = calibration.seed;
+  const auto r = distill_patches(dense, removed, layer_patches(repairs), train, val, options);
+  for (auto& repair : repairs) {
+    if (repair.kind == RepairKind::kNone) continue;
+    repair.matrix = repair.on_mlp_output ? r.patches.mlp_output.at(repair.gap.start - 1)
+                                         : r.patches.stream_input.at(repair.gap.end);
+  }
+  DistillReport d;
+  d.samples = job.samples;
+  d.val_samples = job.val_samples;
+  d.seq_len = calibration.seq_len;
+  d.top_k = options.top_k;
+  d.epochs = options.epochs;
+  d.batch_size = options.batch_size;
+  d.grad_accum = options.batch_size / options.micro_batch;
+  d.steps = r.steps;
+  d.lr = options.lr;
+  d.min_lr = options.lr / options.min_lr_factor;
+  d.weight_decay = options.weight_decay;
+  d.seed = options.seed;
+  d.val_kl_before = r.val_kl_before;
+  d.val_kl_after = r.val_kl_after;
+  d.first_step_kl = r.step_losses.empty() ? 0.0 : r.step_losses.front();
+  d.last_step_kl = r.step_losses.empty() ? 0.0 : r.step_losses.back();
+  d.tokens_per_second = r.seconds_total > 0 ? static_cast<double>(r.train_tokens * options.epochs) / r.seconds_total : 0;
+  d.targets_on_disk = r.targets_on_disk;
+  d.prefix_cached = r.prefix_cached;
+  d.seconds_total = r.seconds_total;
+  d.seconds_teacher = r.seconds_teacher;
+  d.seconds_prefix = r.seconds_prefix;
+  d.seconds_student = r.seconds_student;
+  return d;
+}
+
+Emitted emit_repairs(const LlamaModel& dense, const PrunePlan& plan, const std::vector<Repair>& repairs,
+                     const EmitOptions& emit, const Calibrated* calibration, int64_t batch_size) {
+  Emitted out;
+  auto exact = fold_mlp_repairs(dense, repairs);
+  const bool has_stream_patch = std::any_of(repairs.begin(), repairs.end(), [](const Repair& r) {
+    return r.kind != RepairKind::kNone && !r.on_mlp_output;
+  });
+  if (emit.mode == EmitMode::kExact || !has_stream_patch) {
+    out.edits.replaced = std::move(exact.replaced);
+    for (const auto& r : repairs)
+      if (r.kind != RepairKind::kNone && !r.on_mlp_output) out.edits.patches[new_layer_index(plan, r.gap.end)] = r.matrix;
+    return out;
+  }
+  const auto& held_out = calibration->held_out_windows;
+  const auto fit = calibration->fit_windows.narrow(0, 0, std::min(emit.fold_samples, calibration->fit_windows.size(0)));
+  FoldReport report;
+  report.held_out_windows = held_out.size(0);
+  report.exact = measure("exact patch", dense.without_layers(plan.removed, layer_patches(repairs)), dense, held_out,
+                         batch_size);
+  std::vector<FoldKind> kinds;
+  if (emit.fold != FoldChoice::kLeastSquares) kinds.push_back(FoldKind::kScalar);
+  if (emit.fold != FoldChoice::kScalar) kinds.push_back(FoldKind::kLeastSquares);
+  std::optional<Fold> best;
+  double best_kl = std::numeric_limits<double>::infinity();
+  for (const auto kind : kinds) {
+    auto fold = fold_stream_repairs(dense, plan.removed, repairs, kind, fit, batch_size, exact);
+    const auto quality = measure(fold.kind, apply_fold(dense, plan.removed, fold), dense, held_out, batch_size);
+    spdlog::info("vanilla export, {} fold: perplexity {:.4f} vs {:.4f} with the exact patch ({:+.2f} %)", fold.kind,
+                 quality.ppl, report.exact.ppl, 100 * (quality.ppl / report.exact.ppl - 1));
+    report.folds.push_back(quality);
+    if (quality.mean_kl < best_kl) {
+      best_kl = quality.mean_kl;
+      best = std::move(fold);
+    }
+  }
+  report.chosen = best->kind;
+  out.edits.replaced = std::move(best->replaced);
+  out.edits.untie_embeddings = best->untie_embeddings;
+  out.fold = std::move(report);
+  return out;
+}
+
+MemoryUse memory_use(const LlamaModel& model) {
+  MemoryUse memory;
+  memory.peak_rss_mib = peak_rss_mib();
+  if (const auto peak = peak_device_memory(model.device())) memory.peak_gpu_mib = static_cast<double>(*peak) / (1 << 20);
+  memory.streamed_layers = model.streams_layers();
+  return memory;
+}
+
+}  // namespace lp

@@ -1,0 +1,101 @@
+// The stages of `prune` (and `score`), each with typed inputs and outputs:
+//   calibrate -> select -> repair -> [distill] -> emit (fold) -> write.
+// Private to the pipeline module.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "linearpatch/calib/activation_stats.h"
+#include "linearpatch/core/progress.h"
+#include "linearpatch/eval/held_out_kl.h"
+#include "linearpatch/patch/fold.h"
+#include "linearpatch/patch/repair.h"
+#include "linearpatch/patch/rotation.h"
+#include "linearpatch/pipeline/jobs.h"
+#include "linearpatch/pipeline/results.h"
+#include "linearpatch/prune/checkpoint_writer.h"
+
+namespace lp {
+
+class Tokenizer;
+
+// Wall time of each phase, in order.
+class PhaseClock {
+ public:
+  template <typename Fn>
+  auto time(const std::string& phase, Fn&& fn) {
+    Stopwatch watch;
+    if constexpr (std::is_void_v<decltype(fn())>) {
+      fn();
+      add(phase, watch.seconds());
+    } else {
+      auto result = fn();
+      add(phase, watch.seconds());
+      return result;
+    }
+  }
+  void add(const std::string& phase, double seconds) { timings_.emplace_back(phase, seconds); }
+  const Timings& timings() const { return timings_; }
+
+ private:
+  Timings timings_;
+};
+
+struct Calibrated {
+  at::Tensor fit_windows, held_out_windows;  // held-out undefined unless asked for
+  CalibrationSummary summary;
+  std::unique_ptr<SimilarityStats> similarity;
+  std::unique_ptr<MagnitudeStats> magnitude;  // null without LinearPatch statistics
+};
+
+// Tokenizes, draws the windows and runs them through `model` once,
+// collecting what `needs` asks for; magnitude statistics only with a
+// rotation.
+Calibrated calibrate(const LlamaModel& model, const Tokenizer& tokenizer, const CalibrationOptions& options,
+                     const SelectionNeeds& needs, const Rotation* rotation, PhaseClock& clock);
+
+// The rotation LinearPatch scales are estimated in (warns when the hidden
+// size has no Hadamard construction).
+Rotation make_rotation(const LlamaModel& model, RotationKind kind, uint64_t seed);
+
+struct RepairOutcome {
+  std::vector<Repair> repairs;  // one per gap, in gap order
+  std::vector<GapReport> reports;
+};
+
+// One repair per gap of `removed`, as `kind` asks; kAuto judges the kinds on
+// `held_out`. `calibration` may be null for kNone only.
+RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& removed, RepairChoice kind,
+                          const Calibrated* calibration, const Rotation* rotation, const HeldOutKl* held_out,
+                          int64_t batch_size);
+
+// Training windows from the first 90 % of the distillation text, validation
+// windows from the last 10 %.
+std::pair<at::Tensor, at::Tensor> distillation_windows(const Tokenizer& tokenizer, const DistillJob& job,
+                                                       const CalibrationOptions& calibration);
+// Trains every repair matrix; returns the report and updates `repairs`.
+DistillReport distill_repairs(const LlamaModel& dense, const std::vector<int64_t>& removed,
+                              std::vector<Repair>& repairs, const Tokenizer& tokenizer, const DistillJob& job,
+                              const CalibrationOptions& calibration);
+
+struct Emitted {
+  CheckpointEdits edits;
+  std::optional<FoldReport> fold;
+};
+
+// What the checkpoint stores for `repairs`: MLP-output maps folded exactly,
+// stream patches as tensors (exact) or folded (vanilla, judged on held-out
+// windows of `calibration`, which may be null when nothing is folded).
+Emitted emit_repairs(const LlamaModel& dense, const PrunePlan& plan, const std::vector<Repair>& repairs,
+                     const EmitOptions& emit, const Calibrated* calibration, int64_t batch_size);
+
+MemoryUse memory_use(const LlamaModel& model);
+
+}  // namespace lp

@@ -1,0 +1,88 @@
+// The normal equations of the least-squares repairs, accumulated batch by
+// batch, equal those computed directly from the layer activations, also
+// when a streamed (layer-major) run interleaves the batches; and held-out
+// windows never overlap the text the fit windows come from.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "linearpatch/calib/calibration.h"
+#include "linearpatch/calib/least_squares_stats.h"
+#include "linearpatch/calib/text_data.h"
+#include "linearpatch/core/error.h"
+#include "linearpatch/model/llama.h"
+#include "support/tiny_model.h"
+
+namespace lp {
+namespace {
+
+double relative_difference(const at::Tensor& a, const at::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max()).item<double>();
+}
+
+// Layer inputs X^(0..L) and MLP outputs of every layer, all windows, [N·T, C] float64.
+struct Activations {
+  std::vector<at::Tensor> inputs, mlp_outputs;
+};
+
+class Recorder : public ForwardObserver {
+ public:
+  void on_layer_input(int64_t layer, const at::Tensor& h) override { append(a.inputs, layer, h); }
+  void on_mlp_output(int64_t layer, const at::Tensor& m) override { append(a.mlp_outputs, layer, m); }
+  Activations a;
+
+ private:
+  static void append(std::vector<at::Tensor>& list, int64_t index, const at::Tensor& x) {
+    if (list.size() <= static_cast<size_t>(index)) list.resize(static_cast<size_t>(index) + 1);
+    auto rows = x.reshape({-1, x.size(-1)}).to(at::kDouble);
+    auto& slot = list[static_cast<size_t>(index)];
+    slot = slot.defined() ? at::cat({slot, rows}) : rows;
+  }
+};
+
+TEST(LeastSquaresStats, EqualTheDirectSumsInAnyRunOrder) {
+  const auto config = test::tiny_config();
+  const auto weights = test::random_weights(config, 61);
+  const LlamaModel resident(config, weights);
+  ModelOptions streamed_options;
+  streamed_options.max_device_bytes = 1;
+  const LlamaModel streamed(config, weights, streamed_options);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(62);
+  const auto windows = at::randint(config.vocab_size, {5, 10}, gen, at::kLong);
+  Recorder recorder;
+  run_calibration(resident, windows, 5, {&recorder}, "record");
+  const auto& a = recorder.a;
+
+  const std::vector<LeastSquaresStats::Fit> fits{{{2, 4}, LeastSquaresStats::Source::kMlpOutput},
+                                                  {{0, 3}, LeastSquaresStats::Source::kStream}};
+  // MLP fit of [2, 4): m = MLP output of layer 1, target X^(4) - X^(2) + m.
+  const auto& m = a.mlp_outputs[1];
+  const auto mlp_rhs = at::matmul(m.t(), a.inputs[4] - a.inputs[2] + m);
+  const auto stream_rhs = at::matmul(a.inputs[0].t(), a.inputs[3]);
+  for (const auto& [model, batch] : std::vector<std::pair<const LlamaModel*, int64_t>>{{&resident, 2}, {&streamed, 2}}) {
+    LeastSquaresStats stats(fits);
+    run_calibration(*model, windows, batch, {&stats}, "fit", stats.layers_needed());
+    EXPECT_EQ(stats.layers_needed(), 4);
+    const auto mlp = stats.equations(0), stream = stats.equations(1);
+    EXPECT_EQ(mlp.tokens, 50);
+    EXPECT_LT(relative_difference(mlp.lhs, at::matmul(m.t(), m)), 1e-5);
+    EXPECT_LT(relative_difference(mlp.rhs, mlp_rhs), 1e-5);
+    EXPECT_LT(relative_difference(stream.lhs, at::matmul(a.inputs[0].t(), a.inputs[0])), 1e-5);
+    EXPECT_LT(relative_difference(stream.rhs, stream_rhs), 1e-5);
+  }
+}
+
+TEST(SplitWindows, HeldOutWindowsComeFromTheLastTenthOnly) {
+  std::vector<int32_t> tokens(1000);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i);
+  const auto split = split_windows(tokens, 20, 30, 6, 7);
+  EXPECT_LE(split.fit.max().item<int64_t>(), 899);
+  EXPECT_GE(split.held_out.min().item<int64_t>(), 900);
+  EXPECT_EQ(split.held_out.size(0), 6);
+  const auto whole = split_windows(tokens, 20, 30, 0, 7);
+  EXPECT_FALSE(whole.held_out.defined());
+  EXPECT_TRUE(at::equal(whole.fit, random_windows(tokens, 20, 30, 7))) << "no held-out: the whole text, as before";
+  EXPECT_THROW(split_windows(tokens, 200, 3, 1, 7), InputError) << "the last tenth cannot hold a window of 200";
+}
+
+}  // namespace
+}  // namespace lp
