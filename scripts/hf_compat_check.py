@@ -11,16 +11,20 @@ expected.json: [{"model": DIR, "kind": "exact"|"vanilla", "text": FILE, "seq_len
 (scripts/hf_compat_expected.sh writes it with the linearpatch binary.)
 
 For each checkpoint: AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)
-in float32, no missing or unexpected tensors, and for "vanilla" the plain
-LlamaForCausalLM architecture; then perplexity with linearpatch's protocol
-(the text tokenized once by the checkpoint's own tokenizer, one BOS in front,
-non-overlapping windows, loss on every position but each window's first).
+in float32, no missing or unexpected tensors, and the family's own class:
+for "vanilla" the plain one (LlamaForCausalLM, MistralForCausalLM,
+Qwen2ForCausalLM, Qwen3ForCausalLM), for "exact" its LinearPatch subclass;
+then perplexity with linearpatch's protocol (the text tokenized once by the
+checkpoint's own tokenizer, with its BOS in front when it has one — Qwen's
+has none — non-overlapping windows, loss on every position but each
+window's first).
 Prints one line per checkpoint and exits non-zero when one differs by more
 than the tolerance.
 """
 import argparse
 import json
 import math
+import os
 import sys
 
 import torch
@@ -44,16 +48,22 @@ def perplexity(model, tokenizer, text, seq_len, max_windows, device):
     return math.exp(nll / count), count
 
 
+PLAIN_CLASS = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
+               "qwen3": "Qwen3ForCausalLM"}
+
+
 def check(entry, device, tolerance):
     model, info = AutoModelForCausalLM.from_pretrained(entry["model"], trust_remote_code=True, dtype=torch.float32,
                                                        output_loading_info=True)
     model.to(device).eval()
     problems = [f"{key}: {info[key]}" for key in ("missing_keys", "unexpected_keys", "mismatched_keys") if info.get(key)]
     architecture = type(model).__name__
-    if entry["kind"] == "vanilla" and architecture != "LlamaForCausalLM":
-        problems.append(f"vanilla checkpoint loads as {architecture}")
-    if entry["kind"] == "exact" and architecture != "LinearPatchLlamaForCausalLM":
-        problems.append(f"exact checkpoint loads as {architecture}")
+    model_type = json.load(open(os.path.join(entry["model"], "config.json")))["model_type"]
+    plain = PLAIN_CLASS[model_type]
+    patched = json.load(open(os.path.join(entry["model"], "config.json"))).get("auto_map") is not None
+    expected = "LinearPatch" + plain if entry["kind"] == "exact" and patched else plain
+    if architecture != expected:
+        problems.append(f"{entry['kind']} checkpoint loads as {architecture}, expected {expected}")
     tokenizer = AutoTokenizer.from_pretrained(entry["model"])
     text = open(entry["text"], encoding="utf-8").read()
     ppl, tokens = perplexity(model, tokenizer, text, entry["seq_len"], entry["max_windows"], device)

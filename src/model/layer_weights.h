@@ -90,6 +90,8 @@ class BackgroundUploader {
   BackgroundUploader& operator=(const BackgroundUploader&) = delete;
 
   std::shared_ptr<const LayerWeights> get(const std::shared_ptr<const LayerWeights>& host);
+  // Seconds callers of get() have spent waiting for uploads so far.
+  double wait_seconds();
   // True when this build can upload asynchronously (CUDA builds on a CUDA device).
   static bool available(const at::Device& device);
 
@@ -103,6 +105,7 @@ class BackgroundUploader {
   std::condition_variable ready_cv_;
   std::vector<std::shared_ptr<const LayerWeights>> uploaded_;
   std::exception_ptr error_;
+  double wait_seconds_ = 0;
   bool stop_ = false;
   std::thread thread_;
 };

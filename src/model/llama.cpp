@@ -299,6 +299,7 @@ LlamaModel LlamaModel::load(std::shared_ptr<const io::Checkpoint> checkpoint, co
 
 const LlamaConfig& LlamaModel::config() const { return impl_->config; }
 bool LlamaModel::streams_layers() const { return impl_->uploads != nullptr; }
+double LlamaModel::upload_wait_seconds() const { return impl_->arriving ? impl_->arriving->wait_seconds() : 0.0; }
 int64_t LlamaModel::num_layers() const { return static_cast<int64_t>(impl_->layers.size()); }
 int64_t LlamaModel::hidden_size() const { return impl_->config.hidden_size; }
 at::Device LlamaModel::device() const { return impl_->device; }

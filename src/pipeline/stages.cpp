@@ -126,6 +126,8 @@ Calibrated calibrate(const LlamaModel& model, const Tokenizer& tokenizer, const 
   }
   clock.time("calibration",
              [&] { run_calibration(model, c.fit_windows, options.batch_size, observers, "calibration"); });
+  // The first pass also waits for layers still on their way to the GPU.
+  if (model.upload_wait_seconds() > 0) clock.add("calibration_upload_wait", model.upload_wait_seconds());
   return c;
 }
 

@@ -1,5 +1,6 @@
 #include "fuzz_targets.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -56,6 +57,12 @@ void exercise(const Tokenizer& tokenizer) {
   }
   if (const auto bos = tokenizer.bos_id()) check(*bos >= 0 && *bos < vocab, "BOS id outside the vocabulary");
   if (const auto eos = tokenizer.eos_id()) check(*eos >= 0 && *eos < vocab, "EOS id outside the vocabulary");
+  // What goes in front of every calibration stream must be what encode() puts there.
+  const auto prefix = tokenizer.prefix_ids();
+  const auto with_special = tokenizer.encode(kFixedTexts[0], true);
+  check(with_special.size() >= prefix.size() && std::equal(prefix.begin(), prefix.end(), with_special.begin()),
+        "prefix_ids() is not what encode() puts in front");
+  tokenizer.prefix_description();
   tokenizer.description();
 }
 

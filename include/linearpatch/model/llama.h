@@ -96,6 +96,9 @@ class LlamaModel {
   // callers should then run all their windows through one layer before the
   // next (see run_calibration), since each switch of layer is an upload.
   bool streams_layers() const;
+  // Seconds forward passes have waited for decoder layers still being
+  // uploaded in the background (GPU); 0 when everything was resident.
+  double upload_wait_seconds() const;
   int64_t hidden_size() const;
   at::Device device() const;
   at::ScalarType compute_dtype() const;
