@@ -176,7 +176,9 @@ std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::
   uint64_t total = 0;
   for (const auto& tensor : tensors) total += tensor.nbytes;
   if (total <= max_shard_bytes_) {
-    write_safetensors(dir_ / kSingleFile, std::move(tensors), metadata, options);
+    std::vector<SafetensorsOutput> single(1);
+    single[0] = {dir_ / kSingleFile, std::move(tensors)};
+    times_ = write_safetensors_files(std::move(single), metadata, options);
     return {kSingleFile};
   }
 
@@ -184,6 +186,7 @@ std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::
   for (const auto& tensor : tensors) bytes.push_back(tensor.nbytes);
   const auto counts = shard_sizes(bytes, max_shard_bytes_);
   std::vector<std::string> files;
+  std::vector<SafetensorsOutput> shards;
   nlohmann::json weight_map = nlohmann::json::object();
   auto next = tensors.begin();
   for (size_t i = 0; i < counts.size(); ++i) {
@@ -191,10 +194,11 @@ std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::
     std::vector<OutputTensor> shard(std::make_move_iterator(next), std::make_move_iterator(next + counts[i]));
     next += static_cast<std::ptrdiff_t>(counts[i]);
     for (const auto& tensor : shard) weight_map[tensor.name] = files.back();
-    write_safetensors(dir_ / files.back(), std::move(shard), metadata, options);
+    shards.push_back({dir_ / files.back(), std::move(shard)});
   }
+  times_ = write_safetensors_files(std::move(shards), metadata, options);
   const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", std::move(weight_map)}};
-  write_new_file(dir_ / kIndexFile, index.dump(2) + "\n");
+  write_new_file(dir_ / kIndexFile, index.dump(2) + "\n", options.sync);
   files.push_back(kIndexFile);
   return files;
 }

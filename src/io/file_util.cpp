@@ -177,6 +177,17 @@ void OutputFile::copy_with_pread(uint64_t offset, int src_fd, uint64_t src_offse
   }
 }
 
+void OutputFile::start_writeback(uint64_t offset, uint64_t size) {
+  if (size == 0) return;
+  if (::sync_file_range(fd_, static_cast<off64_t>(offset), static_cast<off64_t>(size), SYNC_FILE_RANGE_WRITE) == 0)
+    return;
+  // Only a hint: where the kernel or file system lacks it, commit()'s
+  // fsync writes everything back instead.
+  const int err = errno;
+  if (err != ENOSYS && err != EOPNOTSUPP && err != EINVAL && err != ESPIPE)
+    fail("start writing back " + std::to_string(size) + " bytes at offset " + std::to_string(offset) + " of", err);
+}
+
 void OutputFile::commit(bool sync) {
   if (sync && ::fsync(fd_) != 0) fail("flush", errno);
   const int fd = fd_;
@@ -185,10 +196,30 @@ void OutputFile::commit(bool sync) {
   committed_ = true;
 }
 
-void write_new_file(const std::filesystem::path& path, const std::string& bytes) {
+BackgroundCommits::~BackgroundCommits() {
+  for (auto& commit : pending_)
+    if (commit.valid()) commit.wait();
+}
+
+void BackgroundCommits::commit(std::unique_ptr<OutputFile> file) {
+  // The file moves into the task: a failed commit leaves it uncommitted, and
+  // it removes itself when the task is destroyed.
+  pending_.push_back(std::async(std::launch::async, [file = std::move(file)] { file->commit(/*sync=*/true); }));
+}
+
+void BackgroundCommits::wait() {
+  // All finish before the first failure is rethrown, so no flush is still
+  // running while the caller cleans up.
+  for (auto& commit : pending_) commit.wait();
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& commit : pending) commit.get();
+}
+
+void write_new_file(const std::filesystem::path& path, const std::string& bytes, bool sync) {
   OutputFile out(path);
   out.write(bytes.data(), bytes.size());
-  out.commit();
+  out.commit(sync);
 }
 
 }  // namespace lp::io

@@ -4,7 +4,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <future>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace lp::io {
 
@@ -55,9 +58,14 @@ class OutputFile {
   // Copies `size` bytes read from `src_fd` at `src_offset` to `offset`,
   // kernel-side when the file systems allow it.
   void copy_at(uint64_t offset, int src_fd, uint64_t src_offset, uint64_t size);
+  // Starts writing [offset, offset + size) back to the disk without waiting
+  // for it (sync_file_range), so that the fsync in commit() finds little
+  // left to do. Safe beside the other positional calls.
+  void start_writeback(uint64_t offset, uint64_t size);
   // Closes the file; with `sync`, fsyncs it first so the data survives a
   // power loss.
   void commit(bool sync = true);
+  const std::filesystem::path& path() const { return path_; }
 
  private:
   void copy_with_pread(uint64_t offset, int src_fd, uint64_t src_offset, uint64_t size);
@@ -69,7 +77,25 @@ class OutputFile {
   bool committed_ = false;
 };
 
+// Files committed with sync on background threads, one per file, so that
+// one file's flush to the disk overlaps the writing of the next. wait()
+// rethrows the first failure, whose message names the file; a file whose
+// commit failed is removed like any uncommitted OutputFile.
+class BackgroundCommits {
+ public:
+  BackgroundCommits() = default;
+  ~BackgroundCommits();  // waits, ignoring failures (an error is already on its way)
+  BackgroundCommits(const BackgroundCommits&) = delete;
+  BackgroundCommits& operator=(const BackgroundCommits&) = delete;
+
+  void commit(std::unique_ptr<OutputFile> file);
+  void wait();
+
+ private:
+  std::vector<std::future<void>> pending_;
+};
+
 // Writes `bytes` to a new file at `path` with OutputFile's guarantees.
-void write_new_file(const std::filesystem::path& path, const std::string& bytes);
+void write_new_file(const std::filesystem::path& path, const std::string& bytes, bool sync = true);
 
 }  // namespace lp::io

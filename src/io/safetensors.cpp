@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "io/json_util.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/interrupt.h"
+#include "linearpatch/core/progress.h"
 
 namespace lp::io {
 namespace {
@@ -335,11 +337,12 @@ std::string build_header(const std::vector<OutputTensor>& tensors, const std::ma
   return text;
 }
 
-}  // namespace
-
-void write_safetensors(const std::filesystem::path& path, std::vector<OutputTensor> tensors,
-                       std::map<std::string, std::string> metadata, const WriteOptions& options) {
-  validate_output(tensors, path.string());
+// Creates `path` and copies the tensors into it; the caller commits it.
+// With options.sync, each tensor's write-back starts as soon as it is
+// copied, while the other threads go on copying.
+std::unique_ptr<OutputFile> copy_safetensors(const std::filesystem::path& path, std::vector<OutputTensor> tensors,
+                                             std::map<std::string, std::string> metadata,
+                                             const WriteOptions& options) {
   // Descending element size then name, as the reference writer does: with an
   // 8-aligned data buffer every tensor starts aligned to its element size.
   std::sort(tensors.begin(), tensors.end(), [](const OutputTensor& a, const OutputTensor& b) {
@@ -358,10 +361,10 @@ void write_safetensors(const std::filesystem::path& path, std::vector<OutputTens
     offsets.push_back(end);
     end += tensor.nbytes;
   }
-  OutputFile out(path);
-  out.reserve(end);
-  out.write(length, sizeof(length));
-  out.write(header.data(), header.size());
+  auto out = std::make_unique<OutputFile>(path);
+  out->reserve(end);
+  out->write(length, sizeof(length));
+  out->write(header.data(), header.size());
   // Tensors go to known offsets, so several threads can copy at once: one
   // kernel-side copy runs at a fraction of what the page cache takes.
   const size_t workers = std::min<size_t>(
@@ -376,8 +379,9 @@ void write_safetensors(const std::filesystem::path& path, std::vector<OutputTens
         const auto& tensor = tensors[i];
         if (tensor.nbytes == 0) continue;
         try {
-          if (tensor.data) out.write_at(offsets[i], tensor.data, tensor.nbytes);
-          else out.copy_at(offsets[i], tensor.src_fd, tensor.src_offset, tensor.nbytes);
+          if (tensor.data) out->write_at(offsets[i], tensor.data, tensor.nbytes);
+          else out->copy_at(offsets[i], tensor.src_fd, tensor.src_offset, tensor.nbytes);
+          if (options.sync) out->start_writeback(offsets[i], tensor.nbytes);
         } catch (...) {
           rethrow_with_context("writing tensor '" + tensor.name + "'");
         }
@@ -393,7 +397,37 @@ void write_safetensors(const std::filesystem::path& path, std::vector<OutputTens
   for (auto& thread : threads) thread.join();
   for (const auto& error : errors)
     if (error) std::rethrow_exception(error);
-  out.commit(options.sync);
+  return out;
+}
+
+}  // namespace
+
+WriteTimes write_safetensors_files(std::vector<SafetensorsOutput> files,
+                                   const std::map<std::string, std::string>& metadata, const WriteOptions& options) {
+  // Every file is checked before the first byte is copied.
+  for (const auto& file : files) validate_output(file.tensors, file.path.string());
+  Stopwatch watch;
+  BackgroundCommits commits;
+  for (auto& file : files) {
+    auto out = copy_safetensors(file.path, std::move(file.tensors), metadata, options);
+    if (options.sync) commits.commit(std::move(out));
+    else out->commit(/*sync=*/false);
+  }
+  WriteTimes times;
+  times.copy_seconds = watch.seconds();
+  if (options.sync) {
+    commits.wait();
+    times.sync_seconds = watch.seconds() - times.copy_seconds;
+  }
+  return times;
+}
+
+void write_safetensors(const std::filesystem::path& path, std::vector<OutputTensor> tensors,
+                       const std::map<std::string, std::string>& metadata, const WriteOptions& options) {
+  std::vector<SafetensorsOutput> files(1);
+  files[0].path = path;
+  files[0].tensors = std::move(tensors);
+  write_safetensors_files(std::move(files), metadata, options);
 }
 
 }  // namespace lp::io

@@ -132,9 +132,14 @@ PruneResult run_prune(const PruneJob& job) {
   write_options.sync = job.sync;
   const auto written = clock.time("write", [&] {
     auto w = write_pruned_checkpoint(*source, plan, emitted.edits, job.max_shard_bytes, output.path(), write_options);
+    Stopwatch commit;
     output.commit(job.sync);
+    w.sync_seconds += commit.seconds();
     return w;
   });
+  clock.add("write_copy", written.copy_seconds);
+  clock.add("write_sync", written.sync_seconds);
+  result.synced = job.sync;
   result.output = output.final_path().string();
   result.parameters_before = parameter_count(*source);
   result.parameters_after = written.parameters;

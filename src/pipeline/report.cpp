@@ -134,6 +134,10 @@ Report to_json(const PruneResult& r) {
                        {"removed", r.parameters_before - r.parameters_after}};
   out["files"] = r.files;
   out["bytes"] = r.bytes;
+  // The whole write phase (copy, flushes, rename): with sync, the rate at
+  // which the output became durable.
+  for (const auto& [phase, seconds] : r.timings)
+    if (phase == "write" && seconds > 0) out["write"] = {{"mb_per_s", r.bytes / 1e6 / seconds}, {"durable", r.synced}};
   if (r.calibration) out["calibration"] = calibration_json(*r.calibration);
   out["timings"] = timings_json(r.timings);
   add_memory(out, r.memory);

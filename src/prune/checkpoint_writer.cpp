@@ -153,6 +153,8 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
   for (const auto& [position, patch] : edits.patches)
     add_memory_tensor(patch_tensor_name(position), patch.to(at::kFloat));
   written.files = writer.finish({}, options);
+  written.copy_seconds = writer.times().copy_seconds;
+  written.sync_seconds = writer.times().sync_seconds;
   for (const auto& file : written.files) written.bytes += fs::file_size(dir / file);
 
   const auto config_path = (source.dir() / "config.json").string();

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "linearpatch/io/safetensors.h"
 #include "support/test_env.h"
 
@@ -236,6 +238,28 @@ TEST_F(CliSafety, ConcurrentRunsFromOneInputWriteIdenticalWeights) {
     EXPECT_EQ(std::memcmp(w1.data(t1), w2.data(t2), t1.nbytes()), 0) << t1.name;
   }
   EXPECT_EQ(test::read_file(out1 / "config.json"), test::read_file(out2 / "config.json"));
+}
+
+TEST_F(CliSafety, ReportSplitsTheWriteAndSaysWhetherItIsDurable) {
+  for (const bool sync : {true, false}) {
+    SCOPED_TRACE(sync ? "default (fsync)" : "--no-fsync");
+    const fs::path out = work_ / (sync ? "synced" : "plain"), report = work_ / (sync ? "synced.json" : "plain.json");
+    auto args = prune_args(out);
+    args.insert(args.end(), {"--report", report.string()});
+    if (!sync) args.push_back("--no-fsync");
+    const Outcome outcome = Child(args, work_.path()).wait();
+    ASSERT_EQ(outcome.exit_code, 0) << outcome.err;
+    const auto json = nlohmann::json::parse(test::read_file(report));
+    const auto& timings = json["timings"];
+    const double write = timings["write"], copy = timings["write_copy"], flush = timings["write_sync"];
+    EXPECT_GT(copy, 0.0);
+    EXPECT_GE(flush, 0.0);
+    EXPECT_LE(copy + flush, write);
+    EXPECT_EQ(json["write"]["durable"], sync);
+    EXPECT_NEAR(json["write"]["mb_per_s"].get<double>(), json["bytes"].get<double>() / 1e6 / write, 1e-6);
+  }
+  EXPECT_EQ(test::read_file(work_ / "synced" / "model.safetensors"),
+            test::read_file(work_ / "plain" / "model.safetensors"));
 }
 
 struct Refusal {

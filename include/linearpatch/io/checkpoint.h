@@ -66,8 +66,10 @@ std::vector<size_t> shard_sizes(const std::vector<uint64_t>& item_bytes, uint64_
 // `max_shard_bytes`, else model-XXXXX-of-YYYYY.safetensors shards filled in
 // insertion order plus model.safetensors.index.json ({"metadata":
 // {"total_size": <tensor bytes>}, "weight_map": {...}}, written last). A
-// tensor larger than `max_shard_bytes` gets a shard of its own. Shards are written one
-// at a time, so memory holds at most the in-memory tensors handed in.
+// tensor larger than `max_shard_bytes` gets a shard of its own. Shards are
+// copied one at a time (each one's fsync overlapping the next one's copy, see
+// write_safetensors_files), so memory holds at most the in-memory tensors
+// handed in.
 class ShardedWriter {
  public:
   ShardedWriter(std::filesystem::path dir, uint64_t max_shard_bytes);  // max_shard_bytes > 0
@@ -75,12 +77,14 @@ class ShardedWriter {
   // Writes all files into dir (which must exist) and returns their names.
   std::vector<std::string> finish(const std::map<std::string, std::string>& metadata = {},
                                   const WriteOptions& options = {});
+  const WriteTimes& times() const { return times_; }  // of the last finish()
 
  private:
   std::filesystem::path dir_;
   uint64_t max_shard_bytes_;
   std::vector<OutputTensor> pending_;
   std::set<std::string> names_;
+  WriteTimes times_;
 };
 
 }  // namespace lp::io

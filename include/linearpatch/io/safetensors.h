@@ -120,12 +120,31 @@ struct WriteOptions {
   int threads = 0;   // tensors copied in parallel; 0: min(8, hardware threads)
 };
 
-// Writes one safetensors file at `path` (which must not exist yet; callers
-// write into a temporary directory). Validates names (unique, non-empty) and
-// that nbytes == numel * dtype_size. `metadata` gets "format": "pt" added.
-// The file is allocated to its full size first, so a full disk is reported
-// before any tensor is copied.
+// Where the time of a write went: copying the tensors into the files, then
+// waiting for the flushes still running when the last one was copied (0
+// without sync).
+struct WriteTimes {
+  double copy_seconds = 0, sync_seconds = 0;
+};
+
+struct SafetensorsOutput {
+  std::filesystem::path path;
+  std::vector<OutputTensor> tensors;
+};
+
+// Writes safetensors files in order; each `path` must not exist yet
+// (callers write into a temporary directory). Validates every file's names
+// (unique, non-empty) and that nbytes == numel * dtype_size before writing
+// any; `metadata` gets "format": "pt" added. Each file is allocated to its
+// full size first, so a full disk is reported before its tensors are copied.
+// With sync, a tensor's write-back starts as soon as it is copied and a
+// file's fsync runs in the background as soon as it is complete, so files
+// reach the disk while later ones are copied; returns once all are synced.
+WriteTimes write_safetensors_files(std::vector<SafetensorsOutput> files,
+                                   const std::map<std::string, std::string>& metadata = {},
+                                   const WriteOptions& options = {});
+// One file, the same way.
 void write_safetensors(const std::filesystem::path& path, std::vector<OutputTensor> tensors,
-                       std::map<std::string, std::string> metadata = {}, const WriteOptions& options = {});
+                       const std::map<std::string, std::string>& metadata = {}, const WriteOptions& options = {});
 
 }  // namespace lp::io

@@ -85,6 +85,7 @@ struct PruneResult {
   int64_t parameters_before = 0, parameters_after = 0;
   std::vector<std::string> files;
   uint64_t bytes = 0;
+  bool synced = true;  // fsynced before the rename, i.e. not --no-fsync
   std::optional<CalibrationSummary> calibration;
   Timings timings;
   MemoryUse memory;

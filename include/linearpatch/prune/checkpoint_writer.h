@@ -34,6 +34,8 @@ struct WrittenCheckpoint {
   std::vector<std::string> files;  // weight files written
   int64_t parameters = 0;          // elements of all tensors written
   uint64_t bytes = 0;
+  // Copying the weights, then waiting for their flushes to the disk (io::WriteTimes).
+  double copy_seconds = 0, sync_seconds = 0;
 };
 
 // What changes besides removing the plan's layers.
