@@ -265,5 +265,29 @@ TEST(PrunePipeline, VanillaExportReportsEveryFold) {
   EXPECT_TRUE(LlamaModel::load(dir / "out").patches().empty());
 }
 
+// --eval-task: the written model and the dense one are scored on the same
+// rows, and a bad row ends the job before anything is written.
+TEST(PrunePipeline, EvalTasksReportRetainedPerformance) {
+  test::TempDir dir;
+  write_text_file(dir / "rows.jsonl",
+                  R"({"context": "The cat sat on the", "choices": [" mat", " moon", " idea"], "gold": 0})" "\n"
+                  R"({"context": "One, two,", "choices": [" three", " seven"], "gold": 0})" "\n"
+                  R"({"context": "The sun rises in the", "choices": [" east", " west"], "gold": 0})" "\n");
+  auto job = small_job(dir / "out");
+  job.eval_tasks = {{"mc", dir / "rows.jsonl"}};
+  const auto result = run_prune(job);
+  ASSERT_TRUE(result.tasks);
+  ASSERT_EQ(result.tasks->model.size(), 1u);
+  EXPECT_EQ(result.tasks->model[0].metrics.rows, 3);
+  EXPECT_EQ(result.tasks->baseline[0].metrics.rows, 3);
+  EXPECT_TRUE(to_json(result).contains("eval_tasks"));
+
+  write_text_file(dir / "bad.jsonl", R"({"context": "x", "choices": [" a"], "gold": 3})" "\n");
+  auto bad = small_job(dir / "bad-out");
+  bad.eval_tasks = {{"mc", dir / "bad.jsonl"}};
+  expect_error([&] { run_prune(bad); }, "bad.jsonl");
+  EXPECT_FALSE(fs::exists(dir / "bad-out"));
+}
+
 }  // namespace
 }  // namespace lp
