@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "cli/common.h"
+#include "cli/profiling.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/interrupt.h"
 #include "linearpatch/core/version.h"
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
   try {
     setup_logging(verbosity, quiet, log_level);
     lp::install_interrupt_handlers();
+    const lp::cli::CommandProfile profile;
     for (const auto& command : commands)
       if (command.app->parsed()) command.run();
     return 0;
