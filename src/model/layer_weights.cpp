@@ -8,23 +8,25 @@
 #endif
 
 namespace lp {
-namespace {
 
-// Page cache -> pinned host memory (a multi-threaded copy, which also
-// takes the page faults of a mapped checkpoint in parallel) -> device, on
-// the current stream without blocking: a pageable source would go through
-// the driver's single-threaded bounce buffer at a fraction of the bus rate.
-LayerWeights staged_copy(const LayerWeights& host, const at::Device& device) {
-  LayerWeights copy = host;
+// Host -> GPU: page cache -> pinned host memory (a multi-threaded copy,
+// which also takes the page faults of a mapped checkpoint in parallel) ->
+// device, on the current stream without blocking: a pageable source would
+// go through the driver's single-threaded bounce buffer at a fraction of
+// the bus rate. Kernels queued later on the stream see the finished copy.
+LayerWeights LayerWeights::to(const at::Device& device) const {
+  LayerWeights copy = *this;
   copy.for_each([&](at::Tensor& t) {
+    if (!t.is_cpu() || !device.is_cuda()) {
+      t = t.to(device);
+      return;
+    }
     auto pinned = at::empty(t.sizes(), t.options().pinned_memory(true));
     pinned.copy_(t);
     t = pinned.to(device, /*non_blocking=*/true);
   });
   return copy;
 }
-
-}  // namespace
 
 bool BackgroundUploader::available(const at::Device& device) {
 #ifdef LP_WITH_CUDA
@@ -62,7 +64,7 @@ void BackgroundUploader::run() {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stop_) return;
       }
-      auto layer = std::make_shared<const LayerWeights>(staged_copy(*host_[i], device_));
+      auto layer = std::make_shared<const LayerWeights>(host_[i]->to(device_));
 #ifdef LP_WITH_CUDA
       stream.synchronize();
 #endif
