@@ -205,6 +205,10 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions
   auto impl = std::make_shared<Impl>();
   impl->device = resolve_device(options.device);
   impl->dtype = resolve_compute_dtype(options.compute_dtype, impl->device);
+  // The float32 matrix products around a half-precision stream (patches,
+  // rotations) lose nothing to TF32's 10-bit mantissa that bfloat16's 7 bits
+  // have not lost already; float32 runs keep exact float32.
+  if (impl->device.is_cuda() && impl->dtype != at::kFloat) at::globalContext().setAllowTF32CuBLAS(true);
   const auto& c = config;
   const int64_t C = c.hidden_size, V = c.vocab_size, F = c.intermediate_size;
   const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
