@@ -249,6 +249,26 @@ TEST(PrunePipeline, MlpLeastSquaresRepairFoldsExactly) {
   EXPECT_LT(a.parameters_after, a.parameters_before) << "no extra matrix is stored";
 }
 
+// Distillation trains an mlp-lstsq map too, and the output stays a plain
+// checkpoint: the trained map is folded into down_proj.
+TEST(PrunePipeline, DistilledMlpRepairStaysFolded) {
+  test::TempDir dir;
+  auto job = small_job(dir / "out");
+  job.repair.kind = RepairChoice::kMlpLstsq;
+  job.distill.emplace();
+  job.distill->samples = 4;
+  job.distill->val_samples = 2;
+  job.distill->options.batch_size = 2;
+  job.distill->options.micro_batch = 2;
+  job.distill->options.lr = 1e-3;
+  const auto result = run_prune(job);
+  ASSERT_TRUE(result.distill);
+  EXPECT_EQ(result.distill->steps, 2);
+  const auto model = LlamaModel::load(dir / "out");
+  EXPECT_TRUE(model.patches().empty());
+  EXPECT_EQ(nlohmann::json::parse(test::read_file(dir / "out" / "config.json"))["architectures"][0], "LlamaForCausalLM");
+}
+
 // A vanilla export of a LinearPatch measures the folds on held-out windows
 // and keeps the one closest to the dense model.
 TEST(PrunePipeline, VanillaExportReportsEveryFold) {
