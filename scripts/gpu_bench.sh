@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# The GPU benchmark, in one device run of at most 10 minutes (carry .gpu-deps,
-# made here by scripts/fetch_gpu_deps.sh):
-#   1. builds linearpatch against PyTorch's CUDA libtorch (scripts/build_cuda.sh)
-#   2. writes a LLaMA-3-8B-shaped synthetic checkpoint (16 GB bf16) to local disk
-#   3. linearpatch prune --device cuda: 5 layers, 128 x 2048 calibration tokens
-#      (and again under a GPU memory budget with --max-gpu-memory)
-#   4. scripts/python_baseline.py, the same job in PyTorch + transformers
-#   5. prints both side by side
-# Results go to $OUT (at most 8 files come back): bench.log (everything), build.log,
-# synth.json, linearpatch.json, linearpatch_budget.json, python.json, summary.json.
-# docs/gpu.md says how to run it and where its numbers are recorded.
+# The GPU benchmark on a LLaMA-3-8B-shaped synthetic checkpoint, every number
+# measured in the same run (docs/gpu.md):
+#   1. builds linearpatch against PyTorch's CUDA libtorch (scripts/build_cuda.sh), unless --bin
+#   2. writes the synthetic checkpoint (16 GB bf16) to local disk, and measures the disk's
+#      durable write rate: one shard copied with dd conv=fdatasync
+#   3. linearpatch prune --device cuda: 5 layers, 128 x 2048 calibration tokens; with fsync
+#      (the default), with --no-fsync, and with --no-fsync --max-gpu-memory SIZE
+#   4. scripts/python_baseline.py, the same job in PyTorch + transformers (skipped when
+#      python3 lacks torch or transformers)
+#   5. distillation throughput: prune --distill on --distill-samples windows of 2048 tokens
+#   6. eval: perplexity tokens/s (64 windows) and multiple-choice rows/s on --mc-task
+#   7. h200.json (scripts/bench_json.py) and its Markdown table (scripts/bench_table.py)
+# Results in $OUT: bench.log (everything printed), h200.json, bench_reports.json (every
+# tool's own report), and build.log when it builds.
 #
 #   scripts/gpu_bench.sh [--max-gpu-memory SIZE] [--layers N] [--samples N] [--seq-len N]
 #                        [--synth "ARGS"] [--device DEV] [--bin PATH] [--build-args "ARGS"]
-#                        [--skip-python] [--work DIR]
+#                        [--skip-python] [--work DIR] [--distill-samples N] [--mc-task FILE]
+#                        [--commit SHA]
 #
-# --synth replaces "--shape llama3-8b" (e.g. "--shape llama3-8b --layers 8" for a
-# quick run); --bin skips the build; --build-args go to build_cuda.sh. Extra
-# arguments for `linearpatch prune` can be given in $LP_PRUNE_ARGS.
+# --synth replaces "--shape llama3-8b"; --distill-samples 0 and --mc-task "" skip steps 5
+# and 6; --mc-task defaults to .device-fixtures/hellaswag-1000.jsonl when it exists
+# (scripts/device_fixtures.sh). --commit (or $LP_COMMIT) is recorded in h200.json; the
+# device machine's copy of the tree has no .git. Extra `linearpatch prune` arguments go in
+# $LP_PRUNE_ARGS. With $LP_DEADLINE (epoch seconds), a step that would not finish in time
+# is skipped and every tool is stopped at the deadline (scripts/gpu_run_all.sh sets it).
+#
+# A CPU dry run of the whole flow (here, without torch/transformers for Python):
+#   OUT=/tmp/bench scripts/gpu_bench.sh --device cpu --bin build/src/cli/linearpatch --max-gpu-memory 2MB \
+#     --synth "--layers 8 --hidden 256 --intermediate 512 --heads 4 --kv-heads 2 --vocab 1024" \
+#     --layers 2 --samples 4 --seq-len 128 --distill-samples 8 --mc-task /tmp/hs60.jsonl
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,8 +43,12 @@ device=cuda
 bin=""
 build_args=""
 run_python=1
-# GPU memory budget for the variant run: the value of linearpatch's
-# --max-gpu-memory (e.g. 24GB); empty runs no variant.
+distill_samples=96
+mc_task="$root/.device-fixtures/hellaswag-1000.jsonl"
+commit="${LP_COMMIT:-}"
+deadline="${LP_DEADLINE:-}"
+# GPU memory budget for the streaming run: linearpatch's --max-gpu-memory (e.g. 8GB);
+# empty runs no streaming variant.
 max_gpu_memory="${LP_MAX_GPU_MEMORY:-}"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,12 +62,19 @@ while [ $# -gt 0 ]; do
     --build-args) build_args="$2"; shift 2 ;;
     --skip-python) run_python=0; shift ;;
     --work) work="$2"; shift 2 ;;
+    --distill-samples) distill_samples="$2"; shift 2 ;;
+    --mc-task) mc_task="$2"; shift 2 ;;
+    --commit) commit="$2"; shift 2 ;;
     *) echo "gpu_bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+[ -n "$commit" ] || commit="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
 
 mkdir -p "$out" "$work"
-rm -rf "$work/model" "$work/lp-out" "$work/py-out"  # a warm machine may hold an earlier run's
+out="$(cd "$out" && pwd)"
+reports="$work/reports"
+rm -rf "$work/model" "$work/lp-out" "$work/py-out" "$reports"  # a warm machine may hold an earlier run's
+mkdir -p "$reports"
 step() { echo; echo "=== gpu_bench: $* ($(date +%T))"; }
 die() { echo "gpu_bench: error: $*" >&2; exit 1; }
 now_ms() { date +%s%3N; }
@@ -60,33 +83,20 @@ model="$work/model"
 calib=("$root"/data/text/*.txt)
 export PYTHONUNBUFFERED=1
 
-bench() {
-step "machine"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
-python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)' ||
-  echo "python3 has no torch/transformers"
-echo "cores $(nproc), $(free -g | awk '/Mem:/ {print $2}') GiB memory"
-df -h "$work" | tail -n 1
-free_gib="$(df -BG --output=avail "$work" | tail -n 1 | tr -dc 0-9)"
-
-if [ -z "$bin" ]; then
-  step "build"
-  t0="$(now_ms)"
-  # shellcheck disable=SC2086  # build_args holds several arguments
-  "$root/scripts/build_cuda.sh" $build_args 2>&1 | tee "$out/build.log" || die "build failed: see build.log"
-  bin="$(tail -n 1 "$out/build.log")"
-  echo "build: $(seconds_since "$t0") s"
-fi
-[ -x "$bin" ] || die "no linearpatch binary at '$bin'"
-
-step "synthetic checkpoint: $synth_args"
-# shellcheck disable=SC2086  # synth_args holds several arguments
-"$bin" synth $synth_args --out "$model" --json >"$out/synth.json" || die "synth failed"
-cat "$out/synth.json"
-need_gib=$(( $(python3 -c "import json; print(json.load(open('$out/synth.json'))['bytes'])") * 2 / 1000000000 + 2 ))
-[ "$free_gib" -ge "$need_gib" ] || die "$work has ${free_gib} GiB free; the checkpoint and one pruned copy need ${need_gib}"
-
-warm_cache() { cat "$model"/*.safetensors >/dev/null; }
+# Whether a step needing `1` seconds still fits before the deadline.
+fits() {
+  [ -z "$deadline" ] && return 0
+  local left=$((deadline - $(date +%s)))
+  [ "$left" -ge "$1" ] && return 0
+  echo "skipped: $left s left before the deadline, the step needs about $1"
+  return 1
+}
+# Runs a command, stopped at the deadline.
+bounded() {
+  if [ -z "$deadline" ]; then "$@"; return; fi
+  local left=$((deadline - $(date +%s)))
+  timeout --kill-after=10 "$((left > 1 ? left : 1))" "$@"
+}
 
 add_wall_time() {  # report, start in ms
   python3 - "$1" "$(seconds_since "$2")" <<'EOF'
@@ -101,90 +111,121 @@ EOF
 # A tool that fails is reported at the end; the others still run, so one
 # device run brings back every number it can.
 failed=()
+python_note=""
 
-run_linearpatch() {  # report name, then extra prune arguments
-  local name="$1" t0
-  shift
+bench() {
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
+if python3 -c 'import torch, transformers; print("torch", torch.__version__, "cuda", torch.version.cuda, "transformers", transformers.__version__)'; then
+  :
+else
+  echo "python3 has no torch/transformers: no Python baseline"
+  run_python=0
+  python_note="skipped: python3 has no torch/transformers"
+fi
+echo "cores $(nproc), $(free -g | awk '/Mem:/ {print $2}') GiB memory"
+df -hT "$work" | tail -n 1
+free_gib="$(df -BG --output=avail "$work" | tail -n 1 | tr -dc 0-9)"
+
+if [ -z "$bin" ]; then
+  step "build"
+  t0="$(now_ms)"
+  # shellcheck disable=SC2086  # build_args holds several arguments
+  "$root/scripts/build_cuda.sh" $build_args 2>&1 | tee "$out/build.log" || die "build failed: see build.log"
+  bin="$(tail -n 1 "$out/build.log")"
+  echo "build: $(seconds_since "$t0") s"
+fi
+[ -x "$bin" ] || die "no linearpatch binary at '$bin'"
+
+step "synthetic checkpoint: $synth_args"
+# shellcheck disable=SC2086  # synth_args holds several arguments
+"$bin" synth $synth_args --out "$model" --json >"$reports/synth.json" || die "synth failed"
+cat "$reports/synth.json"
+need_gib=$(( $(python3 -c "import json; print(json.load(open('$reports/synth.json'))['bytes'])") * 2 / 1000000000 + 2 ))
+[ "$free_gib" -ge "$need_gib" ] || die "$work has ${free_gib} GiB free; the checkpoint and one pruned copy need ${need_gib}"
+
+step "disk: durable write rate"
+# The largest shard, read from the page cache (synth has just written it) and
+# written with one fdatasync at the end: what the disk sustains for a
+# durable output, the floor of prune's write phase.
+shard="$(ls -S "$model"/*.safetensors | head -n 1)"
+t0="$(now_ms)"
+dd if="$shard" of="$work/dd-test" bs=64M conv=fdatasync status=none || failed+=(disk)
+python3 - "$reports/disk.json" "$(stat -c %s "$shard")" "$(seconds_since "$t0")" "$(df -T "$work" | tail -n 1 | awk '{print $2}')" <<'EOF'
+import json, sys
+path, size, seconds, fs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+report = {"bytes": size, "seconds": seconds, "durable_mb_per_s": size / 1e6 / seconds, "filesystem": fs}
+json.dump(report, open(path, "w"), indent=2)
+print(f"dd conv=fdatasync: {size / 1e6:.0f} MB in {seconds:.2f} s = {report['durable_mb_per_s']:.0f} MB/s ({fs})")
+EOF
+rm -f "$work/dd-test"
+
+warm_cache() { cat "$model"/*.safetensors >/dev/null; }
+
+run_linearpatch() {  # report name, seconds needed, then extra prune arguments
+  local name="$1" need="$2" t0
+  shift 2
   step "linearpatch prune ($name) $*"
+  fits "$need" || { failed+=("$name (no time)"); return; }
   warm_cache
   rm -rf "$work/lp-out"
   t0="$(now_ms)"
   # shellcheck disable=SC2086  # LP_PRUNE_ARGS holds several arguments
-  if "$bin" prune -m "$model" --device "$device" --layers "$layers" --calib-samples "$samples" --seq-len "$seq_len" \
-    --calib "${calib[@]}" --out "$work/lp-out" --report "$out/$name.json" "$@" ${LP_PRUNE_ARGS:-}; then
-    add_wall_time "$out/$name.json" "$t0"
+  if bounded "$bin" prune -m "$model" --device "$device" --layers "$layers" --calib-samples "$samples" \
+    --seq-len "$seq_len" --calib "${calib[@]}" --out "$work/lp-out" --report "$reports/$name.json" "$@" \
+    ${LP_PRUNE_ARGS:-}; then
+    add_wall_time "$reports/$name.json" "$t0"
   else
     failed+=("$name")
   fi
   rm -rf "$work/lp-out"
 }
 
-run_linearpatch linearpatch
+run_linearpatch linearpatch 40
 # Without fsync, as the Python baseline writes (save_pretrained does not sync).
-run_linearpatch linearpatch_nofsync --no-fsync
+run_linearpatch linearpatch_nofsync 30 --no-fsync
 if [ -n "$max_gpu_memory" ]; then
-  run_linearpatch linearpatch_budget --no-fsync --max-gpu-memory "$max_gpu_memory"
+  run_linearpatch linearpatch_budget 100 --no-fsync --max-gpu-memory "$max_gpu_memory"
 fi
 
-if [ "$run_python" = 1 ]; then
-  step "python baseline"
+step "python baseline"
+if [ "$run_python" = 1 ] && fits 80; then
   warm_cache
   t0="$(now_ms)"
-  if python3 "$root/scripts/python_baseline.py" --model "$model" --out "$work/py-out" --device "$device" \
+  if bounded python3 "$root/scripts/python_baseline.py" --model "$model" --out "$work/py-out" --device "$device" \
     --layers "$layers" --samples "$samples" --seq-len "$seq_len" --calib "${calib[@]}" \
-    --report "$out/python.json" >/dev/null; then
-    add_wall_time "$out/python.json" "$t0"
+    --report "$reports/python.json" >/dev/null; then
+    add_wall_time "$reports/python.json" "$t0"
   else
     failed+=(python)
   fi
   rm -rf "$work/py-out"
+else
+  echo "${python_note:-skipped}"
+fi
+
+step "distillation: $distill_samples windows of $seq_len tokens"
+if [ "$distill_samples" -gt 0 ] && fits 60; then
+  # Few calibration windows: only the distillation's own throughput is measured.
+  bounded "$bin" prune -m "$model" --device "$device" --layers "$layers" --calib "${calib[@]}" --calib-samples 32 \
+    --seq-len "$seq_len" --distill --distill-samples "$distill_samples" --val-samples 4 --no-fsync \
+    --out "$work/lp-out" --force --report "$reports/distill.json" > /dev/null || failed+=(distill)
+  rm -rf "$work/lp-out"
+fi
+
+step "eval: perplexity and multiple-choice throughput (${mc_task:-no task})"
+if [ -n "$mc_task" ] && [ -f "$mc_task" ] && fits 40; then
+  bounded "$bin" eval -m "$model" --device "$device" --text "$root/data/eval/brown.visible.txt" --seq-len "$seq_len" \
+    --max-windows 64 --task "hellaswag=$mc_task" --json > "$reports/eval.json" || failed+=(eval)
+elif [ -n "$mc_task" ] && [ ! -f "$mc_task" ]; then
+  echo "no $mc_task (scripts/device_fixtures.sh makes it)"
 fi
 
 step "summary"
-python3 - "$out" <<'EOF'
-import json, os, sys
-
-out = sys.argv[1]
-def load(name):
-    path = os.path.join(out, name + ".json")
-    return json.load(open(path)) if os.path.exists(path) else None
-
-columns = [(name, r) for name, r in (("linearpatch", load("linearpatch")),
-                                     ("lp no-fsync", load("linearpatch_nofsync")),
-                                     ("lp budget", load("linearpatch_budget")),
-                                     ("python", load("python"))) if r]
-def timing(r, *keys):
-    t = r.get("timings", {})
-    values = [t[k] for k in keys if k in t]
-    return sum(values) if values else None
-rows = [
-    ("load", lambda r: timing(r, "load")),
-    ("tokenize", lambda r: timing(r, "tokenize")),
-    ("calibration", lambda r: timing(r, "calibration")),
-    ("plain forward", lambda r: timing(r, "plain_forward")),
-    ("select + patch", lambda r: timing(r, "selection", "patch", "select_patch", "prune")),
-    ("write", lambda r: timing(r, "write")),
-    ("total (report)", lambda r: timing(r, "total")),
-    ("process wall", lambda r: r.get("process_wall_seconds")),
-    ("distill s/step", lambda r: (r.get("distill") or {}).get("seconds_per_step")),
-    ("peak GPU MiB", lambda r: r.get("peak_gpu_mib")),
-    ("peak RSS MiB", lambda r: r.get("peak_rss_mib")),
-    ("block", lambda r: f"[{r.get('start')}, {r.get('end')})"),
-]
-synth = load("synth") or {}
-print(f"checkpoint: {synth.get('shape')} {synth.get('parameters', 0) / 1e9:.2f} B parameters, "
-      f"{synth.get('bytes', 0) / 1e9:.1f} GB, written in {synth.get('seconds', 0):.1f} s")
-print(f"{'phase (s)':<16}" + "".join(f"{name:>14}" for name, _ in columns))
-summary = {"synth": synth}
-for label, get in rows:
-    cells = []
-    for name, r in columns:
-        value = get(r)
-        summary.setdefault(name, {})[label] = value
-        cells.append(f"{value:>14.2f}" if isinstance(value, (int, float)) else f"{value if value else '-':>14}")
-    print(f"{label:<16}" + "".join(cells))
-json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
-EOF
+python3 "$root/scripts/bench_json.py" "$reports" --out "$out/h200.json" --raw "$out/bench_reports.json" \
+  --commit "$commit" --device "$device" --job "$synth_args; --layers $layers --calib-samples $samples --seq-len $seq_len" \
+  --budget "$max_gpu_memory" --failed "${failed[@]}" ${python_note:+--note "python: $python_note"}
+python3 "$root/scripts/bench_table.py" "$out/h200.json"
 [ ${#failed[@]} -eq 0 ] || die "failed: ${failed[*]} (see above)"
 }
 

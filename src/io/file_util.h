@@ -65,7 +65,6 @@ class OutputFile {
   // Closes the file; with `sync`, fsyncs it first so the data survives a
   // power loss.
   void commit(bool sync = true);
-  const std::filesystem::path& path() const { return path_; }
 
  private:
   void copy_with_pread(uint64_t offset, int src_fd, uint64_t src_offset, uint64_t size);
