@@ -15,3 +15,16 @@ endif()
 if(LP_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()
+# Data-parallel distillation sums gradients through libtorch's c10d: NCCL in
+# CUDA builds (nccl.h: PyTorch's nvidia-nccl wheel beside torch, the CUDA
+# toolkit or $NCCL_INCLUDE_DIR), Gloo in CPU builds (gloo's headers: Debian's
+# libgloo-dev). Without them, or with LP_DATA_PARALLEL=OFF, it is left out and
+# distillation runs through the layers as placed.
+option(LP_DATA_PARALLEL "Data-parallel distillation through c10d where its backend's headers are found" ON)
+if(LP_DATA_PARALLEL AND TORCH_CUDA_LIBRARIES)
+  file(GLOB LP_NCCL_WHEEL_INCLUDE_DIRS "${Torch_DIR}/../../../../nvidia/nccl/include" "${Torch_DIR}/../../../../nvidia/*/include")
+  find_path(LP_NCCL_INCLUDE_DIR nccl.h HINTS ENV NCCL_INCLUDE_DIR ${TORCH_INCLUDE_DIRS} ${CUDAToolkit_INCLUDE_DIRS}
+            ${LP_NCCL_WHEEL_INCLUDE_DIRS})
+elseif(LP_DATA_PARALLEL)
+  find_path(LP_GLOO_INCLUDE_DIR gloo/algorithm.h HINTS ${TORCH_INCLUDE_DIRS})
+endif()

@@ -65,9 +65,11 @@ void SimilarityStats::on_layer_input(int64_t position, const at::Tensor& hidden)
     auto it = normalized_.find({batch_, position - gap});
     if (it == normalized_.end()) continue;
     auto cos = (unit * it->second.to(unit.device(), /*non_blocking=*/true).to(at::kFloat)).sum(-1).to(at::kDouble);
-    cosine_sum_[position - gap][position] += cos.sum();
+    // The sums stay where position 0 was; a model placed across devices
+    // has later positions elsewhere.
+    cosine_sum_[position - gap][position] += cos.sum().to(cosine_sum_.device());
     auto last = cos.select(1, cos.size(1) - 1).clamp(-1.0, 1.0);
-    angular_sum_[position - gap][position] += (at::acos(last) / M_PI).sum();
+    angular_sum_[position - gap][position] += (at::acos(last) / M_PI).sum().to(angular_sum_.device());
   }
   // After the last position nothing of this batch is needed any more.
   const int64_t oldest_needed = position + 1 == num_positions_ ? num_positions_ : position + 1 - gaps_.back();
@@ -104,7 +106,7 @@ void MagnitudeStats::on_layer_input(int64_t position, const at::Tensor& hidden) 
     if (it == magnitudes_.end()) continue;
     // A channel that is exactly zero before the gap carries no signal for
     // the patch to scale; ratio 1 leaves it alone instead of making inf.
-    auto denominator = it->second;
+    auto denominator = it->second.to(magnitude.device());  // positions may live on different devices
     auto ratio = at::where(denominator > 0, magnitude / denominator, at::ones_like(magnitude)).sum(0);
     auto& sum = ratio_sum_[{position - gap, position}];
     sum = sum.defined() ? sum + ratio : ratio;

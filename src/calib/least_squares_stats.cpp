@@ -39,12 +39,13 @@ void LeastSquaresStats::on_layer_input(int64_t position, const at::Tensor& hidde
         sums_[i].tokens += x.size(0);
         pending_[{batch_, i}] = Pending{x, {}};
       } else {
-        pending_.at({batch_, i}).residual.sub_(x);
+        auto& residual = pending_.at({batch_, i}).residual;
+        residual.sub_(x.to(residual.device()));  // layers may live on different devices
       }
     }
     if (position == fit.gap.end) {
       const auto it = pending_.find({batch_, i});
-      auto target = rows64(hidden);
+      auto target = rows64(hidden).to(it->second.source.device());
       if (it->second.residual.defined()) target = target + it->second.residual;
       accumulate(sums_[i].rhs, at::matmul(it->second.source.t(), target));
       pending_.erase(it);

@@ -10,6 +10,7 @@
 
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/model_locator.h"
+#include "linearpatch/model/device.h"
 
 namespace lp::cli {
 
@@ -22,11 +23,15 @@ void add_model_option(CLI::App& cmd, std::string& model) {
 
 void add_model_args(CLI::App& cmd, ModelArgs& args) {
   add_model_option(cmd, args.model);
-  cmd.add_option("--device", args.device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd.add_option("--device", args.device,
+                 "cpu, cuda or cuda:N; several GPUs as cuda:0,1,... or cuda:all: the layers are spread over them "
+                 "by free memory (and --distill trains data-parallel when a whole model fits on each)")
+      ->capture_default_str();
   cmd.add_option("--dtype", args.dtype, "Compute dtype: auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16")
       ->capture_default_str();
   cmd.add_option("--max-gpu-memory", args.max_gpu_memory,
-                 "Device memory for weights, e.g. 8GB; a larger model streams its layers from host memory one at a time");
+                 "Device memory for weights (on each device), e.g. 8GB; a larger model streams its layers from host "
+                 "memory one at a time");
 }
 
 void add_runtime_args(CLI::App& cmd, RuntimeArgs& args) {
@@ -55,9 +60,39 @@ std::filesystem::path resolve_model_dir(const std::string& spec) {
   return dir;
 }
 
+std::vector<std::string> device_list(const std::string& text) {
+  if (text == "cuda:all") {
+    const int64_t count = cuda_device_count();
+    if (count == 0) throw UsageError("--device cuda:all: this build or machine has no CUDA device");
+    std::vector<std::string> all;
+    for (int64_t i = 0; i < count; ++i) all.push_back("cuda:" + std::to_string(i));
+    return all;
+  }
+  std::vector<std::string> devices;
+  std::string kind;  // "cuda:" of the previous entry, for bare indices as in cuda:0,1
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(',', begin), text.size());
+    auto entry = text.substr(begin, end - begin);
+    const auto digit = [](unsigned char ch) { return std::isdigit(ch) != 0; };
+    const bool bare_index = !entry.empty() && std::all_of(entry.begin(), entry.end(), digit);
+    if (bare_index && !kind.empty()) entry = kind + entry;
+    const auto colon = entry.find(':');
+    kind = colon == std::string::npos ? "" : entry.substr(0, colon + 1);
+    devices.push_back(entry);
+    begin = end + 1;
+  }
+  try {
+    resolve_devices(devices);
+  } catch (const Error& e) {
+    throw UsageError("--device " + text + ": " + e.what());
+  }
+  return devices;
+}
+
 ModelOptions model_options(const ModelArgs& args) {
   ModelOptions options;
-  options.device = args.device;
+  options.devices = device_list(args.device);
   options.compute_dtype = args.dtype;
   if (!args.max_gpu_memory.empty()) options.max_device_bytes = parse_byte_size(args.max_gpu_memory);
   return options;

@@ -39,6 +39,10 @@ int64_t tokens_per_pass(const std::string& device);
 // Applies --threads; returns the batch size to use for windows of seq_len tokens.
 int64_t apply_runtime(const RuntimeArgs& args, int64_t seq_len, const std::string& device);
 
+// --device as a list: "cuda:0,1" and "cuda:0,cuda:1" -> {"cuda:0", "cuda:1"},
+// "cuda:all" -> every GPU this process sees; UsageError naming the flag.
+std::vector<std::string> device_list(const std::string& text);
+
 std::filesystem::path resolve_model_dir(const std::string& spec);
 LlamaModel load_model(const ModelArgs& args);
 ModelOptions model_options(const ModelArgs& args);

@@ -1,12 +1,48 @@
 #include "linearpatch/model/device.h"
 
+#include <ATen/Context.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <set>
+
+#include "linearpatch/core/error.h"
+#include "model/device_testing.h"
 
 #ifdef LP_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
 #endif
 
 namespace lp {
+namespace {
+
+bool meta_allowed = false;
+
+c10::Device resolve_device(const std::string& name) {
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(name);
+  } catch (const c10::Error&) {
+    throw UsageError("unknown device '" + name + "' (use cpu, cuda or cuda:N)");
+  }
+  if (device.is_cuda() && !at::hasCUDA())
+    throw UsageError("device '" + name + "' requested but this build or machine has no CUDA");
+  if (!device.is_cpu() && !device.is_cuda() && !(meta_allowed && device.is_meta()))
+    throw UsageError("unknown device '" + name + "' (use cpu, cuda or cuda:N)");
+  if (device.is_cuda() && device.has_index() && device.index() >= cuda_device_count())
+    throw UsageError("device '" + name + "' does not exist: this machine has " + std::to_string(cuda_device_count()) +
+                     " CUDA device(s)");
+  return device;
+}
+
+}  // namespace
+
+void allow_meta_devices_for_tests() { meta_allowed = true; }
 
 std::optional<uint64_t> peak_device_memory(const c10::Device& device) {
 #ifdef LP_WITH_CUDA
@@ -20,6 +56,51 @@ std::optional<uint64_t> peak_device_memory(const c10::Device& device) {
 
 void synchronize_device(const c10::Device& device) {
   if (device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(device.has_index() ? device.index() : 0);
+}
+
+std::vector<c10::Device> resolve_devices(const std::vector<std::string>& names) {
+  if (names.empty()) throw UsageError("no device named");
+  std::vector<c10::Device> devices;
+  std::set<c10::DeviceIndex> cuda_indices;
+  for (const auto& name : names) {
+    const auto device = resolve_device(name);
+    if (!devices.empty() && device.type() != devices.front().type() && !device.is_meta())
+      throw UsageError("devices '" + names.front() + "' and '" + name + "' are of different kinds; use one kind");
+    if (device.is_cuda() && names.size() > 1) {
+      if (!device.has_index())
+        throw UsageError("several CUDA devices need an index each ('cuda:N'), not '" + name + "'");
+      if (!cuda_indices.insert(device.index()).second) throw UsageError("device '" + name + "' is named twice");
+    }
+    devices.push_back(device);
+  }
+  return devices;
+}
+
+int64_t cuda_device_count() {
+#ifdef LP_WITH_CUDA
+  return at::hasCUDA() ? static_cast<int64_t>(c10::cuda::device_count()) : 0;
+#else
+  return 0;
+#endif
+}
+
+std::optional<DeviceMemory> device_memory(const c10::Device& device) {
+#ifdef LP_WITH_CUDA
+  if (device.is_cuda()) {
+    const c10::DeviceIndex index = device.has_index() ? device.index() : 0;
+    c10::cuda::CUDAGuard guard(index);
+    size_t free = 0, total = 0;
+    C10_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+    const auto cached = stats.reserved_bytes[0].current - stats.allocated_bytes[0].current;
+    return DeviceMemory{free + static_cast<uint64_t>(std::max<int64_t>(cached, 0)), total};
+  }
+#endif
+  return std::nullopt;
+}
+
+uint64_t working_reserve(const DeviceMemory& memory) {
+  return std::max<uint64_t>(uint64_t{4} << 30, memory.total / 8);
 }
 
 }  // namespace lp

@@ -2,14 +2,20 @@
 
 #include <ATen/ATen.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/checkpoint.h"
+#include "linearpatch/model/device.h"
+#include "linearpatch/model/placement.h"
 #include "model/attention.h"
 #include "model/layer_weights.h"
 #include "model/rope.h"
@@ -91,36 +97,77 @@ at::ScalarType resolve_compute_dtype(const std::string& name, const at::Device& 
   throw UsageError("unknown compute dtype '" + name + "' (use auto, float32, bfloat16 or float16)");
 }
 
-at::Device resolve_device(const std::string& name) {
-  try {
-    at::Device device(name);
-    if (device.is_cuda() && !at::hasCUDA())
-      throw UsageError("device '" + name + "' requested but this build or machine has no CUDA");
-    return device;
-  } catch (const c10::Error&) {
-    throw UsageError("unknown device '" + name + "' (use cpu, cuda or cuda:N)");
+uint64_t layer_bytes(const LayerWeights& layer) {
+  uint64_t bytes = 0;
+  LayerWeights(layer).for_each([&](const at::Tensor& t) { bytes += t.nbytes(); });
+  return bytes;
+}
+
+std::string gib(uint64_t bytes) { return fmt::format("{:.1f} GiB", static_cast<double>(bytes) / (1 << 30)); }
+
+std::string describe_placement(const std::vector<DeviceLayers>& placement) {
+  std::string text;
+  for (const auto& p : placement) {
+    if (!text.empty()) text += ", ";
+    text += fmt::format("{} layers [{}, {})", p.device, p.begin, p.end);
+    if (p.embeddings) text += " + embeddings";
+    if (p.head) text += " + head";
   }
+  return text;
+}
+
+// What a device may hold of weights: free memory less the working
+// reserve, and at most `max_bytes` when that is set.
+uint64_t weight_capacity(const at::Device& device, uint64_t max_bytes) {
+  uint64_t capacity = max_bytes > 0 ? max_bytes : std::numeric_limits<uint64_t>::max();
+  if (const auto memory = device_memory(device)) {
+    const uint64_t reserve = working_reserve(*memory);
+    capacity = std::min(capacity, memory->free > reserve ? memory->free - reserve : 0);
+  }
+  return capacity;
 }
 
 }  // namespace
 
 struct LlamaModel::Impl {
+  // A device holding weights. The model's slots are in layer order: the
+  // first holds the embeddings, the last the final norm and the head.
+  struct Slot {
+    at::Device device = at::kCPU;
+    at::Tensor inv_freq;                           // [head_dim / 2] float32, on `device`
+    std::shared_ptr<BackgroundUploader> arriving;  // set while its layers are uploaded in the background
+  };
+
   LlamaConfig config;
-  at::Device device = at::kCPU;
+  std::vector<Slot> slots;
   at::ScalarType dtype = at::kFloat;
-  at::Tensor embed_tokens, norm, lm_head;
+  at::Tensor embed_tokens, norm, lm_head;  // on the first slot; norm and head on the last
   std::vector<std::shared_ptr<const LayerWeights>> layers;
-  std::map<int64_t, at::Tensor> patches;      // float32, on `device`: stream entering layer k
-  std::map<int64_t, at::Tensor> mlp_patches;  // float32, on `device`: MLP output of layer k
-  at::Tensor inv_freq;                    // [head_dim / 2] float32, on `device`
-  std::shared_ptr<UploadCache> uploads;          // set when decoder layers stay in host memory
-  std::shared_ptr<BackgroundUploader> arriving;  // set while layers are uploaded in the background
+  std::vector<size_t> layer_slot;             // per layer, its slot
+  std::map<int64_t, at::Tensor> patches;      // float32, on its layer's device: stream entering layer k
+  std::map<int64_t, at::Tensor> mlp_patches;  // float32, on its layer's device: MLP output of layer k
+  std::shared_ptr<UploadCache> uploads;       // set when decoder layers stay in host memory (one slot)
+
+  size_t slot_of(int64_t position) const {
+    const bool head = position >= static_cast<int64_t>(layers.size());
+    return head ? slots.size() - 1 : layer_slot[static_cast<size_t>(position)];
+  }
+  const at::Device& device_of(int64_t position) const { return slots[slot_of(position)].device; }
+  const at::Device& head_device() const { return slots.back().device; }
+  // `x` where `position` computes: a copy only where two devices' ranges meet.
+  at::Tensor to_position(const at::Tensor& x, int64_t position) const {
+    if (slots.size() == 1) return x;
+    const auto& device = device_of(position);
+    return x.device() == device ? x : x.to(device);
+  }
+  at::Tensor to_head(const at::Tensor& x) const { return to_position(x, static_cast<int64_t>(layers.size())); }
 
   std::shared_ptr<const LayerWeights> layer(int64_t l) const {
     const auto& w = layers[l];
-    if (w->q_proj.device() == device) return w;
-    if (uploads) return uploads->get(w, device);
-    return arriving->get(w);
+    const auto& home = slots[layer_slot[static_cast<size_t>(l)]];
+    if (w->q_proj.device() == home.device) return w;
+    if (uploads) return uploads->get(w, home.device);
+    return home.arriving->get(w);
   }
 
   at::Tensor cast(const at::Tensor& w) const {
@@ -137,6 +184,9 @@ struct LlamaModel::Impl {
   at::Tensor layer_forward(int64_t l, const at::Tensor& h, const RopeTables& rope, ForwardObserver* observer) const;
   // The slot holding `name` (HF naming), or null when there is none.
   at::Tensor* slot(const std::string& name);
+  // Puts the host weights on their devices (`placement`: per slot, its
+  // layers), starting background uploads where the device allows.
+  void place(const std::vector<LayerRange>& placement);
 };
 
 at::Tensor LlamaModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
@@ -197,66 +247,119 @@ at::Tensor* LlamaModel::Impl::slot(const std::string& name) {
   return field;
 }
 
+namespace {
+
+struct PlacementDecision {
+  std::vector<at::Device> devices;  // the slots, in layer order
+  std::vector<LayerRange> layers;   // per slot
+  bool stream = false;              // one slot; its layers stay in host memory
+};
+
+// One device holds everything unless the weights exceed its budget (then
+// its layers stream), as it always did; several share the layers as
+// place_layers() decides within their free memory, and when the weights do
+// not fit there, layers stream through the first.
+PlacementDecision decide_placement(const std::vector<at::Device>& devices, uint64_t weight_bytes,
+                                   PlacementRequest request, const ModelOptions& options) {
+  const LayerRange all{0, static_cast<int64_t>(request.layer_bytes.size())};
+  if (devices.size() == 1)
+    return {devices, {all}, options.max_device_bytes > 0 && weight_bytes > options.max_device_bytes};
+  for (const auto& device : devices) request.capacities.push_back(weight_capacity(device, options.max_device_bytes));
+  const auto placement = place_layers(request);
+  if (!placement) {
+    spdlog::warn("the weights ({}) do not fit on {} devices: layers stream through {}", gib(weight_bytes),
+                 devices.size(), devices.front().str());
+    return {{devices.front()}, {all}, true};
+  }
+  PlacementDecision decision;
+  for (size_t d = placement->embed_device; d <= placement->head_device; ++d) {
+    decision.devices.push_back(devices[d]);
+    decision.layers.push_back(placement->layers[d]);
+  }
+  return decision;
+}
+
+}  // namespace
+
+void LlamaModel::Impl::place(const std::vector<LayerRange>& placement) {
+  for (size_t s = 0; s < slots.size(); ++s) {
+    std::vector<std::shared_ptr<const LayerWeights>> own;
+    for (int64_t l = placement[s].start; l < placement[s].end; ++l) {
+      layer_slot[static_cast<size_t>(l)] = s;
+      own.push_back(layers[static_cast<size_t>(l)]);
+    }
+    auto& home = slots[s];
+    // Streamed layers stay where they are (mapped from the file); on a
+    // CUDA device the others are uploaded by a background thread, so
+    // loading overlaps the first forward pass.
+    if (uploads) continue;
+    if (BackgroundUploader::available(home.device)) {
+      home.arriving = std::make_shared<BackgroundUploader>(std::move(own), home.device);
+      continue;
+    }
+    for (int64_t l = placement[s].start; l < placement[s].end; ++l) {
+      auto& layer = layers[static_cast<size_t>(l)];
+      layer = std::make_shared<const LayerWeights>(layer->to(home.device));
+    }
+  }
+}
+
 LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions& options) {
   if (config.attention_windows.empty()) config.attention_windows.assign(static_cast<size_t>(config.num_hidden_layers), 0);
   if (static_cast<int64_t>(config.attention_windows.size()) != config.num_hidden_layers)
     throw Error("internal: " + std::to_string(config.attention_windows.size()) + " attention windows for " +
                 std::to_string(config.num_hidden_layers) + " layers");
   auto impl = std::make_shared<Impl>();
-  impl->device = resolve_device(options.device);
-  impl->dtype = resolve_compute_dtype(options.compute_dtype, impl->device);
+  const auto devices = resolve_devices(options.devices);
+  impl->dtype = resolve_compute_dtype(options.compute_dtype, devices.front());
   // The float32 matrix products around a half-precision stream (patches,
   // rotations) lose nothing to TF32's 10-bit mantissa that bfloat16's 7 bits
   // have not lost already; float32 runs keep exact float32.
-  if (impl->device.is_cuda() && impl->dtype != at::kFloat) at::globalContext().setAllowTF32CuBLAS(true);
+  if (devices.front().is_cuda() && impl->dtype != at::kFloat) at::globalContext().setAllowTF32CuBLAS(true);
   const auto& c = config;
   const int64_t C = c.hidden_size, V = c.vocab_size, F = c.intermediate_size;
   const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
 
+  // Everything is taken (and checked) in host memory first; devices are
+  // chosen from the sizes, then weights move there.
   const uint64_t weight_bytes = total_bytes(weights);
-  if (options.max_device_bytes > 0 && weight_bytes > options.max_device_bytes)
-    impl->uploads = std::make_shared<UploadCache>();
   WeightTaker taker(weights);
-  auto to_device = [&](at::Tensor t) { return t.defined() ? t.to(impl->device) : t; };
-  // Streamed layers stay where they are (mapped from the file); on a CUDA
-  // device the others are uploaded by a background thread (see below).
-  const bool upload_later = impl->uploads || BackgroundUploader::available(impl->device);
-  auto layer_to_device = [&](at::Tensor t) { return upload_later ? t : to_device(std::move(t)); };
-  impl->embed_tokens = to_device(taker.take("model.embed_tokens.weight", {V, C}));
-  impl->norm = to_device(taker.take("model.norm.weight", {C}));
+  impl->embed_tokens = taker.take("model.embed_tokens.weight", {V, C});
+  impl->norm = taker.take("model.norm.weight", {C});
   if (c.tie_word_embeddings) {
     impl->lm_head = impl->embed_tokens;
     taker.drop("lm_head.weight");  // some tied checkpoints store the copy anyway
   } else {
-    impl->lm_head = to_device(taker.take("lm_head.weight", {V, C}));
+    impl->lm_head = taker.take("lm_head.weight", {V, C});
   }
+  std::vector<uint64_t> sizes;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     auto name = [l](const std::string& suffix) { return layer_tensor_name(l, suffix); };
     auto w = std::make_shared<LayerWeights>();
-    w->input_norm = layer_to_device(taker.take(name("input_layernorm.weight"), {C}));
-    w->post_attention_norm = layer_to_device(taker.take(name("post_attention_layernorm.weight"), {C}));
-    w->q_proj = layer_to_device(taker.take(name("self_attn.q_proj.weight"), {q_dim, C}));
-    w->k_proj = layer_to_device(taker.take(name("self_attn.k_proj.weight"), {kv_dim, C}));
-    w->v_proj = layer_to_device(taker.take(name("self_attn.v_proj.weight"), {kv_dim, C}));
-    w->o_proj = layer_to_device(taker.take(name("self_attn.o_proj.weight"), {C, q_dim}));
-    w->q_bias = layer_to_device(taker.take_if(c.qkv_bias, name("self_attn.q_proj.bias"), {q_dim}));
-    w->k_bias = layer_to_device(taker.take_if(c.qkv_bias, name("self_attn.k_proj.bias"), {kv_dim}));
-    w->v_bias = layer_to_device(taker.take_if(c.qkv_bias, name("self_attn.v_proj.bias"), {kv_dim}));
-    w->o_bias = layer_to_device(taker.take_if(c.o_bias, name("self_attn.o_proj.bias"), {C}));
-    w->q_norm = layer_to_device(taker.take_if(c.qk_norm, name("self_attn.q_norm.weight"), {c.head_dim}));
-    w->k_norm = layer_to_device(taker.take_if(c.qk_norm, name("self_attn.k_norm.weight"), {c.head_dim}));
+    w->input_norm = taker.take(name("input_layernorm.weight"), {C});
+    w->post_attention_norm = taker.take(name("post_attention_layernorm.weight"), {C});
+    w->q_proj = taker.take(name("self_attn.q_proj.weight"), {q_dim, C});
+    w->k_proj = taker.take(name("self_attn.k_proj.weight"), {kv_dim, C});
+    w->v_proj = taker.take(name("self_attn.v_proj.weight"), {kv_dim, C});
+    w->o_proj = taker.take(name("self_attn.o_proj.weight"), {C, q_dim});
+    w->q_bias = taker.take_if(c.qkv_bias, name("self_attn.q_proj.bias"), {q_dim});
+    w->k_bias = taker.take_if(c.qkv_bias, name("self_attn.k_proj.bias"), {kv_dim});
+    w->v_bias = taker.take_if(c.qkv_bias, name("self_attn.v_proj.bias"), {kv_dim});
+    w->o_bias = taker.take_if(c.o_bias, name("self_attn.o_proj.bias"), {C});
+    w->q_norm = taker.take_if(c.qk_norm, name("self_attn.q_norm.weight"), {c.head_dim});
+    w->k_norm = taker.take_if(c.qk_norm, name("self_attn.k_norm.weight"), {c.head_dim});
     w->attention_window = c.attention_windows.at(static_cast<size_t>(l));
-    w->gate_proj = layer_to_device(taker.take(name("mlp.gate_proj.weight"), {F, C}));
-    w->up_proj = layer_to_device(taker.take(name("mlp.up_proj.weight"), {F, C}));
-    w->down_proj = layer_to_device(taker.take(name("mlp.down_proj.weight"), {C, F}));
-    w->gate_bias = layer_to_device(taker.take_if(c.mlp_bias, name("mlp.gate_proj.bias"), {F}));
-    w->up_bias = layer_to_device(taker.take_if(c.mlp_bias, name("mlp.up_proj.bias"), {F}));
-    w->down_bias = layer_to_device(taker.take_if(c.mlp_bias, name("mlp.down_proj.bias"), {C}));
+    w->gate_proj = taker.take(name("mlp.gate_proj.weight"), {F, C});
+    w->up_proj = taker.take(name("mlp.up_proj.weight"), {F, C});
+    w->down_proj = taker.take(name("mlp.down_proj.weight"), {C, F});
+    w->gate_bias = taker.take_if(c.mlp_bias, name("mlp.gate_proj.bias"), {F});
+    w->up_bias = taker.take_if(c.mlp_bias, name("mlp.up_proj.bias"), {F});
+    w->down_bias = taker.take_if(c.mlp_bias, name("mlp.down_proj.bias"), {C});
     taker.drop(name("self_attn.rotary_emb.inv_freq"));  // a buffer old transformers saved
+    sizes.push_back(layer_bytes(*w));
     impl->layers.push_back(std::move(w));
   }
-  for (const auto& patch : c.patches)
-    impl->patches[patch.layer] = taker.take(patch.tensor, {C, C}).to(impl->device, at::kFloat);
+  for (const auto& patch : c.patches) impl->patches[patch.layer] = taker.take(patch.tensor, {C, C});
 
   if (!weights.empty()) {
     std::string names;
@@ -270,12 +373,23 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions
     }
     throw InputError(std::to_string(weights.size()) + " unexpected tensor(s) not described by config.json: " + names);
   }
-  impl->inv_freq = rope_inverse_frequencies(c).to(impl->device);
-  if (upload_later && !impl->uploads)
-    impl->arriving = std::make_shared<BackgroundUploader>(
-        std::vector<std::shared_ptr<const LayerWeights>>(impl->layers.begin(), impl->layers.end()), impl->device);
+
+  const auto decision = decide_placement(
+      devices, weight_bytes, {sizes, impl->embed_tokens.nbytes(), impl->norm.nbytes() + impl->lm_head.nbytes(), {}},
+      options);
+  if (decision.stream) impl->uploads = std::make_shared<UploadCache>();
+  const auto inv_freq = rope_inverse_frequencies(c);
+  for (const auto& device : decision.devices) impl->slots.push_back({device, inv_freq.to(device), nullptr});
+  impl->layer_slot.assign(impl->layers.size(), 0);
+  const auto& head = impl->head_device();
+  impl->embed_tokens = impl->embed_tokens.to(impl->slots.front().device);
+  impl->norm = impl->norm.to(head);
+  impl->lm_head = (c.tie_word_embeddings ? impl->embed_tokens : impl->lm_head).to(head);
+  impl->place(decision.layers);
+  for (auto& [position, patch] : impl->patches) patch = patch.to(impl->device_of(position), at::kFloat);
   impl->config = std::move(config);
   impl_ = std::move(impl);
+  if (impl_->slots.size() > 1) spdlog::info("placement: {}", describe_placement(placement()));
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -303,10 +417,67 @@ LlamaModel LlamaModel::load(std::shared_ptr<const io::Checkpoint> checkpoint, co
 
 const LlamaConfig& LlamaModel::config() const { return impl_->config; }
 bool LlamaModel::streams_layers() const { return impl_->uploads != nullptr; }
-double LlamaModel::upload_wait_seconds() const { return impl_->arriving ? impl_->arriving->wait_seconds() : 0.0; }
+double LlamaModel::upload_wait_seconds() const {
+  double seconds = 0;
+  for (const auto& slot : impl_->slots)
+    if (slot.arriving) seconds += slot.arriving->wait_seconds();
+  return seconds;
+}
 int64_t LlamaModel::num_layers() const { return static_cast<int64_t>(impl_->layers.size()); }
 int64_t LlamaModel::hidden_size() const { return impl_->config.hidden_size; }
-at::Device LlamaModel::device() const { return impl_->device; }
+at::Device LlamaModel::device() const { return impl_->head_device(); }
+at::Device LlamaModel::layer_device(int64_t position) const {
+  TORCH_CHECK(position >= 0 && position <= num_layers(), "layer_device: no position ", position);
+  return impl_->device_of(position);
+}
+
+std::vector<at::Device> LlamaModel::devices() const {
+  std::vector<at::Device> devices;
+  for (const auto& slot : impl_->slots) devices.push_back(slot.device);
+  return devices;
+}
+
+std::vector<DeviceLayers> LlamaModel::placement() const {
+  std::vector<DeviceLayers> placement;
+  int64_t next = 0;
+  for (size_t s = 0; s < impl_->slots.size(); ++s) {
+    DeviceLayers p{impl_->slots[s].device.str(), next, next, s == 0, s + 1 == impl_->slots.size()};
+    while (p.end < num_layers() && impl_->layer_slot[static_cast<size_t>(p.end)] == s) ++p.end;
+    next = p.end;
+    placement.push_back(std::move(p));
+  }
+  return placement;
+}
+
+uint64_t LlamaModel::weight_bytes() const {
+  const auto& m = *impl_;
+  uint64_t bytes = m.embed_tokens.nbytes() + m.norm.nbytes();
+  if (!m.lm_head.is_same(m.embed_tokens)) bytes += m.lm_head.nbytes();
+  for (const auto& layer : m.layers) bytes += layer_bytes(*layer);
+  for (const auto* patches : {&m.patches, &m.mlp_patches})
+    for (const auto& [position, patch] : *patches) bytes += patch.nbytes();
+  return bytes;
+}
+
+LlamaModel LlamaModel::replica(const at::Device& device) const {
+  auto impl = std::make_shared<Impl>(*impl_);
+  impl->slots = {{device, impl_->slots.front().inv_freq.to(device), nullptr}};
+  impl->uploads.reset();
+  impl->layer_slot.assign(impl->layers.size(), 0);
+  for (size_t l = 0; l < impl->layers.size(); ++l) {
+    // Streamed layers are copied from host memory, the others from their device.
+    const auto source = impl_->uploads ? impl_->layers[l] : impl_->layer(static_cast<int64_t>(l));
+    impl->layers[l] = std::make_shared<const LayerWeights>(source->to(device));
+  }
+  impl->embed_tokens = impl_->embed_tokens.to(device);
+  impl->norm = impl_->norm.to(device);
+  impl->lm_head = impl_->config.tie_word_embeddings ? impl->embed_tokens : impl_->lm_head.to(device);
+  for (auto* patches : {&impl->patches, &impl->mlp_patches})
+    for (auto& [position, patch] : *patches) patch = patch.to(device);
+  LlamaModel result = *this;
+  result.impl_ = std::move(impl);
+  return result;
+}
 at::ScalarType LlamaModel::compute_dtype() const { return impl_->dtype; }
 const std::map<int64_t, at::Tensor>& LlamaModel::patches() const { return impl_->patches; }
 const std::map<int64_t, at::Tensor>& LlamaModel::mlp_patches() const { return impl_->mlp_patches; }
@@ -320,7 +491,7 @@ at::Tensor LlamaModel::embed(const at::Tensor& ids) const {
       throw InputError("token id " + std::to_string(low < 0 ? low : high) + " is outside the model's vocabulary of " +
                        std::to_string(impl_->config.vocab_size) + " tokens: the tokenizer does not match the model");
   }
-  auto device_ids = ids.to(impl_->device, at::kLong);
+  auto device_ids = ids.to(impl_->slots.front().device, at::kLong);
   return impl_->cast(at::embedding(impl_->embed_tokens, device_ids));
 }
 
@@ -329,31 +500,39 @@ at::Tensor LlamaModel::run_layers(at::Tensor hidden, int64_t begin, int64_t end,
   const int64_t L = num_layers();
   TORCH_CHECK(0 <= begin && begin <= end && end <= L, "run_layers: bad range [", begin, ", ", end, ")");
   auto visit = [&](int64_t position) {
+    hidden = impl_->to_position(hidden, position);
     auto it = impl_->patches.find(position);
     if (it != impl_->patches.end())
       hidden = at::matmul(hidden.to(at::kFloat), it->second).to(impl_->dtype);
     if (observer) observer->on_layer_input(position, hidden);
   };
-  const auto rope = rope_tables(impl_->inv_freq, hidden.size(1), impl_->dtype);
+  // Per device, computed when its first layer runs.
+  std::vector<std::optional<RopeTables>> ropes(impl_->slots.size());
+  auto rope = [&](int64_t layer) -> const RopeTables& {
+    const size_t s = impl_->slot_of(layer);
+    if (!ropes[s]) ropes[s] = rope_tables(impl_->slots[s].inv_freq, hidden.size(1), impl_->dtype);
+    return *ropes[s];
+  };
   for (int64_t l = begin; l < end; ++l) {
     visit(l);
-    hidden = impl_->layer_forward(l, hidden, rope, observer);
+    hidden = impl_->layer_forward(l, hidden, rope(l), observer);
   }
   if (end == L) visit(L);
+  else hidden = impl_->to_position(hidden, end);
   return hidden;
 }
 
 at::Tensor LlamaModel::final_norm(const at::Tensor& hidden) const {
-  return impl_->rms_norm(hidden, impl_->norm);
+  return impl_->rms_norm(impl_->to_head(hidden), impl_->norm);
 }
 
 at::Tensor LlamaModel::lm_head(const at::Tensor& normed) const {
-  return at::linear(normed, impl_->cast(impl_->lm_head)).to(at::kFloat);
+  return at::linear(impl_->to_head(normed), impl_->cast(impl_->lm_head)).to(at::kFloat);
 }
 
 at::Tensor LlamaModel::lm_head_at(const at::Tensor& normed, const at::Tensor& ids) const {
   const int64_t C = hidden_size(), K = ids.size(-1);
-  const auto rows = normed.reshape({-1, C});
+  const auto rows = impl_->to_head(normed).reshape({-1, C});
   const auto wanted = ids.reshape({-1, K}).to(rows.device(), at::kLong);
   const auto weight = impl_->cast(impl_->lm_head);
   // The gathered head rows [rows, K, C] are built in chunks of ~1 GiB.
@@ -388,7 +567,7 @@ at::Tensor LlamaModel::weight(const std::string& name) const {
 LlamaModel LlamaModel::with_replaced_weights(const TensorMap& replacements, bool untie) const {
   auto impl = std::make_shared<Impl>(*impl_);
   if (untie && impl->config.tie_word_embeddings) {
-    impl->lm_head = impl->embed_tokens;
+    impl->lm_head = impl->embed_tokens.to(impl->head_device());
     impl->config.tie_word_embeddings = false;
   }
   for (const auto& [name, value] : replacements) {
@@ -399,7 +578,7 @@ LlamaModel LlamaModel::with_replaced_weights(const TensorMap& replacements, bool
                   shape_string(target->sizes()));
     const bool tied_head = impl->config.tie_word_embeddings && name == "model.embed_tokens.weight";
     *target = value.to(target->device(), target->scalar_type());
-    if (tied_head) impl->lm_head = *target;
+    if (tied_head) impl->lm_head = target->to(impl->head_device());
   }
   LlamaModel result = *this;
   result.impl_ = std::move(impl);
@@ -409,11 +588,13 @@ LlamaModel LlamaModel::with_replaced_weights(const TensorMap& replacements, bool
 LlamaModel::LayerTrace LlamaModel::trace_layer(int64_t layer, const at::Tensor& hidden) const {
   TORCH_CHECK(layer >= 0 && layer < num_layers(), "trace_layer: no layer ", layer);
   const auto w = impl_->layer(layer);
-  const auto rope = rope_tables(impl_->inv_freq, hidden.size(1), impl_->dtype);
+  const auto input = impl_->to_position(hidden, layer);
+  const auto rope = rope_tables(impl_->slots[impl_->slot_of(layer)].inv_freq, input.size(1), impl_->dtype);
   LayerTrace trace;
-  trace.after_attention = impl_->attention_block(*w, hidden, rope);
+  trace.after_attention = impl_->attention_block(*w, input, rope);
   trace.mlp_activation = impl_->mlp_activation(*w, trace.after_attention);
   trace.output = trace.after_attention + impl_->linear(trace.mlp_activation, w->down_proj, w->down_bias);
+  for (auto* t : {&trace.after_attention, &trace.mlp_activation, &trace.output}) *t = impl_->to_head(*t);
   return trace;
 }
 
@@ -421,12 +602,14 @@ LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers, std:
                                    std::map<int64_t, at::Tensor> mlp_patches) const {
   auto impl = std::make_shared<Impl>(*impl_);
   impl->layers.clear();
+  impl->layer_slot.clear();
   impl->config.attention_windows.clear();
   int64_t previous = -1;
   for (int64_t l : kept_layers) {
     if (l <= previous || l >= num_layers())
       throw Error("internal: kept layers must be ascending and in range");
     impl->layers.push_back(impl_->layers[l]);
+    impl->layer_slot.push_back(impl_->layer_slot[static_cast<size_t>(l)]);
     impl->config.attention_windows.push_back(impl_->layers[l]->attention_window);
     previous = l;
   }
@@ -435,13 +618,13 @@ LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers, std:
     TORCH_CHECK(position >= 0 && position <= static_cast<int64_t>(kept_layers.size()),
                 "patch position ", position, " out of range");
     TORCH_CHECK(patch.sizes() == at::IntArrayRef({C, C}), "patch must be [hidden, hidden]");
-    patch = patch.to(impl->device, at::kFloat);
+    patch = patch.to(impl->device_of(position), at::kFloat);
   }
   for (auto& [layer, patch] : mlp_patches) {
     TORCH_CHECK(layer >= 0 && layer < static_cast<int64_t>(kept_layers.size()), "MLP patch of layer ", layer,
                 " out of range");
     TORCH_CHECK(patch.sizes() == at::IntArrayRef({C, C}), "MLP patch must be [hidden, hidden]");
-    patch = patch.to(impl->device, at::kFloat);
+    patch = patch.to(impl->device_of(layer), at::kFloat);
   }
   impl->config.patches.clear();
   for (const auto& [position, patch] : patches)

@@ -12,6 +12,11 @@
 // targets are computed in the same pass, once, and kept in memory or in an
 // unlinked temporary file; the backward runs only through the layers after
 // that point and needs activation gradients only.
+//
+// Several devices: data-parallel (see DistillOptions::data_parallel), the
+// ranks being threads of this process that sum gradients through c10d
+// (NCCL on CUDA, Gloo on the CPU); results equal one device's up to the
+// order of float summation.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -36,6 +41,11 @@ struct DistillOptions {
   uint64_t seed = 0;
   uint64_t memory_budget_bytes = uint64_t{2} << 30;  // for cached targets and prefix outputs
   std::filesystem::path cache_dir;  // temporary teacher file when targets exceed the budget; default $TMPDIR
+  // With a model on several devices: one replica per device when a whole
+  // model fits on each, each step's windows split among them and the
+  // gradients summed (c10d); otherwise, or when false, the windows run
+  // through the layers as placed.
+  bool data_parallel = true;
 };
 
 struct DistillResult {
@@ -44,7 +54,10 @@ struct DistillResult {
   std::vector<double> step_losses;
   int64_t steps = 0;
   int64_t train_tokens = 0;  // tokens seen per epoch
-  double seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0, seconds_total = 0;
+  int64_t ranks = 1;  // data-parallel replicas
+  // Per phase, on rank 0; seconds_gradient_sum is its wait for the other
+  // ranks plus the sum itself.
+  double seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0, seconds_gradient_sum = 0, seconds_total = 0;
   bool targets_on_disk = false;
   bool prefix_cached = false;
 };

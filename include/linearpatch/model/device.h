@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace lp {
 
@@ -15,5 +17,25 @@ std::optional<uint64_t> peak_device_memory(const c10::Device& device);
 
 // Waits for queued device work, so host clocks measure it (no-op on CPU).
 void synchronize_device(const c10::Device& device);
+
+// The devices named ("cpu", "cuda", "cuda:N"): one, or several of one kind,
+// CUDA ones by distinct index. UsageError naming the entry otherwise, or
+// when this build or machine lacks it.
+std::vector<c10::Device> resolve_devices(const std::vector<std::string>& names);
+
+// CUDA devices this process sees (0 in builds without CUDA).
+int64_t cuda_device_count();
+
+struct DeviceMemory {
+  uint64_t free = 0;   // the driver's free bytes plus what libtorch's cache holds unused
+  uint64_t total = 0;
+};
+// Nullopt on the CPU or in builds without CUDA.
+std::optional<DeviceMemory> device_memory(const c10::Device& device);
+
+// Memory a device keeps free of weights for activations and workspace
+// when a model is placed or replicated by free memory: an eighth of the
+// device, at least 4 GiB.
+uint64_t working_reserve(const DeviceMemory& memory);
 
 }  // namespace lp

@@ -60,12 +60,27 @@ struct LayerPatches {
 };
 
 struct ModelOptions {
-  std::string device = "cpu";       // "cpu", "cuda", "cuda:1"
+  // One device ("cpu", "cuda", "cuda:1"), or several of one kind
+  // ("cuda:0", "cuda:1", ...) over which the decoder layers are placed in
+  // contiguous ranges by free memory (see placement()). Several "cpu"
+  // entries place ranges alike on the one CPU: the multi-device code path,
+  // testable without GPUs.
+  std::vector<std::string> devices = {"cpu"};
   std::string compute_dtype = "auto";  // "auto" (f32 on CPU, bf16 on GPU), "float32", "bfloat16", "float16"
-  // Device memory the weights may take (0: no limit). When the decoder
-  // layers do not fit, they stay in host memory (mapped from the
-  // checkpoint) and are uploaded one layer at a time: see streams_layers().
+  // Device memory the weights may take on each device (0: no limit). When
+  // the decoder layers do not fit, they stay in host memory (mapped from
+  // the checkpoint) and are uploaded one layer at a time to the first
+  // device: see streams_layers().
   uint64_t max_device_bytes = 0;
+};
+
+// Decoder layers [begin, end) (the model's own numbering) and what else
+// one device holds.
+struct DeviceLayers {
+  std::string device;
+  int64_t begin = 0, end = 0;
+  bool embeddings = false;  // the embedding table
+  bool head = false;        // the final norm and the head
 };
 
 // Tensors by their HF names (model.layers.3.mlp.up_proj.weight, ...).
@@ -100,20 +115,38 @@ class LlamaModel {
   // uploaded in the background (GPU); 0 when everything was resident.
   double upload_wait_seconds() const;
   int64_t hidden_size() const;
+  // Where results come out: the device of the final norm and head, which
+  // forward()'s logits and a full run_layers() are on. On one device, that.
   at::Device device() const;
+  // Every device holding weights, in layer order (several for a model
+  // placed across devices; entries repeat for several "cpu" entries).
+  std::vector<at::Device> devices() const;
+  // The device of layer `position`'s weights, and of the stream and patch
+  // entering it; position == num_layers(): the final norm's.
+  at::Device layer_device(int64_t position) const;
+  // Per device of devices(): its layers and other weights.
+  std::vector<DeviceLayers> placement() const;
+  // Bytes of all weights and patches, as stored.
+  uint64_t weight_bytes() const;
+  // A model with every weight and patch on `device` alone (tensors already
+  // there are shared, not copied): a replica for data parallelism.
+  LlamaModel replica(const at::Device& device) const;
   at::ScalarType compute_dtype() const;
 
   // ids [B, T] (int64) -> logits [B, T, V] in float32.
   at::Tensor forward(const at::Tensor& ids, ForwardObserver* observer = nullptr) const;
 
   // The pieces of forward(), for callers that cache or skip parts of it.
-  at::Tensor embed(const at::Tensor& ids) const;  // [B, T, C] compute dtype
+  at::Tensor embed(const at::Tensor& ids) const;  // [B, T, C] compute dtype, on the embeddings' device
   // Runs decoder layers [begin, end), applying the patch (if any) at each
   // layer's input; when end == num_layers() the patch at the final-norm
   // input too. `observer` sees each of those positions exactly once, so
-  // split runs ([0, k) then [k, L)) observe what one full run observes.
+  // split runs ([0, k) then [k, L)) observe what one full run observes,
+  // each on layer_device(position). `hidden` may be on any device; the
+  // result is on layer_device(end), where the next run or the head wants it.
   at::Tensor run_layers(at::Tensor hidden, int64_t begin, int64_t end,
                         ForwardObserver* observer = nullptr) const;
+  // These two and lm_head_at take their input from any device and compute on device().
   at::Tensor final_norm(const at::Tensor& hidden) const;  // [.., C] compute dtype
   at::Tensor lm_head(const at::Tensor& normed) const;     // [.., V] float32
   // Logits at the given vocabulary ids only: normed [.., C], ids [.., K] ->
@@ -135,7 +168,8 @@ class LlamaModel {
 
   // The inside of decoder layer `layer` for its input `hidden` [B, T, C]:
   // the stream after attention (h_mid), the MLP activation a =
-  // silu(gate(x)) * up(x) [B, T, F] that down_proj maps, and the output.
+  // silu(gate(x)) * up(x) [B, T, F] that down_proj maps, and the output;
+  // all on device(), so they combine with other results.
   struct LayerTrace {
     at::Tensor after_attention, mlp_activation, output;
   };
