@@ -43,7 +43,7 @@ device=cuda
 bin=""
 build_args=""
 run_python=1
-distill_samples=96
+distill_samples=64
 mc_task="$root/.device-fixtures/hellaswag-1000.jsonl"
 commit="${LP_COMMIT:-}"
 deadline="${LP_DEADLINE:-}"
@@ -145,19 +145,22 @@ need_gib=$(( $(python3 -c "import json; print(json.load(open('$reports/synth.jso
 [ "$free_gib" -ge "$need_gib" ] || die "$work has ${free_gib} GiB free; the checkpoint and one pruned copy need ${need_gib}"
 
 step "disk: durable write rate"
-# The largest shard, read from the page cache (synth has just written it) and
-# written with one fdatasync at the end: what the disk sustains for a
-# durable output, the floor of prune's write phase.
+# Up to 2 GiB of the largest shard, read from the page cache (synth has just
+# written it) and written with one fdatasync at the end: what the disk
+# sustains for a durable output, the floor of prune's write phase.
 shard="$(ls -S "$model"/*.safetensors | head -n 1)"
 t0="$(now_ms)"
-dd if="$shard" of="$work/dd-test" bs=64M conv=fdatasync status=none || failed+=(disk)
-python3 - "$reports/disk.json" "$(stat -c %s "$shard")" "$(seconds_since "$t0")" "$(df -T "$work" | tail -n 1 | awk '{print $2}')" <<'EOF'
+if dd if="$shard" of="$work/dd-test" bs=64M count=32 conv=fdatasync status=none; then
+  python3 - "$reports/disk.json" "$(stat -c %s "$work/dd-test")" "$(seconds_since "$t0")" "$(df -T "$work" | tail -n 1 | awk '{print $2}')" <<'EOF'
 import json, sys
 path, size, seconds, fs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 report = {"bytes": size, "seconds": seconds, "durable_mb_per_s": size / 1e6 / seconds, "filesystem": fs}
 json.dump(report, open(path, "w"), indent=2)
 print(f"dd conv=fdatasync: {size / 1e6:.0f} MB in {seconds:.2f} s = {report['durable_mb_per_s']:.0f} MB/s ({fs})")
 EOF
+else
+  failed+=(disk)
+fi
 rm -f "$work/dd-test"
 
 warm_cache() { cat "$model"/*.safetensors >/dev/null; }

@@ -10,7 +10,8 @@
 #       carry=[".gpu-deps", ".device-fixtures"], kind="nvidia-h200", timeout_s=600)
 #
 # Steps, in order; a failing step does not stop the next ones, a step that would
-# run past the deadline ($LP_RUN_SECONDS after the start, default 540) is skipped:
+# run past the deadline ($LP_RUN_SECONDS after the start, default 540) is skipped,
+# and so is one named in $LP_SKIP (build, fixture, 8B, transformers):
 #   a. CUDA build: scripts/build_cuda.sh                                  -> build.log
 #   b. GPU vs CPU agreement on the demo model and the models in .device-fixtures
 #      (scripts/gpu_fixture_check.sh; float32 identical, bfloat16 within 0.1 %), which
@@ -66,12 +67,17 @@ rm -rf "$work"
 mkdir -p "$work"
 failed=()
 
-# step NAME SECONDS_NEEDED COMMAND...: runs COMMAND into run.log, stopped at the deadline.
+# step NAME SECONDS_NEEDED COMMAND...: runs COMMAND into run.log, stopped at the deadline;
+# skipped when the first word of NAME is in $LP_SKIP (e.g. LP_SKIP="fixture transformers").
 step() {
   local name="$1" need="$2" left t0 rc
   shift 2
   left=$((deadline - $(date +%s)))
   echo "=== $name ($(date +%T), $left s left)" >> "$log"
+  if [[ " ${LP_SKIP:-} " == *" ${name%% *} "* ]]; then
+    echo "skipped: LP_SKIP" >> "$log"
+    return
+  fi
   if [ "$left" -lt "$need" ]; then
     echo "skipped: needs about $need s" >> "$log"
     failed+=("$name (no time)")
