@@ -5,8 +5,9 @@
 # travel only when carried; device_fixtures.sh prints the transfer size, < 64 MiB):
 #   scripts/fetch_gpu_deps.sh                                # .gpu-deps, 9 MiB
 #   scripts/device_fixtures.sh build/src/cli/linearpatch     # .device-fixtures, 24 MiB
-# Run (the device tool; put the commit in, the device's copy of the tree has no .git):
-#   run(command="LP_COMMIT=$(git rev-parse HEAD) bash scripts/gpu_run_all.sh",
+# Run (the device tool), with the commit written into the command: the device's copy
+# of the tree has no .git (here: git rev-parse HEAD):
+#   run(command="LP_COMMIT=<40-hex commit> bash scripts/gpu_run_all.sh",
 #       carry=[".gpu-deps", ".device-fixtures"], kind="nvidia-h200", timeout_s=600)
 #
 # Steps, in order; a failing step does not stop the next ones, a step that would
