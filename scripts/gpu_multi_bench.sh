@@ -235,8 +235,9 @@ def load(name):
 def prune_row(name, report):
     timings = report.get("timings", {})
     return {"run": name, "device": report.get("device_flag"), "process_wall_seconds": report.get("process_wall_seconds"),
-            "timings": timings, "placement": report.get("placement"), "memory": report.get("memory"),
-            "removed": report.get("removed")}
+            "timings": timings, "placement": report.get("placement"), "removed": report.get("removed"),
+            "memory": {k: report.get(k) for k in ("peak_rss_mib", "peak_gpu_mib", "peak_gpu_mib_per_device",
+                                                  "streamed_layers")}}
 
 record = {"what": "issue 14: 70B shape prune across GPUs, 8B distillation scaling (scripts/gpu_multi_bench.sh)",
           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
