@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs every build and runtime dependency of linearpatch from Debian 12
 # packages. OpenBLAS matters: without it Debian's libtorch falls back to the
-# reference BLAS and runs ~25x slower.
+# reference BLAS and runs ~25x slower. Gloo's headers let the data-parallel
+# distillation (c10d) build and be tested on the CPU.
 set -euo pipefail
 
 packages=(
   g++ cmake ninja-build pkg-config
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libgloo-dev
   libsentencepiece-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libpcre2-dev
   libgtest-dev
 )

@@ -8,6 +8,7 @@
 #include "linearpatch/config/llama_config.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/checkpoint.h"
+#include "linearpatch/model/llama.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 
 namespace lp::cli {
@@ -30,7 +31,8 @@ Json attention_json(const LlamaConfig& c) {
 }
 
 Json describe(const std::filesystem::path& dir) {
-  io::Checkpoint checkpoint(dir);
+  const auto opened = open_checkpoint(dir);
+  const auto& checkpoint = *opened;
   const auto config = parse_llama_config(checkpoint.config_text(), (dir / "config.json").string());
   int64_t parameters = 0;
   std::map<std::string, int64_t> dtypes;

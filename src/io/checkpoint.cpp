@@ -51,11 +51,12 @@ std::map<std::string, std::string> read_weight_map(const std::filesystem::path& 
 
 }  // namespace
 
-Checkpoint::Checkpoint(const std::filesystem::path& dir) : dir_(dir) {
+Checkpoint::Checkpoint(const std::filesystem::path& dir, const ConfigCheck& check_config) : dir_(dir) {
   if (!directory_exists(dir)) {
     fail_input(dir, path_exists(dir) ? "not a directory" : "no such directory");
   }
   config_text_ = read_text_file(dir / "config.json", kMaxJsonBytes);
+  if (check_config) check_config(config_text_, dir / "config.json");
   if (path_exists(dir / kSingleFile)) {
     open_single();
   } else if (path_exists(dir / kIndexFile)) {

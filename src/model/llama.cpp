@@ -399,7 +399,12 @@ LlamaModel::LlamaModel(LlamaModel&&) noexcept = default;
 LlamaModel& LlamaModel::operator=(LlamaModel&&) noexcept = default;
 
 LlamaModel LlamaModel::load(const std::filesystem::path& dir, const ModelOptions& options) {
-  return load(std::make_shared<const io::Checkpoint>(dir), options);
+  return load(open_checkpoint(dir), options);
+}
+
+std::shared_ptr<const io::Checkpoint> open_checkpoint(const std::filesystem::path& dir) {
+  return std::make_shared<const io::Checkpoint>(
+      dir, [](const std::string& text, const std::filesystem::path& path) { parse_llama_config(text, path.string()); });
 }
 
 LlamaModel LlamaModel::load(std::shared_ptr<const io::Checkpoint> checkpoint, const ModelOptions& options) {

@@ -77,7 +77,7 @@ PruneResult run_prune(const PruneJob& job) {
   Stopwatch total;
   PhaseClock clock;
   AtomicOutputDir output(job.output_dir, job.overwrite, {job.model_dir});
-  const auto source = std::make_shared<const io::Checkpoint>(job.model_dir);
+  const auto source = open_checkpoint(job.model_dir);
   const auto model = clock.time("load", [&] { return LlamaModel::load(source, job.model); });
   validate(job, model.config());
   const auto tokenizer = load_tokenizer(job.model_dir);

@@ -55,6 +55,23 @@ TEST(Cli, InspectReportsTheShape) {
   EXPECT_EQ(j["parameters"], 4722624);
 }
 
+// Architectures whose maths differ end before any work: one line naming the
+// model_type and the supported list, exit 3, no output directory.
+TEST(Cli, UnsupportedArchitecturesAreRefusedBeforeAnyWork) {
+  test::TempDir dir;
+  for (const char* config : {"gemma-2-9b.json", "phi-3-mini-4k-instruct.json", "qwen1.5-moe-a2.7b.json"}) {
+    const auto model = dir / fs::path(config).stem();
+    fs::create_directories(model);
+    fs::copy_file(test::test_data_dir() / "config" / config, model / "config.json");
+    const auto out = dir / (model.filename().string() + "-out");
+    const auto r = test::run_linearpatch({"prune", "-m", model.string(), "--layers", "2", "--out", out.string()});
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    expect_one_error_line(r, "unsupported");
+    EXPECT_NE(r.err.find("(supported: llama, mistral, qwen2, qwen3)"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+}
+
 TEST(Cli, TokenizePrintsOneArrayPerJsonLine) {
   test::TempDir dir;
   test::write_file(dir / "in.jsonl", "\"Hello world\"\n\"<|begin_of_text|>Tokens, 12345!\"\n");

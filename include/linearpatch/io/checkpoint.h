@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -29,7 +30,11 @@ class Checkpoint {
   // missing, an index names a missing shard, a tensor is listed in the index
   // but absent from its shard (or the reverse), or a name occurs twice.
   // Like transformers, prefers model.safetensors when both forms exist.
-  explicit Checkpoint(const std::filesystem::path& dir);
+  // `check_config` (config.json's text and path) runs before any weight
+  // file is opened, so a refused architecture is reported as such, not as
+  // missing or unreadable weights.
+  using ConfigCheck = std::function<void(const std::string& text, const std::filesystem::path& path)>;
+  explicit Checkpoint(const std::filesystem::path& dir, const ConfigCheck& check_config = {});
 
   const std::filesystem::path& dir() const { return dir_; }
   const std::string& config_text() const { return config_text_; }

@@ -190,6 +190,11 @@ class LlamaModel {
   std::shared_ptr<const Impl> impl_;
 };
 
+// Opens a checkpoint of a supported family: config.json is read and
+// checked before any weight file, so an unsupported architecture is refused
+// as such.
+std::shared_ptr<const io::Checkpoint> open_checkpoint(const std::filesystem::path& dir);
+
 // The HF tensor name of a decoder layer's parameter, e.g.
 // layer_tensor_name(3, "mlp.up_proj.weight") == "model.layers.3.mlp.up_proj.weight".
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);
