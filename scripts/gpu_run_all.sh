@@ -26,8 +26,10 @@
 #   e. transformers loads the checkpoints of step b and agrees on their perplexity
 #      (scripts/hf_compat_check.py), plus any expected.json in $HF_CHECK made here by
 #      scripts/hf_compat_expected.sh (its checkpoints carried as well)
+#   g. profile: kernel time of linearpatch's forward and transformers' on the 8B checkpoint
+#      (scripts/gpu_profile.sh)                                            -> profile.txt
 # run.log has every step's output and time; table.md is h200.json as docs/benchmarks.md's
-# table (scripts/bench_table.py). At most these 7 files come back from $OUT.
+# table (scripts/bench_table.py). At most these 8 files come back from $OUT.
 #
 #   scripts/gpu_run_all.sh [--device DEV] [--bin PATH] [--fixtures DIR] [--fixture-dtypes "..."]
 #                          [--bench-args "ARGS"]
@@ -103,6 +105,9 @@ step "fixture check" 60 timeout "${LP_FIXTURE_SECONDS:-200}" scripts/gpu_fixture
 step "8B benchmark" 200 env LP_DEADLINE=$((deadline - 60)) OUT="$work/bench" scripts/gpu_bench.sh \
   --bin "$lp" --device "$device" --work "$work/lp-bench" ${budget:+--max-gpu-memory "$budget"} \
   --commit "${LP_COMMIT:-unknown}" --mc-task "$fixtures/hellaswag-1000.jsonl" "${bench_args[@]}"
+# Kernel time of our forward against transformers' on the same checkpoint.
+[ -d "$work/lp-bench/model" ] && [ "$device" = cuda ] &&
+  step "profile" 90 scripts/gpu_profile.sh "$lp" "$work/lp-bench/model" "$out/profile.txt"
 for name in bench.log h200.json bench_reports.json; do
   [ -f "$work/bench/$name" ] && cp "$work/bench/$name" "$out/"
 done
