@@ -29,14 +29,27 @@ def main():
     events = json.load(open(args.trace))
     events = events["traceEvents"] if isinstance(events, dict) else events
     by_name, by_category, count = collections.Counter(), collections.Counter(), collections.Counter()
+    intervals = []
     for e in events:
         if e.get("ph") != "X" or e.get("cat") not in ("kernel", "gpu_memcpy", "gpu_memset"):
             continue
+        if e.get("cat") == "kernel":
+            intervals.append((e["ts"], e["ts"] + e.get("dur", 0)))
         by_name[e["name"]] += e.get("dur", 0)
         by_category[category(e["name"])] += e.get("dur", 0)
         count[e["name"]] += 1
     total = sum(by_name.values()) or 1
     print(f"GPU time {total / 1e6:.3f} s in {sum(count.values())} kernels/copies")
+    if intervals:
+        # How much of the span from the first kernel to the last had a kernel running.
+        intervals.sort()
+        busy, end = 0.0, intervals[0][0]
+        for a, b in intervals:
+            if b > end:
+                busy += b - max(a, end)
+                end = b
+        span = end - intervals[0][0]
+        print(f"kernels busy {busy / 1e6:.3f} s of a {span / 1e6:.3f} s span ({100 * busy / max(span, 1):.1f} %)")
     for name, us in by_category.most_common():
         print(f"  {name:20} {us / 1e6:8.3f} s  {100 * us / total:5.1f} %")
     for name, us in by_name.most_common(args.top):

@@ -404,7 +404,9 @@ DistillResult distill_patches(const LlamaModel& dense, const std::vector<int64_t
   auto& distiller = *ranks.front();
   auto& result = distiller.result();
   result.ranks = static_cast<int64_t>(ranks.size());
+  Stopwatch validation_clock;
   result.val_kl_before = distiller.mean_kl(val_windows);
+  result.seconds_validation = validation_clock.seconds();
   spdlog::info("distillation: validation KL {:.5f} before", result.val_kl_before);
 
   const int64_t N = train_windows.size(0), T = train_windows.size(1);
@@ -415,7 +417,9 @@ DistillResult distill_patches(const LlamaModel& dense, const std::vector<int64_t
   result.train_tokens = N * T;
   result.targets_on_disk = cache.targets_on_disk();
   result.prefix_cached = cache.prefix_cached();
+  Stopwatch validation_after;
   result.val_kl_after = distiller.mean_kl(val_windows);
+  result.seconds_validation += validation_after.seconds();
   spdlog::info("distillation: validation KL {:.5f} -> {:.5f}", result.val_kl_before, result.val_kl_after);
   result.patches = distiller.trained_patches();
   result.seconds_total = total_clock.seconds();

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include "linearpatch/core/error.h"
 
@@ -97,6 +99,11 @@ RotationKind parse_rotation_kind(const std::string& name) {
   throw UsageError("unknown rotation '" + name + "' (use auto, hadamard, random or none)");
 }
 
+struct Rotation::FactorCache {
+  std::mutex mutex;
+  std::map<std::pair<std::string, at::ScalarType>, std::vector<at::Tensor>> converted;
+};
+
 std::optional<Rotation> Rotation::hadamard(int64_t size) {
   if (size < 1) return std::nullopt;
   // From the largest power of two dividing size down: the smallest core wins.
@@ -104,6 +111,7 @@ std::optional<Rotation> Rotation::hadamard(int64_t size) {
     auto core = core_for(size / power);
     if (!core) continue;
     Rotation r;
+    r.cache_ = std::make_shared<FactorCache>();
     r.size_ = size;
     r.is_hadamard_ = true;
     r.description_ = "Hadamard " + std::to_string(size) + " = ";
@@ -133,6 +141,7 @@ Rotation Rotation::create(int64_t size, RotationKind kind, uint64_t seed) {
                        " (supported: 2^k·m with m = 1, a Paley I or a Paley II order); use --rotation random");
   }
   Rotation r;
+  r.cache_ = std::make_shared<FactorCache>();
   r.size_ = size;
   if (kind == RotationKind::kIdentity) {
     r.description_ = "identity (no rotation)";
@@ -149,19 +158,27 @@ Rotation Rotation::create(int64_t size, RotationKind kind, uint64_t seed) {
   return r;
 }
 
+const std::vector<at::Tensor>& Rotation::factors_for(const at::Tensor& x) const {
+  if (x.is_cpu() && x.scalar_type() == at::kDouble) return factors_;
+  std::lock_guard<std::mutex> lock(cache_->mutex);
+  auto& converted = cache_->converted[{x.device().str(), x.scalar_type()}];
+  if (converted.empty())
+    for (const auto& factor : factors_) converted.push_back(factor.to(x.device(), x.scalar_type()));
+  return converted;
+}
+
 at::Tensor Rotation::apply(const at::Tensor& x, bool transpose) const {
   TORCH_CHECK(x.size(-1) == size_, "rotation of size ", size_, " applied to rows of ", x.size(-1));
   const auto leading = x.sizes().slice(0, x.dim() - 1).vec();
   auto y = x.reshape({-1, size_});
   const int64_t rows = y.size(0);
   int64_t before = 1, after = size_;
-  for (const auto& factor : factors_) {
+  for (const auto& factor : factors_for(y)) {
     const int64_t n = factor.size(0);
     after /= n;
     // y viewed [rows * before, n, after]; (x·(A ⊗ B))[p, q] = Σ x[i, j] A[i, p] B[j, q].
     // Hᵀ = ⊗ Fᵀ: the same products with each factor transposed.
-    auto f = factor.to(y.device(), y.scalar_type());
-    if (transpose) f = f.t();
+    auto f = transpose ? factor.t() : factor;
     // One large product with the factor's axis last: many small batched
     // products ([n, n] x [n, after]) ran 1.5x slower on CPU.
     y = after == 1 ? at::matmul(y.reshape({rows * before, n}), f)

@@ -74,6 +74,7 @@ Json distill_json(const DistillReport& d) {
           {"tokens_per_second", d.tokens_per_second},
           {"seconds",
            {{"total", d.seconds_total},
+            {"validation", d.seconds_validation},
             {"teacher", d.seconds_teacher},
             {"frozen_prefix", d.seconds_prefix},
             {"student_forward_backward", d.seconds_student}}}};

@@ -198,7 +198,12 @@ DistillReport distill_repairs(const LlamaModel& dense, const std::vector<int64_t
   d.val_kl_after = r.val_kl_after;
   d.first_step_kl = r.step_losses.empty() ? 0.0 : r.step_losses.front();
   d.last_step_kl = r.step_losses.empty() ? 0.0 : r.step_losses.back();
-  d.tokens_per_second = r.seconds_total > 0 ? static_cast<double>(r.train_tokens * options.epochs) / r.seconds_total : 0;
+  // Training throughput: the two validation passes cost the same whatever
+  // the number of training windows, so they stay out of the rate.
+  const double training_seconds = r.seconds_total - r.seconds_validation;
+  d.tokens_per_second =
+      training_seconds > 0 ? static_cast<double>(r.train_tokens * options.epochs) / training_seconds : 0;
+  d.seconds_validation = r.seconds_validation;
   d.targets_on_disk = r.targets_on_disk;
   d.prefix_cached = r.prefix_cached;
   d.seconds_total = r.seconds_total;

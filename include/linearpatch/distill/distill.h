@@ -58,6 +58,9 @@ struct DistillResult {
   // Per phase, on rank 0; seconds_gradient_sum is its wait for the other
   // ranks plus the sum itself.
   double seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0, seconds_gradient_sum = 0, seconds_total = 0;
+  // The validation KL before and after training; the teacher and prefix
+  // times above include its passes.
+  double seconds_validation = 0;
   bool targets_on_disk = false;
   bool prefix_cached = false;
 };

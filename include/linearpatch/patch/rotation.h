@@ -19,6 +19,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,12 @@ class Rotation {
   std::string description_;
   bool is_hadamard_ = false;
   std::vector<at::Tensor> factors_;  // H = factors_[0] ⊗ factors_[1] ⊗ ..., each [n, n] float64, normalised
+  // The factors converted for each (device, dtype) applied on, shared by
+  // copies: a pageable host-to-GPU copy synchronises the stream, and one
+  // per call drained the GPU's queue at every layer of a calibration pass.
+  struct FactorCache;
+  std::shared_ptr<FactorCache> cache_;
+  const std::vector<at::Tensor>& factors_for(const at::Tensor& x) const;
 };
 
 // Unnormalised ±1 matrices, exposed for tests.

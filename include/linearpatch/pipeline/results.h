@@ -55,7 +55,7 @@ struct DistillReport {
   uint64_t seed = 0;
   double val_kl_before = 0, val_kl_after = 0, first_step_kl = 0, last_step_kl = 0, tokens_per_second = 0;
   bool targets_on_disk = false, prefix_cached = false;
-  double seconds_total = 0, seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0;
+  double seconds_total = 0, seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0, seconds_validation = 0;
 };
 
 struct FoldQuality {
