@@ -70,7 +70,8 @@ def check_model(args, name, rows):
             cmd = [args.binary, "prune", "--model", model, "--layers", str(n), "--calib", *calib,
                    "--calib-samples", "128", "--seq-len", "512", "--seed", str(args.seed), "--json"]
             if args.distill:
-                cmd += ["--distill", "--distill-samples", "1024"]
+                # The reference's recipe: batches of 8 windows (our default is 1).
+                cmd += ["--distill", "--distill-samples", "1024", "--distill-batch-size", "8"]
             report = run(cmd + ["--out", patched_dir])
             start = report["start"]
             cos_all = {int(k): v for k, v in run_ref["cos_all"].items()}
