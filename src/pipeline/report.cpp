@@ -26,6 +26,15 @@ void add_memory(Json& out, const MemoryUse& memory) {
   out["peak_rss_mib"] = memory.peak_rss_mib;
   if (memory.peak_gpu_mib) out["peak_gpu_mib"] = *memory.peak_gpu_mib;
   if (memory.streamed_layers) out["streamed_layers"] = true;
+  if (memory.placement.size() < 2) return;
+  auto placement = Json::array();
+  for (const auto& p : memory.placement) {
+    Json entry{{"device", p.device}, {"layers", {p.layers.start, p.layers.end}}, {"embeddings", p.embeddings},
+               {"head", p.head}};
+    if (p.peak_mib) entry["peak_mib"] = *p.peak_mib;
+    placement.push_back(entry);
+  }
+  out["placement"] = placement;
 }
 
 Json calibration_json(const CalibrationSummary& c) {

@@ -258,7 +258,14 @@ Emitted emit_repairs(const LlamaModel& dense, const PrunePlan& plan, const std::
 MemoryUse memory_use(const LlamaModel& model) {
   MemoryUse memory;
   memory.peak_rss_mib = peak_rss_mib();
-  if (const auto peak = peak_device_memory(model.device())) memory.peak_gpu_mib = static_cast<double>(*peak) / (1 << 20);
+  for (const auto& p : model.placement()) {
+    DevicePlacement placed{p.device, {p.begin, p.end}, p.embeddings, p.head, std::nullopt};
+    if (const auto peak = peak_device_memory(c10::Device(p.device))) {
+      placed.peak_mib = static_cast<double>(*peak) / (1 << 20);
+      memory.peak_gpu_mib = memory.peak_gpu_mib.value_or(0) + *placed.peak_mib;
+    }
+    memory.placement.push_back(std::move(placed));
+  }
   memory.streamed_layers = model.streams_layers();
   return memory;
 }

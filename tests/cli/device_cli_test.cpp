@@ -28,6 +28,21 @@ TEST(DeviceCli, SeveralCpuEntriesGiveTheOneDevicePerplexity) {
   EXPECT_EQ(three["tokens"], one["tokens"]);
 }
 
+TEST(DeviceCli, PruneReportsWhereTheLayersWent) {
+  test::TempDir dir;
+  const auto r = test::run_linearpatch({"prune", "-m", demo(), "--layers", "2", "--calib", text(), "--calib-samples", "4",
+                                        "--seq-len", "64", "--device", "cpu,cpu", "--out", (dir / "out").string(),
+                                        "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto placement = json::parse(r.out)["placement"];
+  ASSERT_EQ(placement.size(), 2u);
+  EXPECT_EQ(placement[0]["layers"][0], 0);
+  EXPECT_EQ(placement[0]["layers"][1], placement[1]["layers"][0]) << "contiguous ranges";
+  EXPECT_EQ(placement[1]["layers"][1], 10);
+  EXPECT_TRUE(placement[0]["embeddings"].get<bool>());
+  EXPECT_TRUE(placement[1]["head"].get<bool>());
+}
+
 TEST(DeviceCli, ListsThisMachineCannotServeAreUsageErrors) {
   // Refused on any machine: with or without CUDA, for different reasons.
   for (const std::string device : {"cuda:0,cuda:0", "cuda:99", "cpu,cuda:0", "cpu,gpu", "cpu,"}) {

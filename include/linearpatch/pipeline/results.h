@@ -32,10 +32,18 @@ struct CalibrationSummary {
   std::string attention_note;  // sliding windows against the window length, when the model has any
 };
 
+struct DevicePlacement {
+  std::string device;
+  LayerRange layers;
+  bool embeddings = false, head = false;
+  std::optional<double> peak_mib;  // GPUs
+};
+
 struct MemoryUse {
   double peak_rss_mib = 0;
-  std::optional<double> peak_gpu_mib;
+  std::optional<double> peak_gpu_mib;  // the sum over the model's GPUs
   bool streamed_layers = false;
+  std::vector<DevicePlacement> placement;  // one entry per device holding layers
 };
 
 // One gap and how it was repaired.
