@@ -27,7 +27,7 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t bound) {
 
 void require_window_fits(int64_t seq_len, const LlamaConfig& config, const std::string& model) {
   if (config.max_position_embeddings > 0 && seq_len > config.max_position_embeddings)
-    throw UsageError("--seq-len " + std::to_string(seq_len) + " is longer than the " +
+    throw UsageError("windows of " + std::to_string(seq_len) + " tokens are longer than the " +
                      std::to_string(config.max_position_embeddings) + " positions " + model +
                      " supports (max_position_embeddings in its config.json)");
 }

@@ -66,7 +66,7 @@ AtomicOutputDir::AtomicOutputDir(fs::path final_path, bool overwrite,
       throw UsageError("the output directory " + final_path_.string() + " contains the input " + input.string());
   }
   if (fs::exists(final_path_) && !overwrite_)
-    throw UsageError("output " + final_path_.string() + " already exists (use --force to replace it)");
+    throw UsageError("output " + final_path_.string() + " already exists, and replacing it was not asked for");
   std::error_code ec;
   fs::create_directories(final_path_.parent_path(), ec);
   if (ec) throw Error("cannot create " + final_path_.parent_path().string() + ": " + ec.message());

@@ -36,7 +36,7 @@ TeacherTargets::TeacherTargets(int64_t windows, int64_t tokens, int64_t k, uint6
   if (rc != 0) {
     ::close(fd);
     throw Error("cannot reserve " + std::to_string(bytes >> 20) + " MiB for the teacher cache in " + dir.string() +
-                ": " + std::strerror(rc) + " (use --distill-cache-dir or a smaller --top-k)");
+                ": " + std::strerror(rc) + " (cache them in another folder or keep fewer teacher tokens)");
   }
   mapping_ = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   ::close(fd);

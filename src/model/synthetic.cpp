@@ -188,27 +188,27 @@ Json rope_parameters(const LlamaConfig& c) {
   return rope;
 }
 
-void check_size(int64_t value, const char* option) {
-  if (value < 1) throw UsageError(std::string(option) + " must be at least 1, got " + std::to_string(value));
+void check_size(int64_t value, const char* what) {
+  if (value < 1) throw UsageError(std::string(what) + " must be at least 1, got " + std::to_string(value));
 }
 
 void finalize(LlamaConfig& c) {
-  check_size(c.num_hidden_layers, "--layers");
-  check_size(c.hidden_size, "--hidden");
-  check_size(c.intermediate_size, "--intermediate");
-  check_size(c.num_attention_heads, "--heads");
-  check_size(c.num_key_value_heads, "--kv-heads");
+  check_size(c.num_hidden_layers, "the layer count");
+  check_size(c.hidden_size, "the hidden size");
+  check_size(c.intermediate_size, "the intermediate size");
+  check_size(c.num_attention_heads, "the head count");
+  check_size(c.num_key_value_heads, "the key/value head count");
   if (c.head_dim == 0 && c.hidden_size % c.num_attention_heads != 0)
-    throw UsageError("--hidden " + std::to_string(c.hidden_size) + " is not a multiple of --heads " +
-                     std::to_string(c.num_attention_heads) + " (give --head-dim)");
+    throw UsageError("hidden size " + std::to_string(c.hidden_size) + " is not a multiple of the " +
+                     std::to_string(c.num_attention_heads) + " heads (give the head dimension)");
   if (c.num_attention_heads % c.num_key_value_heads != 0)
-    throw UsageError("--heads " + std::to_string(c.num_attention_heads) + " is not a multiple of --kv-heads " +
+    throw UsageError(std::to_string(c.num_attention_heads) + " heads are not a multiple of the key/value heads, " +
                      std::to_string(c.num_key_value_heads));
   if (c.head_dim == 0) c.head_dim = c.hidden_size / c.num_attention_heads;
   if (c.head_dim % 2 != 0)
     throw UsageError("head dimension " + std::to_string(c.head_dim) + " must be even for RoPE");
   if (c.vocab_size < kByteTokens + 2)
-    throw UsageError("--vocab must be at least " + std::to_string(kByteTokens + 2) +
+    throw UsageError("the vocabulary must hold at least " + std::to_string(kByteTokens + 2) +
                      " (256 byte tokens, BOS and EOS), got " + std::to_string(c.vocab_size));
   set_synthetic_special_ids(c);
 }

@@ -138,7 +138,7 @@ Rotation Rotation::create(int64_t size, RotationKind kind, uint64_t seed) {
     if (auto h = hadamard(size)) return *h;
     if (kind == RotationKind::kHadamard)
       throw UsageError("no Hadamard construction for hidden size " + std::to_string(size) +
-                       " (supported: 2^k·m with m = 1, a Paley I or a Paley II order); use --rotation random");
+                       " (supported: 2^k·m with m = 1, a Paley I or a Paley II order); a random orthogonal rotation works for any size");
   }
   Rotation r;
   r.cache_ = std::make_shared<FactorCache>();

@@ -212,7 +212,7 @@ std::string summarize(const PruneResult& r) {
 }
 
 std::string summarize(const ScoreResult& r) {
-  if (!r.n) return "scored every block size; use --json for the rankings";
+  if (!r.n) return "scored every block size; the JSON report holds the rankings";
   const auto chosen = r.rankings.find(r.metric);
   if (chosen == r.rankings.end()) return "no ranking by " + r.metric;
   std::string out = "blocks of " + std::to_string(*r.n) + " layers by " + r.metric + " (best first):";

@@ -296,7 +296,7 @@ TEST_P(CliRefusal, OneErrorLineAndTheInputIsUntouched) {
 
 INSTANTIATE_TEST_SUITE_P(Outputs, CliRefusal,
                          ::testing::Values(Refusal{"InsideInput", 2, "must not be inside"},
-                                           Refusal{"ExistingWithoutForce", 2, "already exists (use --force"},
+                                           Refusal{"ExistingWithoutForce", 2, "already exists, and replacing it was not asked for"},
                                            Refusal{"Unwritable", 1, "cannot create"}),
                          [](const auto& info) { return std::string(info.param.name); });
 
@@ -314,7 +314,7 @@ TEST_P(CliSeqLen, AboveMaxPositionEmbeddingsIsAUsageError) {
   EXPECT_EQ(outcome.exit_code, 2) << outcome.err;
   const auto lines = lines_of(outcome.err);
   ASSERT_EQ(lines.size(), 1u) << outcome.err;
-  EXPECT_NE(lines[0].find("--seq-len 4097 is longer than the 4096 positions"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("windows of 4097 tokens are longer than the 4096 positions"), std::string::npos) << lines[0];
   EXPECT_FALSE(fs::exists(work_ / "out"));
 }
 

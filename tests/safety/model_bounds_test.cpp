@@ -39,7 +39,7 @@ TEST(ModelBounds, WindowsLongerThanTheTrainedPositionsAreAUsageError) {
     require_window_fits(129, config, "tiny");
     ADD_FAILURE() << "129 > 128 positions accepted";
   } catch (const UsageError& e) {
-    EXPECT_TRUE(contains(e.what(), "--seq-len 129 is longer than the 128 positions tiny supports")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "windows of 129 tokens are longer than the 128 positions tiny supports")) << e.what();
   }
 }
 
