@@ -15,28 +15,13 @@ library only: it drives the CLI like a user would.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The calibration texts each model was trained on (its training.json "sources").
-CALIB = {"tiny-llama2-s": ["brown", "web", "kdocs"], "demo-llama3-d": ["brown", "web"],
-         "mistral-m": ["brown", "web", "kdocs"], "qwen2-q": ["brown", "web", "kdocs"],
-         "qwen3-q": ["brown", "web", "kdocs"]}
+from fixture_runs import CALIB, ROOT, evaluate, run
 
 
-def run(cmd):
-    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        sys.exit(f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout)
 
-
-def evaluate(args, model_dir, texts):
-    out = run([args.binary, "eval", "--model", model_dir, "--seq-len", "512", "--max-windows", "64", "--json",
-               "--text", *texts])
-    return {os.path.basename(t["text"]).replace(".txt", ""): t["ppl"] for t in out["texts"]}
 
 
 def within(ours, ref, tolerance):
@@ -50,7 +35,7 @@ def check_model(args, name, rows):
     texts = [os.path.join(shared, "text", f"{t}.txt") for t in ref["dense"]]
     calib = [os.path.join(shared, "text", f"{t}.calib.txt") for t in CALIB[name]]
     ok = True
-    dense = evaluate(args, model, texts)
+    dense = evaluate(args.binary, model, texts)
     for text, ppl in dense.items():
         good = within(ppl, ref["dense"][text], 0.005)
         ok &= good
@@ -92,7 +77,7 @@ def check_model(args, name, rows):
             block_ref = run_ref["blocks"][str(start)]
             key, tolerance = ("linearpatch_distill", 0.03) if args.distill else ("linearpatch", 0.015)
             expected = run_ref[key] if args.distill else block_ref[key]
-            for text, ppl in evaluate(args, patched_dir, texts).items():
+            for text, ppl in evaluate(args.binary, patched_dir, texts).items():
                 good = within(ppl, expected[text], tolerance) or (args.distill and ppl < expected[text])
                 ok &= good
                 rows.append((name, f"n={n} {key}", f"[{start}, {start + n})", text, ppl, expected[text],
@@ -101,7 +86,7 @@ def check_model(args, name, rows):
                 continue
             run([args.binary, "prune", "--model", model, "--layers", str(n), "--start", str(start), "--patch", "none",
                  "--json", "--out", plain_dir])
-            for text, ppl in evaluate(args, plain_dir, texts).items():
+            for text, ppl in evaluate(args.binary, plain_dir, texts).items():
                 good = within(ppl, block_ref["pruned"][text], 0.01)
                 ok &= good
                 rows.append((name, f"n={n} pruned", f"[{start}, {start + n})", text, ppl, block_ref["pruned"][text],

@@ -17,31 +17,16 @@ patched-kl, bi and iterative/linearpatch. Standard library only.
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CALIB = {"tiny-llama2-s": ["brown", "web", "kdocs"], "demo-llama3-d": ["brown", "web"],
-         "mistral-m": ["brown", "web", "kdocs"], "qwen2-q": ["brown", "web", "kdocs"],
-         "qwen3-q": ["brown", "web", "kdocs"]}
+from fixture_runs import CALIB, ROOT, evaluate, run
+
 BASE_VARIANTS = ["cosine/linearpatch", "iterative/auto"]
 ALL_VARIANTS = ["cosine/none", "cosine/linearpatch", "cosine/mlp-lstsq", "cosine/auto", "patched-kl/linearpatch",
                 "bi/linearpatch", "iterative/linearpatch", "iterative/auto"]
 
 
-def run(cmd):
-    result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        sys.exit(f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout)
-
-
-def evaluate(args, model_dir, texts):
-    out = run([args.binary, "-q", "eval", "--model", model_dir, "--seq-len", "512", "--max-windows", "64", "--json",
-               "--text", *texts])
-    return {os.path.basename(t["text"]).replace(".txt", ""): t["ppl"] for t in out["texts"]}
 
 
 def prune(args, model, calib, n, variant, out):
@@ -85,7 +70,7 @@ def main():
         for variant in variants:
             with tempfile.TemporaryDirectory() as tmp:
                 report, seconds = prune(args, model, calib, n, variant, os.path.join(tmp, "out"))
-                ppl = evaluate(args, os.path.join(tmp, "out"), texts)
+                ppl = evaluate(args.binary, os.path.join(tmp, "out"), texts)
             repairs = ",".join(g["repair"] for g in report["gaps"])
             row = {"model": name, "n": n, "variant": variant, "removed": report["removed"], "repairs": repairs,
                    "ppl": ppl, "seconds": seconds, "dense": ref["dense"]}

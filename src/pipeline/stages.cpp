@@ -82,6 +82,40 @@ FoldQuality measure(const std::string& kind, const LlamaModel& model, const Llam
   return {kind, comparison.mean_kl, comparison.model.ppl};
 }
 
+DistillReport distill_report(const DistillJob& job, const DistillOptions& options, const DistillResult& r,
+                             int64_t seq_len) {
+  DistillReport d;
+  d.samples = job.samples;
+  d.val_samples = job.val_samples;
+  d.seq_len = seq_len;
+  d.top_k = options.top_k;
+  d.epochs = options.epochs;
+  d.batch_size = options.batch_size;
+  d.grad_accum = options.batch_size / options.micro_batch;
+  d.steps = r.steps;
+  d.lr = options.lr;
+  d.min_lr = options.lr / options.min_lr_factor;
+  d.weight_decay = options.weight_decay;
+  d.seed = options.seed;
+  d.val_kl_before = r.val_kl_before;
+  d.val_kl_after = r.val_kl_after;
+  d.first_step_kl = r.step_losses.empty() ? 0.0 : r.step_losses.front();
+  d.last_step_kl = r.step_losses.empty() ? 0.0 : r.step_losses.back();
+  // Training throughput: the two validation passes cost the same whatever
+  // the number of training windows, so they stay out of the rate.
+  const double training_seconds = r.seconds_total - r.seconds_validation;
+  d.tokens_per_second =
+      training_seconds > 0 ? static_cast<double>(r.train_tokens * options.epochs) / training_seconds : 0;
+  d.seconds_validation = r.seconds_validation;
+  d.targets_on_disk = r.targets_on_disk;
+  d.prefix_cached = r.prefix_cached;
+  d.seconds_total = r.seconds_total;
+  d.seconds_teacher = r.seconds_teacher;
+  d.seconds_prefix = r.seconds_prefix;
+  d.seconds_student = r.seconds_student;
+  return d;
+}
+
 }  // namespace
 
 Rotation make_rotation(const LlamaModel& model, RotationKind kind, uint64_t seed) {
@@ -181,36 +215,7 @@ DistillReport distill_repairs(const LlamaModel& dense, const std::vector<int64_t
     repair.matrix = repair.on_mlp_output ? r.patches.mlp_output.at(repair.gap.start - 1)
                                          : r.patches.stream_input.at(repair.gap.end);
   }
-  DistillReport d;
-  d.samples = job.samples;
-  d.val_samples = job.val_samples;
-  d.seq_len = calibration.seq_len;
-  d.top_k = options.top_k;
-  d.epochs = options.epochs;
-  d.batch_size = options.batch_size;
-  d.grad_accum = options.batch_size / options.micro_batch;
-  d.steps = r.steps;
-  d.lr = options.lr;
-  d.min_lr = options.lr / options.min_lr_factor;
-  d.weight_decay = options.weight_decay;
-  d.seed = options.seed;
-  d.val_kl_before = r.val_kl_before;
-  d.val_kl_after = r.val_kl_after;
-  d.first_step_kl = r.step_losses.empty() ? 0.0 : r.step_losses.front();
-  d.last_step_kl = r.step_losses.empty() ? 0.0 : r.step_losses.back();
-  // Training throughput: the two validation passes cost the same whatever
-  // the number of training windows, so they stay out of the rate.
-  const double training_seconds = r.seconds_total - r.seconds_validation;
-  d.tokens_per_second =
-      training_seconds > 0 ? static_cast<double>(r.train_tokens * options.epochs) / training_seconds : 0;
-  d.seconds_validation = r.seconds_validation;
-  d.targets_on_disk = r.targets_on_disk;
-  d.prefix_cached = r.prefix_cached;
-  d.seconds_total = r.seconds_total;
-  d.seconds_teacher = r.seconds_teacher;
-  d.seconds_prefix = r.seconds_prefix;
-  d.seconds_student = r.seconds_student;
-  return d;
+  return distill_report(job, options, r, calibration.seq_len);
 }
 
 Emitted emit_repairs(const LlamaModel& dense, const PrunePlan& plan, const std::vector<Repair>& repairs,

@@ -37,6 +37,16 @@ PruneJob small_job(const fs::path& out) {
 
 Report run(const PruneJob& job) { return to_json(run_prune(job)); }
 
+// Two steps of two windows: enough to see the repair train and be stored.
+void add_small_distillation(PruneJob& job) {
+  job.distill.emplace();
+  job.distill->samples = 4;
+  job.distill->val_samples = 2;
+  job.distill->options.batch_size = 2;
+  job.distill->options.micro_batch = 2;
+  job.distill->options.lr = 1e-3;
+}
+
 // Perplexity of a checkpoint on a few windows of the demo's evaluation text.
 double demo_perplexity(const fs::path& dir) {
   const auto model = LlamaModel::load(dir);
@@ -185,12 +195,7 @@ TEST(PrunePipeline, BadRequestsFailBeforeWritingAnything) {
 TEST(PrunePipeline, DistillationIsReportedAndStoredInTheCheckpoint) {
   test::TempDir dir;
   auto job = small_job(dir / "out");
-  job.distill.emplace();
-  job.distill->samples = 4;
-  job.distill->val_samples = 2;
-  job.distill->options.batch_size = 2;
-  job.distill->options.micro_batch = 2;
-  job.distill->options.lr = 1e-3;
+  add_small_distillation(job);
   const auto report = run(job);
   const auto& d = report["distill"];
   EXPECT_EQ(d["steps"].get<int64_t>(), 2);
@@ -255,12 +260,7 @@ TEST(PrunePipeline, DistilledMlpRepairStaysFolded) {
   test::TempDir dir;
   auto job = small_job(dir / "out");
   job.repair.kind = RepairChoice::kMlpLstsq;
-  job.distill.emplace();
-  job.distill->samples = 4;
-  job.distill->val_samples = 2;
-  job.distill->options.batch_size = 2;
-  job.distill->options.micro_batch = 2;
-  job.distill->options.lr = 1e-3;
+  add_small_distillation(job);
   const auto result = run_prune(job);
   ASSERT_TRUE(result.distill);
   EXPECT_EQ(result.distill->steps, 2);
