@@ -161,18 +161,21 @@ place_model70() {
 }
 
 run_prune() {  # report name, model dir, devices, calibration windows, then extra prune arguments
-  local name="$1" model="$2" device="$3" calib_samples="$4" t0 model_bytes out_need
+  local name="$1" model="$2" device="$3" calib_samples="$4" t0 model_bytes out_need total_layers
   shift 4
+  total_layers="$(python3 -c "import json; print(json.load(open('$model/config.json'))['num_hidden_layers'])")"
   step "prune $name: --device $device $*"
   model_bytes="$(du -sbL "$model" | cut -f1)"
-  out_need=$((model_bytes + (1 << 30)))
+  # The kept layers' share of the input, plus 2 GiB for embeddings, head and slack.
+  out_need=$((model_bytes / total_layers * (total_layers - layers) + (2 << 30)))
   if [ "$(free_bytes "$work")" -lt "$out_need" ]; then
     echo "skipped: $work has $(free_bytes "$work") bytes free, the pruned copy needs up to $out_need"
     failed+=("$name (no room for the output)")
     return
   fi
   rm -rf "$work/out"
-  cat "$model"/*.safetensors >/dev/null  # page cache warm, as in gpu_bench.sh
+  # Page cache warm, as in gpu_bench.sh (a model on tmpfs is in memory already).
+  [[ "$model" == /dev/shm/* ]] || cat "$model"/*.safetensors >/dev/null
   t0="$(now_ms)"
   if "$bin" prune -m "$model" --device "$device" --layers "$layers" --calib-samples "$calib_samples" \
     --seq-len "$seq_len" --calib "${calib[@]}" --no-fsync --out "$work/out" --report "$reports/$name.json" "$@" \
