@@ -40,6 +40,13 @@ c10::Device resolve_device(const std::string& name) {
   return device;
 }
 
+#ifdef LP_WITH_CUDA
+// The caching allocator has no per-device statistics before CUDA's lazy
+// initialisation (its first allocation): asking earlier, as placement does
+// before loading, throws "Invalid device argument".
+void init_cuda_allocator() { at::globalContext().lazyInitDevice(c10::DeviceType::CUDA); }
+#endif
+
 }  // namespace
 
 void allow_meta_devices_for_tests() { meta_allowed = true; }
@@ -47,6 +54,7 @@ void allow_meta_devices_for_tests() { meta_allowed = true; }
 std::optional<uint64_t> peak_device_memory(const c10::Device& device) {
 #ifdef LP_WITH_CUDA
   if (device.is_cuda()) {
+    init_cuda_allocator();
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
     return static_cast<uint64_t>(stats.reserved_bytes[0].peak);  // [0]: all pools together
   }
@@ -91,6 +99,7 @@ std::optional<DeviceMemory> device_memory(const c10::Device& device) {
     c10::cuda::CUDAGuard guard(index);
     size_t free = 0, total = 0;
     C10_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+    init_cuda_allocator();
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
     const auto cached = stats.reserved_bytes[0].current - stats.allocated_bytes[0].current;
     return DeviceMemory{free + static_cast<uint64_t>(std::max<int64_t>(cached, 0)), total};
