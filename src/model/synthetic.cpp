@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <array>
 #include <future>
 #include <numeric>
 
@@ -416,15 +417,28 @@ SyntheticSummary write_synthetic_checkpoint(const std::filesystem::path& dir, co
   }
   Progress progress("synthetic weights", static_cast<int64_t>(summary.tensor_bytes >> 20), "MiB");
   Json weight_map = Json::object();
+  // Two shard buffers, drawn into and written in turn, allocated once: fresh
+  // pages for every shard cost more in page faults than drawing the numbers.
+  uint64_t largest_shard = 0;
+  for (const auto& shard : shards) {
+    uint64_t shard_bytes = 0;
+    for (const auto& t : shard) shard_bytes += t.nbytes;
+    largest_shard = std::max(largest_shard, shard_bytes);
+  }
+  std::array<at::Tensor, 2> buffers;
   std::future<void> writing;  // the previous shard, written while this one is drawn
   for (size_t s = 0; s < shards.size(); ++s) {
     const std::string file = single ? "model.safetensors" : io::shard_file_name(s + 1, shards.size());
+    auto& buffer = buffers[s % 2];
+    if (!buffer.defined()) buffer = at::empty({static_cast<int64_t>(largest_shard / element_size)}, dtype);
     std::vector<at::Tensor> storage;
     std::vector<io::OutputTensor> outputs;
     std::vector<RandomFill> fills;
     uint64_t shard_bytes = 0;
     for (const auto& t : shards[s]) {
-      auto tensor = at::empty(t.shape, dtype);
+      auto tensor = buffer.narrow(0, static_cast<int64_t>(shard_bytes / element_size),
+                                  static_cast<int64_t>(t.nbytes / element_size))
+                        .view(t.shape);
       if (t.init == Init::kNormal)
         fills.push_back({tensor.view({-1}), t.seed});
       else
