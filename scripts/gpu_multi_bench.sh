@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Multi-GPU benchmarks of issue 14, for the device kinds nvidia-h200-x2 and
-# nvidia-h200-x4 (docs/gpu.md, "Several GPUs"). Written without access to
-# such a machine: nothing here has run yet (docs/benchmarks.md says so).
+# nvidia-h200-x4 (docs/gpu.md, "Several GPUs"). Run on nvidia-h200-x2
+# (docs/benchmarks.md); the 4-GPU steps have not run yet.
 #
 #   1. builds linearpatch against PyTorch's CUDA libtorch (scripts/build_cuda.sh), unless --bin
 #   2. refuses to run unless NVLink multicast is off as the machines set it (NCCL_NVLS_ENABLE=0,
@@ -35,6 +35,8 @@
 # (memory is read fastest and leaves the disk to the pruned output, 119 GiB), else --work.
 # On nvidia-h200-x2 (256 GiB memory, 128 GiB disk) neither holds it as the machine starts;
 # --grow-shm 180G remounts /dev/shm larger first (the output then needs the disk's room).
+# Measured there: the build 1.5 min, synthesising the 70B checkpoint 5.6 min, prune70_2 2.5 min,
+# each distill8 step about 1 min: build + prune70_2 (with --model-dir) fit one 10-minute call.
 #
 # A CPU dry run of the flow with tiny shapes (several "cpu" entries stand for GPUs):
 #   OUT=/tmp/mb LP_MULTI_DEVICES=cpu scripts/gpu_multi_bench.sh --bin build/src/cli/linearpatch \
@@ -258,7 +260,7 @@ for n in (1, 2, 4):
     d = report["distill"]
     seconds = d["seconds"]["total"]
     base = seconds if n == 1 else base
-    record["distill_8b"].append({"gpus": n, "ranks": d.get("ranks"), "seconds": d["seconds"],
+    record["distill_8b"].append({"gpus": n, "ranks": d.get("data_parallel_ranks"), "seconds": d["seconds"],
                                  "tokens_per_second": d.get("tokens_per_second"), "steps": d.get("steps"),
                                  "val_kl_before": d.get("val_kl_before"), "val_kl_after": d.get("val_kl_after"),
                                  "speedup": base / seconds if base else None,

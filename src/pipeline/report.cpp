@@ -81,12 +81,14 @@ Json distill_json(const DistillReport& d) {
           {"teacher_targets_on_disk", d.targets_on_disk},
           {"prefix_cached", d.prefix_cached},
           {"tokens_per_second", d.tokens_per_second},
+          {"data_parallel_ranks", d.data_parallel_ranks},
           {"seconds",
            {{"total", d.seconds_total},
             {"validation", d.seconds_validation},
             {"teacher", d.seconds_teacher},
             {"frozen_prefix", d.seconds_prefix},
-            {"student_forward_backward", d.seconds_student}}}};
+            {"student_forward_backward", d.seconds_student},
+            {"gradient_sum", d.seconds_gradient_sum}}}};
 }
 
 Json fold_json(const FoldReport& f) {
@@ -198,7 +200,10 @@ std::string summarize(const PruneResult& r) {
   }
   if (r.distill)
     out << "\ndistillation: validation KL " << fixed(r.distill->val_kl_before, 5) << " -> "
-        << fixed(r.distill->val_kl_after, 5) << " in " << r.distill->steps << " steps";
+        << fixed(r.distill->val_kl_after, 5) << " in " << r.distill->steps << " steps"
+        << (r.distill->data_parallel_ranks > 1
+                ? ", data-parallel over " + std::to_string(r.distill->data_parallel_ranks) + " devices"
+                : "");
   if (r.fold) out << "\nvanilla export: " << r.fold->chosen << " fold";
   if (r.tasks && r.tasks->retained.average)
     out << "\nretained zero-shot performance " << fixed(100 * *r.tasks->retained.average, 2) << " %";

@@ -113,6 +113,8 @@ DistillReport distill_report(const DistillJob& job, const DistillOptions& option
   d.seconds_teacher = r.seconds_teacher;
   d.seconds_prefix = r.seconds_prefix;
   d.seconds_student = r.seconds_student;
+  d.data_parallel_ranks = r.ranks;
+  d.seconds_gradient_sum = r.seconds_gradient_sum;
   return d;
 }
 

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "distill/gradient_sum.h"
 #include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
@@ -203,6 +204,22 @@ TEST(PrunePipeline, DistillationIsReportedAndStoredInTheCheckpoint) {
   EXPECT_GT(d["seconds"]["student_forward_backward"].get<double>(), 0.0);
   const auto config = test::read_file(dir / "out" / "config.json");
   EXPECT_NE(config.find("\"distill\""), std::string::npos);
+}
+
+// On several devices the report says distillation ran data-parallel, and on
+// how many replicas; one device reports one.
+TEST(PrunePipeline, DataParallelDistillationReportsItsRanks) {
+  if (const auto why = GradientSumGroup::unavailable_reason({at::kCPU, at::kCPU}); !why.empty()) GTEST_SKIP() << why;
+  test::TempDir dir;
+  auto job = small_job(dir / "out");
+  job.model.devices = {"cpu", "cpu"};
+  add_small_distillation(job);
+  const auto two = run(job);
+  EXPECT_EQ(two["distill"]["data_parallel_ranks"].get<int64_t>(), 2);
+  EXPECT_GE(two["distill"]["seconds"]["gradient_sum"].get<double>(), 0.0);
+  job.model.devices = {"cpu"};
+  job.output_dir = dir / "one";
+  EXPECT_EQ(run(job)["distill"]["data_parallel_ranks"].get<int64_t>(), 1);
 }
 
 // Iterative selection and per-gap repair choice: every step reports its

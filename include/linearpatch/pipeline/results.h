@@ -63,7 +63,9 @@ struct DistillReport {
   uint64_t seed = 0;
   double val_kl_before = 0, val_kl_after = 0, first_step_kl = 0, last_step_kl = 0, tokens_per_second = 0;
   bool targets_on_disk = false, prefix_cached = false;
-  double seconds_total = 0, seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0, seconds_validation = 0;
+  int64_t data_parallel_ranks = 1;  // replicas whose gradients were summed each step
+  double seconds_total = 0, seconds_teacher = 0, seconds_prefix = 0, seconds_student = 0, seconds_validation = 0,
+         seconds_gradient_sum = 0;
 };
 
 struct FoldQuality {
