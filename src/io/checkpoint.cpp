@@ -188,7 +188,7 @@ std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::
   const auto counts = shard_sizes(bytes, max_shard_bytes_);
   std::vector<std::string> files;
   std::vector<SafetensorsOutput> shards;
-  nlohmann::json weight_map = nlohmann::json::object();
+  std::map<std::string, std::string> weight_map;
   auto next = tensors.begin();
   for (size_t i = 0; i < counts.size(); ++i) {
     files.push_back(shard_file_name(i + 1, counts.size()));
@@ -198,10 +198,15 @@ std::vector<std::string> ShardedWriter::finish(const std::map<std::string, std::
     shards.push_back({dir_ / files.back(), std::move(shard)});
   }
   times_ = write_safetensors_files(std::move(shards), metadata, options);
-  const nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", std::move(weight_map)}};
-  write_new_file(dir_ / kIndexFile, index.dump(2) + "\n", options.sync);
+  write_shard_index(dir_, weight_map, total, options.sync);
   files.push_back(kIndexFile);
   return files;
+}
+
+void write_shard_index(const std::filesystem::path& dir, const std::map<std::string, std::string>& weight_map,
+                       uint64_t total_bytes, bool sync) {
+  const nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
+  write_new_file(dir / kIndexFile, index.dump(2) + "\n", sync);
 }
 
 }  // namespace lp::io

@@ -422,6 +422,50 @@ WriteTimes write_safetensors_files(std::vector<SafetensorsOutput> files,
   return times;
 }
 
+void rename_tensors_in_place(const std::filesystem::path& path,
+                             const std::function<std::string(const std::string&)>& rename, bool sync) {
+  const std::string where = path.string() + ": renaming tensors in the header";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) throw Error(where + ": " + std::strerror(errno));
+  const std::unique_ptr<int, void (*)(int*)> closer(new int(fd), [](int* f) {
+    ::close(*f);
+    delete f;
+  });
+  auto transfer = [&](bool write, void* bytes, uint64_t size, uint64_t offset) {
+    for (uint64_t done = 0; done < size;) {
+      auto* at = static_cast<char*>(bytes) + done;
+      const auto n = write ? ::pwrite(fd, at, size - done, static_cast<off_t>(offset + done))
+                           : ::pread(fd, at, size - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw Error(where + ": " + (n < 0 ? std::strerror(errno) : "file ends inside the header"));
+      done += static_cast<uint64_t>(n);
+    }
+  };
+  uint8_t length_bytes[8];
+  transfer(false, length_bytes, sizeof(length_bytes), 0);
+  uint64_t length = 0;
+  for (int i = 7; i >= 0; --i) length = (length << 8) | length_bytes[i];
+  if (length > kMaxHeaderBytes) throw Error(where + ": header length " + std::to_string(length) + " is too large");
+  std::string text(length, ' ');
+  transfer(false, text.data(), length, sizeof(length_bytes));
+  const auto header = parse_json_strict(text, where, kMaxHeaderDepth, /*byte_offset=*/8);
+  if (!header.is_object()) throw Error(where + ": the header is not a JSON object");
+  nlohmann::json renamed = nlohmann::json::object();
+  for (const auto& [name, entry] : header.items()) {
+    const std::string new_name = name == "__metadata__" ? name : rename(name);
+    if (new_name.empty() || renamed.contains(new_name))
+      throw Error(where + ": tensor '" + name + "' would be renamed to '" + new_name + "', which is empty or taken");
+    renamed[new_name] = entry;
+  }
+  std::string out = renamed.dump();
+  if (out.size() > length)
+    throw Error(where + ": the new header needs " + std::to_string(out.size()) + " bytes, the file has " +
+                std::to_string(length));
+  out.append(length - out.size(), ' ');
+  transfer(true, out.data(), out.size(), sizeof(length_bytes));
+  if (sync && ::fdatasync(fd) != 0) throw Error(where + ": fdatasync: " + std::strerror(errno));
+}
+
 void write_safetensors(const std::filesystem::path& path, std::vector<OutputTensor> tensors,
                        const std::map<std::string, std::string>& metadata, const WriteOptions& options) {
   std::vector<SafetensorsOutput> files(1);

@@ -7,12 +7,21 @@
 #include "linearpatch/core/output_dir.h"
 #include "linearpatch/core/version.h"
 #include "linearpatch/io/checkpoint.h"
+#include "linearpatch/prune/early_layer_copies.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "linearpatch/select/patched_kl.h"
 #include "pipeline/stages.h"
 
 namespace lp {
 namespace {
+
+// Beside GPU forward passes, enough to copy an 8B model's layers before
+// calibration ends (a kernel-side copy runs at 1-2 GB/s); beside CPU ones,
+// which want every core, one.
+int early_copy_threads(const ModelOptions& model) {
+  const bool on_cpu = model.devices.empty() || model.devices.front().rfind("cpu", 0) == 0;
+  return on_cpu ? 1 : 4;
+}
 
 using Json = nlohmann::ordered_json;
 
@@ -83,6 +92,16 @@ PruneResult run_prune(const PruneJob& job) {
   const auto tokenizer = load_tokenizer(job.model_dir);
   const auto tasks = load_tasks(job.eval_tasks);  // bad rows fail before any work
   const int64_t L = model.num_layers();
+  io::WriteOptions write_options;
+  write_options.sync = job.sync;
+  // A sharded source is written one file per layer, copied while the model
+  // is calibrated; an explicit shard size keeps the packed layout.
+  std::optional<EarlyLayerCopies> early_copies;
+  if (source->sharded() && job.max_shard_bytes == 0) {
+    auto early_options = write_options;
+    early_options.threads = early_copy_threads(job.model);
+    early_copies.emplace(*source, output.path(), early_options);
+  }
 
   PruneResult result;
   result.model = job.model_dir.string();
@@ -128,10 +147,9 @@ PruneResult run_prune(const PruneJob& job) {
   });
   result.fold = std::move(emitted.fold);
   emitted.edits.provenance_json = provenance(job, result);
-  io::WriteOptions write_options;
-  write_options.sync = job.sync;
   const auto written = clock.time("write", [&] {
-    auto w = write_pruned_checkpoint(*source, plan, emitted.edits, job.max_shard_bytes, output.path(), write_options);
+    auto w = write_pruned_checkpoint(*source, plan, emitted.edits, job.max_shard_bytes, output.path(), write_options,
+                                     early_copies ? &*early_copies : nullptr);
     Stopwatch commit;
     output.commit(job.sync);
     w.sync_seconds += commit.seconds();
@@ -145,6 +163,7 @@ PruneResult run_prune(const PruneJob& job) {
   result.parameters_after = written.parameters;
   result.files = written.files;
   result.bytes = written.bytes;
+  result.bytes_written_early = written.bytes_copied_early;
   if (!tasks.empty())
     result.tasks = clock.time("eval_tasks", [&] {
       const auto pruned = LlamaModel::load(output.final_path(), job.model);

@@ -146,10 +146,12 @@ Report to_json(const PruneResult& r) {
                        {"removed", r.parameters_before - r.parameters_after}};
   out["files"] = r.files;
   out["bytes"] = r.bytes;
-  // The whole write phase (copy, flushes, rename): with sync, the rate at
-  // which the output became durable.
+  out["bytes_written_early"] = r.bytes_written_early;
+  // The write phase (copy, flushes, rename) of what was left after the
+  // early copies: with sync, the rate at which it became durable.
   for (const auto& [phase, seconds] : r.timings)
-    if (phase == "write" && seconds > 0) out["write"] = {{"mb_per_s", r.bytes / 1e6 / seconds}, {"durable", r.synced}};
+    if (phase == "write" && seconds > 0)
+      out["write"] = {{"mb_per_s", (r.bytes - r.bytes_written_early) / 1e6 / seconds}, {"durable", r.synced}};
   if (r.calibration) out["calibration"] = calibration_json(*r.calibration);
   out["timings"] = timings_json(r.timings);
   add_memory(out, r.memory);
@@ -211,8 +213,9 @@ std::string summarize(const PruneResult& r) {
   double total = 0;
   for (const auto& [phase, seconds] : r.timings)
     if (phase == "total") total = seconds;
-  out << "\nwrote " << r.output << " (" << r.files.size() << " weight file(s), " << r.bytes << " bytes) in "
-      << fixed(total, 1) << " s";
+  out << "\nwrote " << r.output << " (" << r.files.size() << " weight file(s), " << r.bytes << " bytes";
+  if (r.bytes_written_early) out << ", " << r.bytes_written_early << " of them during calibration";
+  out << ") in " << fixed(total, 1) << " s";
   return out.str();
 }
 

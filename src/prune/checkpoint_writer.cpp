@@ -4,11 +4,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <set>
 
 #include "linearpatch/config/config_rewrite.h"
 #include "linearpatch/config/llama_config.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
+#include "linearpatch/core/progress.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/llama.h"
 #include "model/tensor_bridge.h"
@@ -93,47 +95,44 @@ std::string renamed_tensor(const std::string& name, const PrunePlan& plan) {
   return layer_tensor_name(it - plan.kept.begin(), suffix);
 }
 
-WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
-                                          const CheckpointEdits& edits, uint64_t max_shard_bytes,
-                                          const fs::path& dir, const io::WriteOptions& options) {
-  for (const auto& gap_patch : edits.patches)
-    if (std::none_of(plan.gaps.begin(), plan.gaps.end(),
-                     [&](const Gap& g) { return g.new_position == gap_patch.first; }))
-      throw Error("internal: patch at position " + std::to_string(gap_patch.first) + " matches no gap");
+namespace {
 
-  // Layer tensors in new layer order, the rest (embeddings, norm, head) around them.
-  std::vector<std::pair<std::string, std::string>> layer_tensors, other_tensors;  // (new, old)
+// The tensors of the output, by kind, each as (new name, source name).
+struct OutputNames {
+  std::vector<std::pair<std::string, std::string>> embeddings, layers, rest;  // rest: norm, head
+};
+
+OutputNames output_names(const io::Checkpoint& source, const PrunePlan& plan, const CheckpointEdits& edits) {
+  OutputNames names;
   for (const auto& name : source.tensor_names()) {
     const auto renamed = renamed_tensor(name, plan);
     if (renamed.empty()) continue;
-    (split_layer_tensor_name(name).first >= 0 ? layer_tensors : other_tensors).emplace_back(renamed, name);
+    if (split_layer_tensor_name(name).first >= 0) names.layers.emplace_back(renamed, name);
+    else if (name.rfind("model.embed_tokens", 0) == 0) names.embeddings.emplace_back(renamed, name);
+    else names.rest.emplace_back(renamed, name);
   }
   if (edits.untie_embeddings && !source.contains("lm_head.weight"))
-    other_tensors.emplace_back("lm_head.weight", "model.embed_tokens.weight");
-  auto by_layer = [](const auto& a, const auto& b) {
+    names.rest.emplace_back("lm_head.weight", "model.embed_tokens.weight");
+  // Layer tensors in new layer order.
+  std::sort(names.layers.begin(), names.layers.end(), [](const auto& a, const auto& b) {
     const auto la = split_layer_tensor_name(a.first).first, lb = split_layer_tensor_name(b.first).first;
     return la != lb ? la < lb : a.first < b.first;
-  };
-  std::sort(layer_tensors.begin(), layer_tensors.end(), by_layer);
+  });
+  return names;
+}
 
-  WrittenCheckpoint written;
-  io::ShardedWriter writer(dir, max_shard_bytes ? max_shard_bytes
-                                                : (source.sharded() ? source.largest_shard_bytes() : UINT64_MAX));
-  std::vector<at::Tensor> storage;  // keeps in-memory bytes alive until finish()
-  auto add_memory_tensor = [&](const std::string& name, at::Tensor tensor) {
-    storage.push_back(tensor.to(at::kCPU).contiguous());
-    written.parameters += storage.back().numel();
-    writer.add(output_tensor(name, storage.back()));
-  };
-  auto add_source_tensor = [&](const std::string& new_name, const std::string& old_name) {
-    const auto ref = source.tensor(old_name);
+// Output tensors: the source's bytes (a file range) or, for replaced
+// tensors and patches, bytes held in `storage` until the write returns.
+class OutputTensors {
+ public:
+  OutputTensors(const io::Checkpoint& source, const CheckpointEdits& edits) : source_(source), edits_(edits) {}
+
+  io::OutputTensor from_source(const std::string& new_name, const std::string& old_name) {
+    const auto ref = source_.tensor(old_name);
     // The head copy of untied embeddings keeps the original values.
-    const bool keep_original = new_name == "lm_head.weight";
-    const auto replaced = edits.replaced.find(old_name);
-    if (replaced != edits.replaced.end() && !keep_original) {
-      add_memory_tensor(new_name, replaced->second.to(to_scalar_type(ref.info->dtype, old_name)));
-      return;
-    }
+    const auto replaced = edits_.replaced.find(old_name);
+    if (replaced != edits_.replaced.end() && new_name != "lm_head.weight")
+      return from_memory(new_name, replaced->second.to(to_scalar_type(ref.info->dtype, old_name)));
     io::OutputTensor out;
     out.name = new_name;
     out.dtype = ref.info->dtype;
@@ -141,20 +140,128 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
     out.nbytes = ref.info->nbytes();
     out.src_fd = ref.file->fd();
     out.src_offset = ref.file->file_offset(*ref.info);
-    written.parameters += static_cast<int64_t>(ref.info->numel());
-    writer.add(std::move(out));
-  };
-  auto is_head = [](const std::string& n) { return n.rfind("model.embed_tokens", 0) != 0; };
-  for (const auto& [n, o] : other_tensors)
-    if (!is_head(n)) add_source_tensor(n, o);
-  for (const auto& [n, o] : layer_tensors) add_source_tensor(n, o);
-  for (const auto& [n, o] : other_tensors)
-    if (is_head(n)) add_source_tensor(n, o);
-  for (const auto& [position, patch] : edits.patches)
-    add_memory_tensor(patch_tensor_name(position), patch.to(at::kFloat));
-  written.files = writer.finish({}, options);
+    parameters_ += static_cast<int64_t>(ref.info->numel());
+    bytes_ += out.nbytes;
+    return out;
+  }
+
+  io::OutputTensor from_memory(const std::string& name, const at::Tensor& tensor) {
+    storage_.push_back(tensor.to(at::kCPU).contiguous());
+    parameters_ += storage_.back().numel();
+    auto out = output_tensor(name, storage_.back());
+    bytes_ += out.nbytes;
+    return out;
+  }
+
+  std::vector<io::OutputTensor> patches() {
+    std::vector<io::OutputTensor> out;
+    for (const auto& [position, patch] : edits_.patches)
+      out.push_back(from_memory(patch_tensor_name(position), patch.to(at::kFloat)));
+    return out;
+  }
+
+  // A source tensor written by other means (an early copy).
+  void count_unchanged(const std::string& old_name) {
+    const auto ref = source_.tensor(old_name);
+    parameters_ += static_cast<int64_t>(ref.info->numel());
+    bytes_ += ref.info->nbytes();
+  }
+  int64_t parameters() const { return parameters_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  const io::Checkpoint& source_;
+  const CheckpointEdits& edits_;
+  std::vector<at::Tensor> storage_;
+  int64_t parameters_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+// Sharded like the source (or by max_shard_bytes): embeddings, layers, then
+// norm, head and patches, packed in order.
+std::vector<std::string> write_packed(const OutputNames& names, OutputTensors& tensors, uint64_t max_shard_bytes,
+                                      const fs::path& dir, const io::WriteOptions& options, WrittenCheckpoint& written) {
+  io::ShardedWriter writer(dir, max_shard_bytes);
+  for (const auto* group : {&names.embeddings, &names.layers, &names.rest})
+    for (const auto& [new_name, old_name] : *group) writer.add(tensors.from_source(new_name, old_name));
+  for (auto& patch : tensors.patches()) writer.add(std::move(patch));
+  auto files = writer.finish({}, options);
   written.copy_seconds = writer.times().copy_seconds;
   written.sync_seconds = writer.times().sync_seconds;
+  return files;
+}
+
+// One file for the embeddings, norm, head and patches, then one per kept
+// layer: the early copy where the layer is unedited (its tensors renamed in
+// place), else written now.
+std::vector<std::string> write_per_layer(const OutputNames& names, OutputTensors& tensors, const PrunePlan& plan,
+                                         const CheckpointEdits& edits, EarlyLayerCopies& early, const fs::path& dir,
+                                         const io::WriteOptions& options, WrittenCheckpoint& written) {
+  Stopwatch watch;
+  std::set<int64_t> edited;
+  for (const auto& [name, tensor] : edits.replaced) edited.insert(split_layer_tensor_name(name).first);
+  std::set<int64_t> unedited;
+  for (const auto layer : plan.kept)
+    if (!edited.count(layer)) unedited.insert(layer);
+  const auto staged = early.finish(unedited);
+  written.bytes_copied_early = early.bytes_copied_early();
+
+  const size_t count = plan.kept.size() + 1;
+  std::vector<std::string> files{io::shard_file_name(1, count)};
+  std::vector<io::SafetensorsOutput> to_write(1);
+  to_write[0].path = dir / files[0];
+  for (const auto* group : {&names.embeddings, &names.rest})
+    for (const auto& [new_name, old_name] : *group) to_write[0].tensors.push_back(tensors.from_source(new_name, old_name));
+  for (auto& patch : tensors.patches()) to_write[0].tensors.push_back(std::move(patch));
+  std::map<std::string, std::string> weight_map;
+  for (const auto& tensor : to_write[0].tensors) weight_map[tensor.name] = files[0];
+
+  auto next = names.layers.begin();
+  for (size_t position = 0; position < plan.kept.size(); ++position) {
+    const int64_t layer = plan.kept[position];
+    files.push_back(io::shard_file_name(position + 2, count));
+    const auto staged_file = staged.find(layer);
+    if (staged_file == staged.end()) to_write.push_back({dir / files.back(), {}});
+    for (; next != names.layers.end() && split_layer_tensor_name(next->second).first == layer; ++next) {
+      weight_map[next->first] = files.back();
+      if (staged_file == staged.end()) to_write.back().tensors.push_back(tensors.from_source(next->first, next->second));
+      else tensors.count_unchanged(next->second);
+    }
+    if (staged_file == staged.end()) continue;
+    io::rename_tensors_in_place(staged_file->second, [&](const std::string& name) { return renamed_tensor(name, plan); },
+                                options.sync);
+    fs::rename(staged_file->second, dir / files.back());
+  }
+  const auto times = io::write_safetensors_files(std::move(to_write), {}, options);
+  io::write_shard_index(dir, weight_map, tensors.bytes(), options.sync);
+  files.push_back("model.safetensors.index.json");
+  written.sync_seconds = times.sync_seconds;
+  written.copy_seconds = watch.seconds() - times.sync_seconds;
+  return files;
+}
+
+}  // namespace
+
+WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
+                                          const CheckpointEdits& edits, uint64_t max_shard_bytes,
+                                          const fs::path& dir, const io::WriteOptions& options,
+                                          EarlyLayerCopies* early_copies) {
+  for (const auto& gap_patch : edits.patches)
+    if (std::none_of(plan.gaps.begin(), plan.gaps.end(),
+                     [&](const Gap& g) { return g.new_position == gap_patch.first; }))
+      throw Error("internal: patch at position " + std::to_string(gap_patch.first) + " matches no gap");
+
+  const auto names = output_names(source, plan, edits);
+  OutputTensors tensors(source, edits);
+  WrittenCheckpoint written;
+  if (early_copies) {
+    written.files = write_per_layer(names, tensors, plan, edits, *early_copies, dir, options, written);
+  } else {
+    const uint64_t shard_bytes =
+        max_shard_bytes ? max_shard_bytes : (source.sharded() ? source.largest_shard_bytes() : UINT64_MAX);
+    written.files = write_packed(names, tensors, shard_bytes, dir, options, written);
+  }
+  written.parameters = tensors.parameters();
   for (const auto& file : written.files) written.bytes += fs::file_size(dir / file);
 
   const auto config_path = (source.dir() / "config.json").string();

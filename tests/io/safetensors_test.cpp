@@ -246,6 +246,46 @@ TEST_F(SafetensorsRoundTrip, WriterNeverOverwrites) {
   EXPECT_THROW(write_safetensors(dir / "no" / "such" / "dir.safetensors", tensors()), Error);
 }
 
+// Renaming "model.layers.12." to "model.layers.3." rewrites the header in
+// its old length and moves no data; a name that would not fit, a clash, or
+// a file cut inside its header is an error naming the file.
+TEST(SafetensorsRename, RenamesInPlaceWithoutMovingData) {
+  TempDir dir;
+  const auto path = dir / "layer.safetensors";
+  const auto a = iota_bytes(24, 1), b = iota_bytes(8, 100);
+  write_safetensors(path, {from_memory("model.layers.12.a", DType::kF32, {2, 3}, a),
+                           from_memory("model.layers.12.b", DType::kI16, {4}, b)});
+  const auto before = test::read_file(path);
+  const uint64_t data_offset = SafetensorsFile(path).file_offset(SafetensorsFile(path).get("model.layers.12.a"));
+  rename_tensors_in_place(path, [](const std::string& name) { return "model.layers.3." + name.substr(16); }, true);
+
+  const SafetensorsFile file(path);
+  ASSERT_EQ(file.tensors().size(), 2u);
+  EXPECT_EQ(file.metadata().at("format"), "pt");
+  EXPECT_EQ(file.file_offset(file.get("model.layers.3.a")), data_offset);
+  EXPECT_EQ(std::memcmp(file.data(file.get("model.layers.3.a")), a.data(), a.size()), 0);
+  EXPECT_EQ(std::memcmp(file.data(file.get("model.layers.3.b")), b.data(), b.size()), 0);
+  const auto after = test::read_file(path);
+  EXPECT_EQ(after.size(), before.size());
+  EXPECT_EQ(header_length(after), header_length(before));
+  EXPECT_EQ(after.substr(8 + header_length(after)), before.substr(8 + header_length(before))) << "data moved";
+
+  auto message = test::error_message<Error>(
+      [&] { rename_tensors_in_place(path, [](const std::string& n) { return n + std::string(400, 'x'); }, false); });
+  EXPECT_TRUE(test::contains(message, "layer.safetensors")) << message;
+  EXPECT_TRUE(test::contains(message, "the new header needs")) << message;
+  message = test::error_message<Error>(
+      [&] { rename_tensors_in_place(path, [](const std::string&) { return std::string("same"); }, false); });
+  EXPECT_TRUE(test::contains(message, "empty or taken")) << message;
+  EXPECT_EQ(test::read_file(path), after) << "a refused rename leaves the file as it was";
+
+  test::write_file(dir / "cut.safetensors", after.substr(0, 20));
+  message = test::error_message<Error>(
+      [&] { rename_tensors_in_place(dir / "cut.safetensors", [](const std::string& n) { return n; }, false); });
+  EXPECT_TRUE(test::contains(message, "cut.safetensors")) << message;
+  EXPECT_TRUE(test::contains(message, "file ends inside the header")) << message;
+}
+
 TEST(SafetensorsReader, AcceptsUnalignedFilesFromOtherWriters) {
   // A one-byte tensor first and a header length that is a multiple of 4 put
   // the F32 data at a file offset of 1 modulo 4.

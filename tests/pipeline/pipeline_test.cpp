@@ -11,6 +11,7 @@
 #include "linearpatch/eval/perplexity.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/llama.h"
+#include "linearpatch/model/synthetic.h"
 #include "linearpatch/pipeline/prune_pipeline.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "model/tensor_bridge.h"
@@ -191,6 +192,41 @@ TEST(PrunePipeline, BadRequestsFailBeforeWritingAnything) {
   EXPECT_FALSE(fs::exists(demo_model() / "pruned"));
   EXPECT_FALSE(fs::exists(dir / "out"));
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), {}), 2) << "only the two text files may remain";
+}
+
+// A sharded source: its layers are copied while the model is calibrated,
+// one file each, and the result is the model the packed layout (an explicit
+// shard size) gives. A job failing after the copies began leaves nothing.
+TEST(PrunePipeline, ShardedSourceIsWrittenOneFilePerLayerDuringCalibration) {
+  test::TempDir dir;
+  SyntheticSpec spec;
+  spec.config = synthetic_config(6, 64, 160, 8, 2, 300, /*tie_word_embeddings=*/false);
+  spec.max_shard_bytes = 100000;
+  fs::create_directory(dir / "sharded");
+  write_synthetic_checkpoint(dir / "sharded", spec);
+  auto job = small_job(dir / "early");
+  job.model_dir = dir / "sharded";
+  job.repair.kind = RepairChoice::kMlpLstsq;  // edits the layer before the gap
+  auto packed = job;
+  packed.output_dir = dir / "packed";
+  packed.max_shard_bytes = 1 << 30;
+  const auto a = run_prune(job), b = run_prune(packed);
+  EXPECT_EQ(a.selection.removed, b.selection.removed);
+  EXPECT_EQ(a.files.size(), 6u) << "embeddings and head, 4 layers, the index";
+  EXPECT_EQ(b.files, std::vector<std::string>{"model.safetensors"});
+  EXPECT_LE(a.bytes_written_early, a.bytes);
+  const auto ids = at::randint(300, {2, 16}, at::kLong);
+  const auto early_logits = LlamaModel::load(dir / "early").forward(ids);
+  EXPECT_TRUE(at::equal(early_logits, LlamaModel::load(dir / "packed").forward(ids)));
+
+  auto failing = job;
+  failing.output_dir = dir / "failed";
+  write_text_file(dir / "short.txt", "Only a few words here.");
+  failing.calibration.files = {dir / "short.txt"};
+  expect_error([&] { run_prune(failing); }, "too little text for one window");
+  for (const auto& entry : fs::directory_iterator(dir.path()))
+    EXPECT_TRUE(entry.path().filename() != "failed" && entry.path().filename().string()[0] != '.')
+        << entry.path() << " left behind";
 }
 
 TEST(PrunePipeline, DistillationIsReportedAndStoredInTheCheckpoint) {

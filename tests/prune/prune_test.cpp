@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstring>
 
 #include "linearpatch/calib/activation_stats.h"
 #include "linearpatch/config/llama_config.h"
@@ -15,6 +16,7 @@
 #include "linearpatch/model/llama.h"
 #include "linearpatch/select/block_selection.h"
 #include "linearpatch/prune/checkpoint_writer.h"
+#include "linearpatch/prune/early_layer_copies.h"
 #include "linearpatch/prune/prune_plan.h"
 #include "support/test_env.h"
 #include "support/tiny_model.h"
@@ -135,6 +137,46 @@ TEST(CheckpointWriter, PrunedCheckpointReloadsAsThePatchedModel) {
   const auto b = out.tensor("model.layers.2.mlp.down_proj.weight");
   ASSERT_EQ(a.info->nbytes(), b.info->nbytes());
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.info->nbytes()), 0);
+}
+
+// Layers copied early (one file each, as while calibrating) give the packed
+// write's checkpoint tensor for tensor: kept layers renamed in place, an
+// edited layer written anew, the removed layers' copies deleted.
+TEST(CheckpointWriter, EarlyLayerCopiesGiveThePackedTensorsOneFilePerLayer) {
+  const auto config = test::tiny_config();
+  test::TempDir dir;
+  test::write_checkpoint(dir / "dense", config, test::random_weights(config, 41));
+  const io::Checkpoint source(dir / "dense");
+  const auto plan = make_prune_plan(6, {2, 3});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(42);
+  CheckpointEdits edits;
+  edits.patches = {{2, at::eye(48) + 0.05 * at::randn({48, 48}, gen)}};
+  edits.replaced = {{"model.layers.4.mlp.down_proj.weight", at::randn({48, 96}, gen)}};
+  for (const auto* name : {"packed", "early"}) std::filesystem::create_directory(dir / name);
+  write_pruned_checkpoint(source, plan, edits, 0, dir / "packed");
+  WrittenCheckpoint written;
+  {
+    EarlyLayerCopies early(source, dir / "early", {});
+    written = write_pruned_checkpoint(source, plan, edits, 0, dir / "early", {}, &early);
+  }
+
+  std::vector<std::string> expected_files;
+  for (size_t i = 1; i <= 5; ++i) expected_files.push_back(io::shard_file_name(i, 5));
+  expected_files.push_back("model.safetensors.index.json");
+  EXPECT_EQ(written.files, expected_files) << "embeddings, norm, head and patch, then the 4 kept layers";
+  EXPECT_LE(written.bytes_copied_early, written.bytes);
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "early"))
+    EXPECT_NE(entry.path().filename().string()[0], '.') << entry.path() << " left behind";
+
+  const io::Checkpoint packed(dir / "packed"), early(dir / "early");
+  EXPECT_EQ(early.tensor_names(), packed.tensor_names());
+  for (const auto& name : packed.tensor_names()) {
+    const auto a = packed.tensor(name), b = early.tensor(name);
+    ASSERT_EQ(a.info->nbytes(), b.info->nbytes()) << name;
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.info->nbytes()), 0) << name;
+  }
+  EXPECT_EQ(early.tensor("model.layers.3.mlp.up_proj.weight").file->path().filename(), io::shard_file_name(5, 5));
+  EXPECT_EQ(early.tensor("model.linear_patches.2.weight").file->path().filename(), io::shard_file_name(1, 5));
 }
 
 // Every family's pruned checkpoint must reload (in our loader) as the

@@ -61,6 +61,11 @@ class Checkpoint {
 // HF's shard names: model-00001-of-00004.safetensors (1-based index).
 std::string shard_file_name(size_t index, size_t count);
 
+// Writes dir/model.safetensors.index.json: `weight_map` (tensor -> file) and
+// the total tensor bytes, as transformers reads it.
+void write_shard_index(const std::filesystem::path& dir, const std::map<std::string, std::string>& weight_map,
+                       uint64_t total_bytes, bool sync);
+
 // The rule of huggingface_hub and ShardedWriter: consecutive items go into
 // one shard until the next would push a non-empty shard past `max_bytes`
 // (an item larger than that gets a shard of its own). Returns, for each

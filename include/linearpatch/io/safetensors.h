@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -143,6 +144,15 @@ struct SafetensorsOutput {
 WriteTimes write_safetensors_files(std::vector<SafetensorsOutput> files,
                                    const std::map<std::string, std::string>& metadata = {},
                                    const WriteOptions& options = {});
+// Renames tensors of a safetensors file in place by rewriting its header,
+// padded with spaces to its old length so that no byte of data moves:
+// every new name must be at most as long as the header allows (callers
+// rename "model.layers.12." to "model.layers.3.", never longer). `rename`
+// maps each tensor name to its new one; with `sync` the header is flushed
+// to the disk before returning.
+void rename_tensors_in_place(const std::filesystem::path& path,
+                             const std::function<std::string(const std::string&)>& rename, bool sync);
+
 // One file, the same way.
 void write_safetensors(const std::filesystem::path& path, std::vector<OutputTensor> tensors,
                        const std::map<std::string, std::string>& metadata = {}, const WriteOptions& options = {});

@@ -95,6 +95,7 @@ struct PruneResult {
   int64_t parameters_before = 0, parameters_after = 0;
   std::vector<std::string> files;
   uint64_t bytes = 0;
+  uint64_t bytes_written_early = 0;  // of `bytes`, copied while the earlier stages ran
   bool synced = true;  // fsynced before the rename, i.e. not --no-fsync
   std::optional<CalibrationSummary> calibration;
   Timings timings;

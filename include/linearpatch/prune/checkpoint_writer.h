@@ -8,7 +8,10 @@
 //    "linearpatch" entry (format_version, patches, removed layers,
 //    provenance);
 //  * the source's other files (tokenizer, generation config, chat
-//    template, ...) copied; sharded like the source;
+//    template, ...) copied;
+//  * weights sharded like the source (or by max_shard_bytes); or, when the
+//    layers were copied early (EarlyLayerCopies), one file for embeddings,
+//    norm, head and patches followed by one file per kept layer;
 //  * with patches: modeling_linearpatch.py and an auto_map naming the
 //    family's patched class (LinearPatchQwen2ForCausalLM, ...) for
 //    transformers' trust_remote_code; without: the family's plain class.
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "linearpatch/io/safetensors.h"
+#include "linearpatch/prune/early_layer_copies.h"
 #include "linearpatch/prune/prune_plan.h"
 
 namespace lp {
@@ -36,6 +40,7 @@ struct WrittenCheckpoint {
   uint64_t bytes = 0;
   // Copying the weights, then waiting for their flushes to the disk (io::WriteTimes).
   double copy_seconds = 0, sync_seconds = 0;
+  uint64_t bytes_copied_early = 0;  // by EarlyLayerCopies before this write began
 };
 
 // What changes besides removing the plan's layers.
@@ -55,11 +60,14 @@ struct CheckpointEdits {
   std::string provenance_json;
 };
 
-// `max_shard_bytes` 0 shards like the source. `dir` must exist and be empty
-// (the temporary directory of an AtomicOutputDir).
+// `max_shard_bytes` 0 shards like the source. `dir` must exist and hold
+// nothing but `early_copies`' files (the temporary directory of an
+// AtomicOutputDir). With `early_copies` (started on this source and dir),
+// the layers are written one file each and max_shard_bytes is not used.
 WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const PrunePlan& plan,
                                           const CheckpointEdits& edits, uint64_t max_shard_bytes,
-                                          const std::filesystem::path& dir, const io::WriteOptions& options = {});
+                                          const std::filesystem::path& dir, const io::WriteOptions& options = {},
+                                          EarlyLayerCopies* early_copies = nullptr);
 
 // The new name of `name` under `plan`, or "" when it belongs to a removed layer.
 std::string renamed_tensor(const std::string& name, const PrunePlan& plan);
