@@ -137,6 +137,17 @@ std::vector<std::string> Checkpoint::tensor_names() const {
   return names;
 }
 
+OutputTensor file_range_copy(const TensorRef& ref, std::string name) {
+  OutputTensor out;
+  out.name = std::move(name);
+  out.dtype = ref.info->dtype;
+  out.shape = ref.info->shape;
+  out.nbytes = ref.info->nbytes();
+  out.src_fd = ref.file->fd();
+  out.src_offset = ref.file->file_offset(*ref.info);
+  return out;
+}
+
 std::string shard_file_name(size_t index, size_t count) {
   char name[64];
   std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", index, count);

@@ -133,13 +133,7 @@ class OutputTensors {
     const auto replaced = edits_.replaced.find(old_name);
     if (replaced != edits_.replaced.end() && new_name != "lm_head.weight")
       return from_memory(new_name, replaced->second.to(to_scalar_type(ref.info->dtype, old_name)));
-    io::OutputTensor out;
-    out.name = new_name;
-    out.dtype = ref.info->dtype;
-    out.shape = ref.info->shape;
-    out.nbytes = ref.info->nbytes();
-    out.src_fd = ref.file->fd();
-    out.src_offset = ref.file->file_offset(*ref.info);
+    auto out = io::file_range_copy(ref, new_name);
     parameters_ += static_cast<int64_t>(ref.info->numel());
     bytes_ += out.nbytes;
     return out;

@@ -47,16 +47,8 @@ void EarlyLayerCopies::run() {
       std::vector<io::OutputTensor> tensors;
       uint64_t bytes = 0;
       for (const auto& name : layer_tensors_[static_cast<size_t>(layer)]) {
-        const auto ref = source_.tensor(name);
-        io::OutputTensor out;
-        out.name = name;
-        out.dtype = ref.info->dtype;
-        out.shape = ref.info->shape;
-        out.nbytes = ref.info->nbytes();
-        out.src_fd = ref.file->fd();
-        out.src_offset = ref.file->file_offset(*ref.info);
-        bytes += out.nbytes;
-        tensors.push_back(std::move(out));
+        tensors.push_back(io::file_range_copy(source_.tensor(name), name));
+        bytes += tensors.back().nbytes;
       }
       const auto path = staged_file(dir_, layer);
       io::write_safetensors(path, std::move(tensors), {}, options_);

@@ -24,6 +24,10 @@ struct TensorRef {
   const uint8_t* data() const { return file->data(*info); }
 };
 
+// An output tensor named `name` whose bytes are `ref`'s range of its file,
+// copied kernel-side by the writer.
+OutputTensor file_range_copy(const TensorRef& ref, std::string name);
+
 class Checkpoint {
  public:
   // Opens `dir`; throws InputError when config.json or the weights are
