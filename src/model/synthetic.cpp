@@ -6,9 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
 #include <array>
+#include <cstdio>
 #include <future>
+#include <map>
 #include <numeric>
 
 #include "linearpatch/core/error.h"
@@ -416,7 +417,7 @@ SyntheticSummary write_synthetic_checkpoint(const std::filesystem::path& dir, co
     next += static_cast<std::ptrdiff_t>(count);
   }
   Progress progress("synthetic weights", static_cast<int64_t>(summary.tensor_bytes >> 20), "MiB");
-  Json weight_map = Json::object();
+  std::map<std::string, std::string> weight_map;
   // Two shard buffers, drawn into and written in turn, allocated once: fresh
   // pages for every shard cost more in page faults than drawing the numbers.
   uint64_t largest_shard = 0;
@@ -459,8 +460,7 @@ SyntheticSummary write_synthetic_checkpoint(const std::filesystem::path& dir, co
   }
   if (writing.valid()) writing.get();
   if (!single) {
-    const Json index = {{"metadata", {{"total_size", summary.tensor_bytes}}}, {"weight_map", std::move(weight_map)}};
-    write_text_file(dir / "model.safetensors.index.json", index.dump(2) + "\n");
+    io::write_shard_index(dir, weight_map, summary.tensor_bytes, /*sync=*/true);
     summary.files.push_back("model.safetensors.index.json");
   }
   progress.finish();

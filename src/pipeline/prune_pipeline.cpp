@@ -18,10 +18,7 @@ namespace {
 // Beside GPU forward passes, enough to copy an 8B model's layers before
 // calibration ends (a kernel-side copy runs at 1-2 GB/s); beside CPU ones,
 // which want every core, one.
-int early_copy_threads(const ModelOptions& model) {
-  const bool on_cpu = model.devices.empty() || model.devices.front().rfind("cpu", 0) == 0;
-  return on_cpu ? 1 : 4;
-}
+int early_copy_threads(const LlamaModel& model) { return model.devices().front().is_cpu() ? 1 : 4; }
 
 using Json = nlohmann::ordered_json;
 
@@ -99,7 +96,7 @@ PruneResult run_prune(const PruneJob& job) {
   std::optional<EarlyLayerCopies> early_copies;
   if (source->sharded() && job.max_shard_bytes == 0) {
     auto early_options = write_options;
-    early_options.threads = early_copy_threads(job.model);
+    early_options.threads = early_copy_threads(model);
     early_copies.emplace(*source, output.path(), early_options);
   }
 
