@@ -17,7 +17,10 @@
 # --save writes every result (and the comparison) as JSON. --hf-dir also
 # writes each model's float32 exact and vanilla (--emit vanilla) checkpoints
 # under DIR with DIR/expected.json, linearpatch's perplexity of each, for
-# scripts/hf_compat_check.py.
+# scripts/hf_compat_check.py. With --hf-dir the float32 runs read a sharded
+# copy of each model (scripts/reshard_checkpoint.py), so these checkpoints
+# are the per-layer-shard outputs written while calibrating; the CPU numbers
+# they are compared with come from the single file, which must not matter.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 lp="$1"
@@ -61,15 +64,15 @@ evaluate() {  # model dtype [baseline]
 }
 # Adds one result to $save (rewritten each time, so a run stopped early
 # keeps what it measured) and prints it with its comparison to the CPU.
-record() {  # name dtype status
-  python3 - "$1" "$2" "$3" "$work/prune.json" "$work/eval.json" "$expected" "$save" "$device" <<'PY'
+record() {  # name dtype status input
+  python3 - "$1" "$2" "$3" "$work/prune.json" "$work/eval.json" "$expected" "$save" "$device" "$4" <<'PY'
 import json, os, sys
-name, dtype, status, prune_path, eval_path, expected_path, save, device = sys.argv[1:]
+name, dtype, status, prune_path, eval_path, expected_path, save, device, source = sys.argv[1:]
 TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-3}
 saved = json.load(open(save)) if os.path.exists(save) else {"device": device, "results": [], "agree": True}
 if not saved["results"]:
     print(f"{'model':16} {'dtype':9} {'block':8} {'d mean':>9} {'dense ppl':>10} {'pruned ppl':>11}  against CPU float32")
-row = {"model": name, "dtype": dtype}
+row = {"model": name, "dtype": dtype, "input": source}
 if int(status):
     row["error"] = f"exit status {status}"
     row["agrees"] = False
@@ -113,8 +116,10 @@ entries = json.load(open(path)) if os.path.exists(path) else []
 for kind in ("exact", "vanilla"):
     if os.path.exists(os.path.join(work, kind + ".json")):
         ppl = json.load(open(os.path.join(work, kind + ".json")))["ppl"]
-        entries.append({"model": os.path.join(hf_dir, f"{name}-{kind}"), "kind": kind, "text": text, "seq_len": 512,
-                        "max_windows": 64, "ppl": ppl})
+        model = os.path.join(hf_dir, f"{name}-{kind}")
+        shards = len([f for f in os.listdir(model) if f.endswith(".safetensors")])
+        entries.append({"model": model, "kind": kind, "text": text, "seq_len": 512, "max_windows": 64, "ppl": ppl,
+                        "shards": shards})
 json.dump(entries, open(path, "w"), indent=1)
 PY
   rm -f "$work/exact.json" "$work/vanilla.json"
@@ -123,13 +128,21 @@ PY
 [ -z "$hf_dir" ] || rm -f "$hf_dir/expected.json"
 for model in "${models[@]}"; do
   name="$(basename "$model")"
+  sharded=""
+  if [ -n "$hf_dir" ]; then
+    sharded="$work/$name-sharded"
+    python3 "$root/scripts/reshard_checkpoint.py" "$model" "$sharded" --shards 3
+  fi
   for dtype in $dtypes; do
+    source="$model"
+    [ -n "$sharded" ] && [ "$dtype" = float32 ] && source="$sharded"
     status=0
-    { prune "$model" "$dtype" exact "$work/pruned" > "$work/prune.json" &&
+    { prune "$source" "$dtype" exact "$work/pruned" > "$work/prune.json" &&
       evaluate "$work/pruned" "$dtype" "$model" > "$work/eval.json"; } || status=$?
-    record "$name" "$dtype" "$status"
-    [ -n "$hf_dir" ] && [ "$dtype" = float32 ] && [ "$status" = 0 ] && keep_for_transformers "$name" "$model"
+    record "$name" "$dtype" "$status" "$([ "$source" = "$model" ] && echo single || echo sharded)"
+    [ -n "$hf_dir" ] && [ "$dtype" = float32 ] && [ "$status" = 0 ] && keep_for_transformers "$name" "$source"
     rm -rf "$work/pruned"
   done
+  [ -z "$sharded" ] || rm -rf "$sharded"
 done
 python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["agree"] else 1)' "$save"

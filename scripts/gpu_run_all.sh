@@ -14,6 +14,7 @@
 # run past the deadline ($LP_RUN_SECONDS after the start, default 540) is skipped,
 # and so is one named in $LP_SKIP (build, fixture, 8B, transformers):
 #   a. CUDA build: scripts/build_cuda.sh                                  -> build.log
+#      and meanwhile scripts/gpu_op_probe.py (fused products, RMSNorm, top-K) -> run.log
 #   b. GPU vs CPU agreement on the demo model and the models in .device-fixtures
 #      (scripts/gpu_fixture_check.sh; float32 identical, bfloat16 within 0.1 %), which
 #      also keeps each model's float32 exact and vanilla checkpoints for step e
@@ -93,11 +94,21 @@ step() {
   [ "$rc" = 0 ] || failed+=("$name")
 }
 
+# The operator probe (GPU, ~15 s) runs while the build (CPU) does; its table goes into run.log.
+probe_pid=""
+if [ "$device" = cuda ] && python3 -c 'import torch' 2> /dev/null; then
+  timeout 90 python3 scripts/gpu_op_probe.py > "$work/probe.txt" 2>&1 &
+  probe_pid=$!
+fi
 if [ -z "$lp" ]; then
   step build 120 bash -c 'scripts/build_cuda.sh > "$1/build.log" 2>&1; rc=$?; tail -n 3 "$1/build.log"; exit $rc' _ "$out"
   lp="$root/build-cuda/src/cli/linearpatch"
 fi
 [ -z "$lp" ] || lp="$(realpath "$lp")"
+if [ -n "$probe_pid" ]; then
+  wait "$probe_pid"
+  { echo "=== op probe (scripts/gpu_op_probe.py, during the build)"; cat "$work/probe.txt"; } >> "$log"
+fi
 [ -d "$fixtures" ] || echo "no $fixtures: the fixture check covers the demo model only" >> "$log"
 step "fixture check" 60 timeout "${LP_FIXTURE_SECONDS:-200}" scripts/gpu_fixture_check.sh "$lp" "$device" "$fixtures" \
   --dtypes "$fixture_dtypes" --save "$out/fixtures.json" --hf-dir "$work/hf"

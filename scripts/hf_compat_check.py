@@ -7,7 +7,9 @@ machine; transformers 5.17 there).
   python3 scripts/hf_compat_check.py --expected expected.json [--device cuda] [--tolerance 0.005]
 
 expected.json: [{"model": DIR, "kind": "exact"|"vanilla", "text": FILE, "seq_len": 512,
-                 "max_windows": 64, "ppl": <linearpatch eval --json "ppl">}, ...]
+                 "max_windows": 64, "ppl": <linearpatch eval --json "ppl">, "shards": N}, ...]
+("shards", the checkpoint's weight-file count, is only printed: more than one
+means transformers read it through model.safetensors.index.json.)
 (scripts/hf_compat_expected.sh writes it with the linearpatch binary.)
 
 For each checkpoint: AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)
@@ -71,7 +73,7 @@ def check(entry, device, tolerance):
     if abs(relative) > tolerance:
         problems.append(f"perplexity differs by {relative * 100:+.3f} %")
     print(f"{entry['model']:40} {entry['kind']:8} {architecture:28} transformers ppl {ppl:10.4f}  linearpatch "
-          f"{entry['ppl']:10.4f}  ({relative * 100:+.3f} %, {tokens} tokens)  {'ok' if not problems else 'FAIL: ' + '; '.join(problems)}")
+          f"{entry['ppl']:10.4f}  ({relative * 100:+.3f} %, {tokens} tokens, {entry.get('shards', '?')} weight files)  {'ok' if not problems else 'FAIL: ' + '; '.join(problems)}")
     return not problems
 
 
