@@ -9,8 +9,9 @@ latest), and bench_reports.json, every tool's own report.
 REPORTS_DIR holds what gpu_bench.sh wrote: synth.json, disk.json (dd
 conv=fdatasync), linearpatch.json (fsync), linearpatch_nofsync.json,
 linearpatch_budget.json (--no-fsync --max-gpu-memory), python.json
-(scripts/python_baseline.py), distill.json, eval.json (perplexity and
-multiple-choice throughput); any may be missing, and what it would give is
+(scripts/python_baseline.py), distill.json, iterative.json (--metric
+iterative, 8 layers), eval.json (perplexity and multiple-choice
+throughput); any may be missing, and what it would give is
 then null. Wall times are process wall times (start-up included); the
 Python baseline's leaves out the phases it times beside its pipeline (plain
 forward, distillation steps), python_process_wall_s keeps them.
@@ -61,7 +62,8 @@ def main():
     parser.add_argument("--note", action="append", default=[])
     args = parser.parse_args()
 
-    names = ("synth", "disk", "linearpatch", "linearpatch_nofsync", "linearpatch_budget", "python", "distill", "eval")
+    names = ("synth", "disk", "linearpatch", "linearpatch_nofsync", "linearpatch_budget", "python", "distill", "iterative",
+             "eval")
     r = {name: load(args.reports, name) for name in names}
     ours, nofsync, budget, python = r["linearpatch"], r["linearpatch_nofsync"], r["linearpatch_budget"], r["python"]
 
@@ -105,6 +107,10 @@ def main():
         "python_plain_forward_s": get(python, "timings", "plain_forward"),
         "distill_tokens_per_second": distill_tps,
         "distill_minutes_5000x2048": DISTILL_TOKENS / distill_tps / 60 if distill_tps else None,
+        "distill_seconds": get(r["distill"], "distill", "seconds"),
+        "iterative_wall_s": get(r["iterative"], "process_wall_seconds"),
+        "iterative": {"layers": get(r["iterative"], "n"), "removed": get(r["iterative"], "removed"),
+                      "timings": get(r["iterative"], "timings")} if r["iterative"] else None,
         "streaming_slowdown": ratio(get(budget, "process_wall_seconds"), get(nofsync, "process_wall_seconds")),
         "write": {
             "bytes": written,

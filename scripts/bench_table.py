@@ -94,6 +94,8 @@ def main():
                                   f"**{n(h['streaming_slowdown'])}×**"),
         (h["distill_tokens_per_second"], f"distillation: {n(h['distill_tokens_per_second'], 0)} tokens/s → 5 000 × 2 048 "
                                          f"tokens in **{n(h['distill_minutes_5000x2048'], 1)} min**"),
+        (h.get("iterative_wall_s"), f"`--metric iterative`, {n((h.get('iterative') or {}).get('layers'), 0)} layers: "
+                                    f"**{n(h.get('iterative_wall_s'))} s** (target ≤ 60)"),
         (h["perplexity_tokens_per_second"], f"perplexity: **{n(h['perplexity_tokens_per_second'], 0)} tokens/s**"),
         (mc.get("rows_per_second"), f"multiple choice: **{n(mc.get('rows_per_second'), 1)} rows/s** "
                                     f"({n(mc.get('rows'))} hellaswag-style rows, {n(mc.get('tokens'))} tokens)"),

@@ -8,7 +8,8 @@
 #      (the default), with --no-fsync, and with --no-fsync --max-gpu-memory SIZE
 #   4. scripts/python_baseline.py, the same job in PyTorch + transformers (skipped when
 #      python3 lacks torch or transformers)
-#   5. distillation throughput: prune --distill on --distill-samples windows of 2048 tokens
+#   5. distillation throughput: prune --distill on --distill-samples windows of 2048 tokens,
+#      then the whole prune with --metric iterative and --iterative-layers layers (default 8)
 #   6. eval: perplexity tokens/s (64 windows) and multiple-choice rows/s on --mc-task
 #   7. h200.json (scripts/bench_json.py) and its Markdown table (scripts/bench_table.py)
 # Results in $OUT: bench.log (everything printed), h200.json, bench_reports.json (every
@@ -17,10 +18,10 @@
 #   scripts/gpu_bench.sh [--max-gpu-memory SIZE] [--layers N] [--samples N] [--seq-len N]
 #                        [--synth "ARGS"] [--device DEV] [--bin PATH] [--build-args "ARGS"]
 #                        [--skip-python] [--work DIR] [--distill-samples N] [--mc-task FILE]
-#                        [--commit SHA]
+#                        [--commit SHA] [--iterative-layers N]
 #
-# --synth replaces "--shape llama3-8b"; --distill-samples 0 and --mc-task "" skip steps 5
-# and 6; --mc-task defaults to .device-fixtures/hellaswag-1000.jsonl when it exists
+# --synth replaces "--shape llama3-8b"; --distill-samples 0, --iterative-layers 0 and --mc-task ""
+# skip steps 5, 5 (iterative) and 6; --mc-task defaults to .device-fixtures/hellaswag-1000.jsonl when it exists
 # (scripts/device_fixtures.sh). --commit (or $LP_COMMIT) is recorded in h200.json; the
 # device machine's copy of the tree has no .git. Extra `linearpatch prune` arguments go in
 # $LP_PRUNE_ARGS. With $LP_DEADLINE (epoch seconds), a step that would not finish in time
@@ -44,6 +45,7 @@ bin=""
 build_args=""
 run_python=1
 distill_samples=64
+iterative_layers=8
 mc_task="$root/.device-fixtures/hellaswag-1000.jsonl"
 commit="${LP_COMMIT:-}"
 deadline="${LP_DEADLINE:-}"
@@ -65,6 +67,7 @@ while [ $# -gt 0 ]; do
     --distill-samples) distill_samples="$2"; shift 2 ;;
     --mc-task) mc_task="$2"; shift 2 ;;
     --commit) commit="$2"; shift 2 ;;
+    --iterative-layers) iterative_layers="$2"; shift 2 ;;
     *) echo "gpu_bench: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -213,6 +216,21 @@ if [ "$distill_samples" -gt 0 ] && fits 60; then
   bounded "$bin" prune -m "$model" --device "$device" --layers "$layers" --calib "${calib[@]}" --calib-samples 32 \
     --seq-len "$seq_len" --distill --distill-samples "$distill_samples" --val-samples 4 --no-fsync \
     --out "$work/lp-out" --force --report "$reports/distill.json" > /dev/null || failed+=(distill)
+  rm -rf "$work/lp-out"
+fi
+
+step "prune --metric iterative, $iterative_layers layers"
+if [ "$iterative_layers" -gt 0 ] && fits 90; then
+  warm_cache
+  t0="$(now_ms)"
+  # The whole prune, default settings otherwise (fsync too), as a user runs it.
+  if bounded "$bin" prune -m "$model" --device "$device" --layers "$iterative_layers" --metric iterative \
+    --calib-samples "$samples" --seq-len "$seq_len" --calib "${calib[@]}" --out "$work/lp-out" --force \
+    --report "$reports/iterative.json" > /dev/null; then
+    add_wall_time "$reports/iterative.json" "$t0"
+  else
+    failed+=(iterative)
+  fi
   rm -rf "$work/lp-out"
 fi
 
