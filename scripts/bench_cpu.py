@@ -53,7 +53,7 @@ def flops_per_token(shape, seq_len):
     q, kv = shape["heads"] * shape["head_dim"], shape["kv_heads"] * shape["head_dim"]
     per_layer = 2 * (2 * c * q + 2 * c * kv + 3 * c * f)
     attention = 2 * 2 * seq_len * q  # scores and weighted sum, full T x T as computed
-    return shape["layers"] * (per_layer + attention) + 2 * c * v
+    return shape["num_layers"] * (per_layer + attention) + 2 * c * v
 
 
 def main():

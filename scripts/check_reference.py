@@ -45,7 +45,7 @@ def check_model(args, name, rows):
     shape = run([args.binary, "inspect", "--model", model, "--json"])
     # Everything outside the decoder layers: embeddings (and head), final norm.
     outside = shape["vocab_size"] * hidden * (1 if shape["tie_word_embeddings"] else 2) + hidden
-    layer_params = (shape["parameters"] - outside) // shape["layers"]
+    layer_params = (shape["parameters"] - outside) // shape["num_layers"]
     for run_ref in ref["runs"]:
         n = run_ref["n"]
         if args.layers and n not in args.layers:

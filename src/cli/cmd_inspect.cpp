@@ -30,6 +30,34 @@ Json attention_json(const LlamaConfig& c) {
   return j;
 }
 
+// What a linearpatch output records about how it was made (config.json's
+// "linearpatch" entry): source, removed layers, repairs, recipe. Checkpoints
+// from before ranges were spelled out give their gaps as "removed": [start, end).
+Json provenance_json(const Json& entry) {
+  Json out;
+  for (const char* key : {"source", "recipe", "recipe_overrides", "metric", "repair", "rotation", "emit", "fold",
+                          "original_num_hidden_layers", "removed_layers", "tool"})
+    if (entry.contains(key)) out[key] = entry[key];
+  auto gaps = Json::array();
+  for (const auto& g : entry.value("gaps", Json::array())) {
+    const auto range = g.contains("range") ? g["range"] : g.value("removed", Json::array());
+    Json gap{{"range", range}};
+    if (g.contains("removed_layers")) gap["removed_layers"] = g["removed_layers"];
+    else if (range.size() == 2) {
+      auto layers = Json::array();
+      for (int64_t l = range[0].get<int64_t>(); l < range[1].get<int64_t>(); ++l) layers.push_back(l);
+      gap["removed_layers"] = layers;
+    }
+    if (g.contains("new_position")) gap["new_position"] = g["new_position"];
+    gap["repair"] = g.value("repair", "");
+    gap["how"] = g.value("how", "");
+    gaps.push_back(gap);
+  }
+  out["gaps"] = gaps;
+  if (entry.contains("distill")) out["distilled"] = true;
+  return out;
+}
+
 Json describe(const std::filesystem::path& dir) {
   const auto opened = open_checkpoint(dir);
   const auto& checkpoint = *opened;
@@ -44,7 +72,7 @@ Json describe(const std::filesystem::path& dir) {
   Json out;
   out["model"] = dir.string();
   out["model_type"] = config.model_type;
-  out["layers"] = config.num_hidden_layers;
+  out["num_layers"] = config.num_hidden_layers;
   out["hidden_size"] = config.hidden_size;
   out["intermediate_size"] = config.intermediate_size;
   out["heads"] = config.num_attention_heads;
@@ -63,6 +91,9 @@ Json describe(const std::filesystem::path& dir) {
   auto patches = Json::array();
   for (const auto& p : config.patches) patches.push_back({{"layer", p.layer}, {"tensor", p.tensor}});
   out["patches"] = patches;
+  const auto raw = Json::parse(checkpoint.config_text(), nullptr, /*allow_exceptions=*/false);
+  if (raw.is_object() && raw.contains("linearpatch") && raw["linearpatch"].is_object())
+    out["pruned"] = provenance_json(raw["linearpatch"]);
   try {
     const auto tokenizer = load_tokenizer(dir);
     out["tokenizer"] = tokenizer->description();
@@ -74,10 +105,41 @@ Json describe(const std::filesystem::path& dir) {
   return out;
 }
 
+std::string text_of(const Json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+
+// Original layer numbers throughout; the pruned model's own index of the
+// layer after a gap is said as "new position".
+void print_provenance(const Json& p) {
+  std::cout << "  pruned from " << (p.contains("source") ? text_of(p["source"]) : std::string("(not recorded)"));
+  if (p.contains("original_num_hidden_layers")) std::cout << " (" << p["original_num_hidden_layers"] << " layers)";
+  std::cout << "\n";
+  if (p.contains("removed_layers")) {
+    std::string layers;
+    for (const auto& l : p["removed_layers"]) layers += (layers.empty() ? "" : ", ") + l.dump();
+    std::cout << "  removed layers " << layers << " (original numbering)";
+    if (p.contains("metric")) std::cout << ", chosen by " << text_of(p["metric"]);
+    std::cout << "\n";
+  }
+  if (p.contains("recipe")) {
+    std::cout << "  recipe " << text_of(p["recipe"]);
+    if (p.contains("recipe_overrides"))
+      for (const auto& o : p["recipe_overrides"]) std::cout << " " << text_of(o);
+    std::cout << "\n";
+  }
+  for (const auto& g : p["gaps"]) {
+    std::cout << "  gap " << text_of(g["range"]) << " (layers " << text_of(g.value("removed_layers", Json::array()))
+              << "): " << text_of(g["repair"]);
+    if (g.contains("new_position")) std::cout << ", the layer after it is at new position " << g["new_position"];
+    std::cout << "\n";
+  }
+  if (p.value("distilled", false)) std::cout << "  repairs distilled\n";
+  if (p.contains("emit")) std::cout << "  written as " << text_of(p["emit"]) << "\n";
+}
+
 void print_human(const Json& j) {
   const auto& attention = j["attention"];
   std::cout << j["model"].get<std::string>() << " (" << j["model_type"].get<std::string>() << ")\n"
-            << "  layers " << j["layers"] << ", hidden " << j["hidden_size"] << ", intermediate "
+            << "  layers " << j["num_layers"] << ", hidden " << j["hidden_size"] << ", intermediate "
             << j["intermediate_size"] << "\n"
             << "  heads " << j["heads"] << " (kv " << j["kv_heads"] << ", head_dim " << j["head_dim"] << "), vocab "
             << j["vocab_size"] << ", tied embeddings " << (j["tie_word_embeddings"].get<bool>() ? "yes" : "no") << "\n"
@@ -89,9 +151,11 @@ void print_human(const Json& j) {
               << (attention["qk_norm"].get<bool>() ? "q/k norms" : "") << "\n";
   if (!attention["sliding_window"].is_null())
     std::cout << "  sliding window " << attention["sliding_window"] << " tokens on " << attention["windowed_layers"].size()
-              << " of " << j["layers"] << " layers\n";
-  for (const auto& p : j["patches"])
-    std::cout << "  patch " << p["tensor"].get<std::string>() << " at the input of layer " << p["layer"] << "\n";
+              << " of " << j["num_layers"] << " layers\n";
+  if (j.contains("pruned")) print_provenance(j["pruned"]);
+  else
+    for (const auto& p : j["patches"])
+      std::cout << "  patch " << p["tensor"].get<std::string>() << " on the stream entering layer " << p["layer"] << " (new numbering)\n";
   std::cout << "  tokenizer " << (j["tokenizer"].is_null() ? "none" : j["tokenizer"].get<std::string>());
   if (j.contains("text_prefix")) std::cout << "; text prefix " << j["text_prefix"].get<std::string>();
   std::cout << std::endl;

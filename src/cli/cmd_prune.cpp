@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/common.h"
+#include "cli/usage.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
 #include "linearpatch/pipeline/prune_pipeline.h"
@@ -23,6 +24,7 @@ struct SelectionArgs {
   uint64_t seed = 0;
   int64_t layers = 0;
   std::string metric = "cosine";
+  std::string recipe = "paper";
   bool allow_edges = false;
   int64_t start = -1;
   std::string patch = "linearpatch";
@@ -64,10 +66,75 @@ struct ScoreArgs : SelectionArgs {
 // Flags whose values name an enum: parsing accepts only those names (and
 // help lists them); the job gets the enum.
 template <typename Enum>
-CLI::IsMember enum_flag(const std::map<std::string, Enum>& values) {
+CLI::Validator enum_flag(const std::map<std::string, Enum>& values) {
   std::vector<std::string> names;
   for (const auto& [name, value] : values) names.push_back(name);
-  return CLI::IsMember(names);
+  return one_of(names);
+}
+
+// Recipes: named defaults for the options that make up a method, so a user
+// can ask for the best known method without knowing its parts. An option
+// given on the command line wins over its recipe's value. The one table of
+// them: a new option joins a recipe with one entry here.
+struct Recipe {
+  std::string name;
+  std::string summary;
+  std::vector<std::pair<std::string, std::string>> defaults;  // option -> value
+};
+
+const std::vector<Recipe>& recipes() {
+  static const std::vector<Recipe> table = {
+      {"paper",
+       "the LinearPatch paper: the most redundant block by cosine, one LinearPatch over the gap; the fastest",
+       {{"--metric", "cosine"}, {"--patch", "linearpatch"}}},
+      {"quality",
+       "the lowest perplexity measured (docs/results.md, 13 of 13 model/n pairs): greedy layer-by-layer removal "
+       "by held-out KL, per gap the repair with the lowest held-out KL; 2.3-3.8x the time of paper on CPU",
+       {{"--metric", "iterative"}, {"--patch", "auto"}}},
+  };
+  return table;
+}
+
+std::vector<std::string> recipe_names() {
+  std::vector<std::string> names;
+  for (const auto& r : recipes()) names.push_back(r.name);
+  return names;
+}
+
+std::string recipe_help() {
+  std::string text = "Named defaults for the method; options given explicitly override them:";
+  for (const auto& r : recipes()) {
+    text += "\n  " + r.name + ": ";
+    for (const auto& [option, value] : r.defaults) text += option + " " + value + " ";
+    text += "- " + r.summary;
+  }
+  return text;
+}
+
+// Sets each of the recipe's options the command line left unset; returns
+// the options the command line set itself, for the report.
+std::vector<std::string> apply_recipe(CLI::App& cmd, const std::string& name) {
+  std::vector<std::string> overridden;
+  for (const auto& r : recipes()) {
+    if (r.name != name) continue;
+    for (const auto& [option_name, value] : r.defaults) {
+      auto* option = cmd.get_option(option_name);
+      if (option->count() > 0) {
+        overridden.push_back(option_name);
+        continue;
+      }
+      option->add_result(value);
+      option->run_callback();
+    }
+  }
+  return overridden;
+}
+
+// An option whose effect depends on another one is refused, not ignored,
+// when that other one is missing.
+void refuse_without_effect(const CLI::App& cmd, const std::string& option, bool applies, const std::string& needs) {
+  if (cmd.count(option) > 0 && !applies)
+    throw UsageError(option + " has no effect " + needs + ": drop " + option + " or change the other option");
 }
 
 template <typename Enum>
@@ -80,6 +147,11 @@ const std::map<std::string, Metric> kMetricFlags{{"cosine", Metric::kCosine},
                                                  {"bi", Metric::kBlockInfluence},
                                                  {"patched-kl", Metric::kPatchedKl},
                                                  {"iterative", Metric::kIterative}};
+// What score can rank by (iterative is a search, not a ranking).
+const std::map<std::string, Metric> kScoreMetricFlags{{"cosine", Metric::kCosine},
+                                                      {"angular", Metric::kAngular},
+                                                      {"bi", Metric::kBlockInfluence},
+                                                      {"patched-kl", Metric::kPatchedKl}};
 const std::map<std::string, RepairChoice> kPatchFlags{{"none", RepairChoice::kNone},
                                                       {"linearpatch", RepairChoice::kLinearPatch},
                                                       {"mlp-lstsq", RepairChoice::kMlpLstsq},
@@ -97,28 +169,28 @@ void add_distill_args(CLI::App& cmd, DistillArgs& d) {
                                "Train the repair matrices (only them) on the dense model's top-K next-token distribution");
   auto needs = [enabled](CLI::Option* option) { return option->needs(enabled); };
   needs(cmd.add_option("--distill-data", d.data, "Distillation text files (default: the calibration files)")
-            ->check(CLI::ExistingFile));
+            ->check(existing_file()));
   needs(cmd.add_option("--distill-samples", d.samples, "Training windows of --seq-len tokens (paper: 5000 x 2048)")
             ->capture_default_str()
-            ->check(CLI::PositiveNumber));
+            ->check(at_least(1)));
   needs(cmd.add_option("--val-samples", d.val_samples, "Held-out windows for the validation KL (from the last 10 % of the text)")
             ->capture_default_str()
-            ->check(CLI::PositiveNumber));
+            ->check(at_least(1)));
   needs(cmd.add_option("--top-k", d.top_k, "Teacher tokens per position the KL is computed over (0: full vocabulary)")
             ->capture_default_str()
-            ->check(CLI::NonNegativeNumber));
-  needs(cmd.add_option("--epochs", d.epochs, "Passes over the training windows")->capture_default_str()->check(CLI::PositiveNumber));
+            ->check(at_least(0)));
+  needs(cmd.add_option("--epochs", d.epochs, "Passes over the training windows")->capture_default_str()->check(at_least(1)));
   needs(cmd.add_option("--distill-batch-size", d.batch_size,
                        "Windows per optimizer step (1, as the authors' code: at the paper's learning rate it beats 8 "
                        "on every fixture, docs/results.md)")
             ->capture_default_str()
-            ->check(CLI::PositiveNumber));
+            ->check(at_least(1)));
   needs(cmd.add_option("--grad-accum", d.grad_accum,
                        "Forward/backward passes per step (0: as few as keep a pass within --batch-size's token count)")
             ->capture_default_str()
-            ->check(CLI::NonNegativeNumber));
-  needs(cmd.add_option("--lr", d.lr, "AdamW learning rate (cosine decay to lr/20)")->capture_default_str()->check(CLI::PositiveNumber));
-  needs(cmd.add_option("--weight-decay", d.weight_decay, "AdamW weight decay")->capture_default_str()->check(CLI::NonNegativeNumber));
+            ->check(at_least(0)));
+  needs(cmd.add_option("--lr", d.lr, "AdamW learning rate (cosine decay to lr/20)")->capture_default_str()->check(positive_real()));
+  needs(cmd.add_option("--weight-decay", d.weight_decay, "AdamW weight decay")->capture_default_str()->check(non_negative_real()));
   needs(cmd.add_option("--distill-cache-dir", d.cache_dir, "Where teacher targets spill to disk when they exceed memory (default: $TMPDIR)"));
 }
 
@@ -148,44 +220,59 @@ std::optional<DistillJob> distill_job(const DistillArgs& d, int64_t seq_len, con
   return job;
 }
 
-void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool layers_required) {
+void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool is_prune) {
   add_model_args(cmd, a.model);
   add_runtime_args(cmd, a.runtime);
-  auto* layers = cmd.add_option("-n,--layers", a.layers, "Number of decoder layers to remove")->check(CLI::PositiveNumber);
-  if (layers_required) layers->required();
+  auto* layers = cmd.add_option("-n,--layers", a.layers,
+                                is_prune ? "Number of decoder layers to remove"
+                                         : "Number of decoder layers to remove (default: every block size)")
+                     ->check(at_least(1));
+  if (is_prune) layers->required();
   cmd.add_option("--calib", a.calib,
                  "Calibration text files (plain, or .jsonl with a \"text\" field); default: the text shipped in data/text")
-      ->check(CLI::ExistingFile);
+      ->check(existing_file());
   cmd.add_option("--calib-samples", a.calib_samples, "Calibration windows, drawn at random offsets")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   cmd.add_option("--held-out-samples", a.held_out_samples,
                  "Windows from the last 10 % of the calibration text on which patched-kl, iterative, --patch auto "
                  "and --fold auto judge their candidates (the statistics then use the first 90 %)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd.add_option("--seq-len", a.seq_len, "Tokens per calibration window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+      ->check(at_least(1));
+  cmd.add_option("--seq-len", a.seq_len, "Tokens per calibration window")->capture_default_str()->check(between(2, 1 << 20));
   cmd.add_option("--seed", a.seed, "Seed of the window offsets (same seed, same output)")->capture_default_str();
-  cmd.add_option("--metric", a.metric,
-                 "Layer choice: cosine (mean per-token cosine of X^(l), X^(l+n)), angular (last-token angular "
-                 "distance), bi (ShortGPT block influence, may be non-contiguous), patched-kl (held-out KL to the "
-                 "dense model after repairing each candidate block), iterative (greedy, one layer at a time by "
-                 "that KL, may be non-contiguous)")
-      ->capture_default_str()
-      ->check(enum_flag(kMetricFlags));
+  if (is_prune) {
+    cmd.add_option("--recipe", a.recipe, recipe_help())->capture_default_str()->check(one_of(recipe_names()));
+    cmd.add_option("--metric", a.metric,
+                   "Layer choice: cosine (mean per-token cosine of X^(l), X^(l+n)), angular (last-token angular "
+                   "distance), bi (ShortGPT block influence, may be non-contiguous), patched-kl (held-out KL to the "
+                   "dense model after repairing each candidate block), iterative (greedy, one layer at a time by "
+                   "that KL, may be non-contiguous); default: the recipe's")
+        ->check(enum_flag(kMetricFlags));
+  } else {
+    cmd.add_option("--metric", a.metric,
+                   "Ranking printed first and marked in the SVG: cosine (mean per-token cosine of X^(l), X^(l+n)), "
+                   "angular (last-token angular distance), patched-kl (held-out KL to the dense model after "
+                   "repairing each candidate block; needs --layers), bi (ShortGPT block influence per layer; needs "
+                   "--layers)")
+        ->capture_default_str()
+        ->check(enum_flag(kScoreMetricFlags));
+  }
   cmd.add_flag("--allow-edges", a.allow_edges, "Allow removing the first or the last layer");
-  cmd.add_option("--start", a.start, "Force the block [start, start + n) instead of choosing it")->check(CLI::NonNegativeNumber);
+  if (is_prune)
+    cmd.add_option("--start", a.start, "Force the block [start, start + n) instead of choosing it (no --metric then)")
+        ->check(at_least(0));
   cmd.add_option("--patch", a.patch,
-                 "Repair of each gap: linearpatch (H diag(d) H^T on the stream), mlp-lstsq (least-squares map on the "
-                 "MLP output before the gap, folded into its down_proj), auto (per gap, the kind with the lowest "
-                 "held-out KL), none (plain removal)")
-      ->capture_default_str()
+                 std::string(is_prune ? "" : "How patched-kl repairs each candidate: ") +
+                     "linearpatch (H diag(d) H^T on the stream), mlp-lstsq (least-squares map on the "
+                     "MLP output before the gap, folded into its down_proj), auto (per gap, the kind with the lowest "
+                     "held-out KL), none (plain removal)" + (is_prune ? "; default: the recipe's" : ""))
       ->check(enum_flag(kPatchFlags));
   cmd.add_option("--rotation", a.rotation,
                  "Basis of the LinearPatch scales: auto (Hadamard, else random orthogonal), hadamard, random, none")
       ->capture_default_str()
       ->check(enum_flag(kRotationFlags));
-  cmd.add_flag("--json", a.json, "Print the report as one JSON object on stdout");
+  cmd.add_flag("--json", a.json, "Print the report as one JSON object on stdout instead of the summary");
   cmd.add_option("--report", a.report, "Also write the JSON report to this file");
 }
 
@@ -209,11 +296,13 @@ SelectionOptions selection_options(const SelectionArgs& a) {
   return s;
 }
 
-// The report as --report FILE and --json ask; otherwise `human` on `human_out`.
-void emit(const Report& report, const SelectionArgs& a, const std::string& human, std::ostream& human_out) {
+// The report as --report FILE and --json ask; otherwise the summary. Every
+// command keeps this contract: its result on stdout (JSON with --json, else
+// the summary), logs and errors on stderr.
+void emit(const Report& report, const SelectionArgs& a, const std::string& human) {
   if (!a.report.empty()) write_text_file(a.report, report.dump(2) + "\n");
   if (a.json) print_json(report);
-  else human_out << human << std::endl;
+  else std::cout << human << std::endl;
 }
 
 // ./<last part of --model>-pruned-<n>, so `prune --model llama3-8b --layers 5`
@@ -238,8 +327,10 @@ Job job_from(const SelectionArgs& a) {
   return job;
 }
 
-PruneJob prune_job(const PruneArgs& a) {
+PruneJob prune_job(const PruneArgs& a, std::vector<std::string> overrides) {
   auto job = job_from<PruneJob>(a);
+  job.recipe = a.recipe;
+  job.recipe_overrides = std::move(overrides);
   job.distill = distill_job(a.distill, a.seq_len, a.model.device);
   job.output_dir = a.out.empty() ? default_output(a.model.model, a.layers) : std::filesystem::path(a.out);
   job.overwrite = a.force;
@@ -250,25 +341,43 @@ PruneJob prune_job(const PruneArgs& a) {
   return job;
 }
 
+// Options that only act together with another one, checked before any work.
+void check_prune_combinations(const CLI::App& cmd, const PruneArgs& a) {
+  if (cmd.count("--start") && cmd.count("--metric"))
+    throw UsageError("--start forces the block, so --metric has no effect: drop one of them");
+  refuse_without_effect(cmd, "--fold", a.emit == "vanilla", "without --emit vanilla");
+  refuse_without_effect(cmd, "--fold-samples", a.emit == "vanilla", "without --emit vanilla");
+  refuse_without_effect(cmd, "--rotation", a.patch != "none", "with --patch none");
+}
+
+void check_score_combinations(const CLI::App& cmd, const ScoreArgs& a) {
+  if (a.layers == 0 && (a.metric == "bi" || a.metric == "patched-kl"))
+    throw UsageError("--metric " + a.metric + " ranks blocks of one size: add --layers N");
+  const bool patched = a.layers > 0;  // patched-kl is ranked only for one block size
+  for (const char* option : {"--patch", "--rotation", "--held-out-samples"})
+    refuse_without_effect(cmd, option, patched, "without --layers (only patched-kl uses it)");
+}
+
 }  // namespace
 
 Command register_score(CLI::App& app) {
   auto args = std::make_shared<ScoreArgs>();
-  auto* cmd = app.add_subcommand("score", "Rank blocks of layers by redundancy (cosine, angular, patched-kl) without writing");
-  add_selection_args(*cmd, *args, /*layers_required=*/false);
+  auto* cmd = app.add_subcommand(
+      "score", "Rank blocks of layers by cosine, angular distance and patched KL, and print the best ones; writes no model");
+  add_selection_args(*cmd, *args, /*is_prune=*/false);
   cmd->add_option("--svg", args->svg, "Write the layer-similarity heatmap with the chosen blocks and every score here");
-  return {cmd, [args] {
+  return {cmd, [args, cmd] {
+            check_score_combinations(*cmd, *args);
             const auto result = run_score(job_from<ScoreJob>(*args));
             if (!args->svg.empty()) write_text_file(args->svg, score_svg(result));
-            // Rankings are the result of `score`: they go to stdout.
-            emit(to_json(result), *args, summarize(result), std::cout);
+            emit(to_json(result), *args, summarize(result));
           }};
 }
 
 Command register_prune(CLI::App& app) {
   auto args = std::make_shared<PruneArgs>();
   auto* cmd = app.add_subcommand("prune", "Remove redundant layers, repair each gap, write a checkpoint");
-  add_selection_args(*cmd, *args, /*layers_required=*/true);
+  add_selection_args(*cmd, *args, /*is_prune=*/true);
   cmd->add_option("-o,--out", args->out,
                   "Output checkpoint directory (must not exist unless --force; default: ./<model>-pruned-<n>)");
   cmd->add_flag("--force", args->force, "Replace an existing output directory");
@@ -281,21 +390,24 @@ Command register_prune(CLI::App& app) {
                   "With --emit vanilla: auto (the fold with the lowest held-out KL), scalar, least-squares")
       ->capture_default_str()
       ->check(enum_flag(kFoldFlags));
-  cmd->add_option("--fold-samples", args->fold_samples, "Calibration windows the least-squares fold is fitted on")
+  cmd->add_option("--fold-samples", args->fold_samples,
+                  "With --emit vanilla: calibration windows the least-squares fold is fitted on")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--eval-task", args->eval_tasks,
+      ->check(at_least(1));
+  cmd->add_option("--task", args->eval_tasks,
                   "NAME=FILE: score this multiple-choice task on the dense and the written model and report the "
-                  "retained performance; NAME is " + task_names());
+                  "retained performance (as eval --task); NAME is " + task_names());
+  add_hidden_alias(*cmd, "--eval-task", args->eval_tasks);
   cmd->add_flag("--no-fsync", args->no_fsync,
                 "Skip fsync before the final rename: faster on slow disks; the output is still complete or absent "
                 "if the process dies, but not guaranteed to survive a power loss");
   cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB (default: like the input)");
   add_distill_args(*cmd, args->distill);
-  return {cmd, [args] {
-            // The checkpoint is prune's result; its summary is a log for people.
-            const auto result = run_prune(prune_job(*args));
-            emit(to_json(result), *args, summarize(result), std::cerr);
+  return {cmd, [args, cmd] {
+            check_prune_combinations(*cmd, *args);
+            auto overrides = apply_recipe(*cmd, args->recipe);
+            const auto result = run_prune(prune_job(*args, std::move(overrides)));
+            emit(to_json(result), *args, summarize(result));
           }};
 }
 

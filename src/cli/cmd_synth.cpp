@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/common.h"
+#include "cli/usage.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/output_dir.h"
 #include "linearpatch/core/progress.h"
@@ -38,21 +39,24 @@ std::string storage_dtype_name(const std::string& flag) {
 
 // The named shape with the size options given on top, or the sizes alone.
 LlamaConfig requested_config(const SynthArgs& a, const CLI::App& cmd) {
+  const auto given = [&](const std::string& name) {
+    return cmd.count(name) > 0 || (name == "--num-layers" && cmd.count("--layers") > 0);
+  };
   const bool named = !a.shape.empty();
   if (!named) {
     std::string missing;
-    for (const char* name : {"--layers", "--hidden", "--intermediate", "--heads", "--vocab"})
-      if (cmd.count(name) == 0) missing += std::string(missing.empty() ? "" : ", ") + name;
+    for (const char* name : {"--num-layers", "--hidden", "--intermediate", "--heads", "--vocab"})
+      if (!given(name)) missing += std::string(missing.empty() ? "" : ", ") + name;
     if (!missing.empty()) throw UsageError("without --shape, give " + missing);
   }
   const LlamaConfig base = named ? synthetic_shape(a.shape) : LlamaConfig{};
-  auto pick = [&](const char* option, int64_t value, int64_t fallback) { return cmd.count(option) ? value : fallback; };
+  auto pick = [&](const char* option, int64_t value, int64_t fallback) { return given(option) ? value : fallback; };
   const int64_t heads = pick("--heads", a.heads, base.num_attention_heads);
   const auto family = a.family.empty() ? base.family : *family_from_model_type(a.family);
   // A shape's head_dim holds only for its own hidden size and head count.
   const bool shape_heads = named && !cmd.count("--hidden") && !cmd.count("--heads");
   auto c = synthetic_config(
-      pick("--layers", a.layers, base.num_hidden_layers), pick("--hidden", a.hidden, base.hidden_size),
+      pick("--num-layers", a.layers, base.num_hidden_layers), pick("--hidden", a.hidden, base.hidden_size),
       pick("--intermediate", a.intermediate, base.intermediate_size), heads,
       pick("--kv-heads", a.kv_heads, named ? base.num_key_value_heads : heads),
       pick("--vocab", a.vocab, base.vocab_size), cmd.count("--tie") ? a.tie : base.tie_word_embeddings, family,
@@ -75,16 +79,20 @@ Command register_synth(CLI::App& app) {
       "Write a LLaMA checkpoint with random weights and a byte-level tokenizer (for benchmarks at any size); "
       "size options override those of --shape");
   cmd->add_option("--shape", args->shape, "Named architecture with its published sizes")
-      ->check(CLI::IsMember(synthetic_shape_names()));
-  cmd->add_option("--layers", args->layers, "Decoder layers");
-  cmd->add_option("--hidden", args->hidden, "Hidden size");
-  cmd->add_option("--intermediate", args->intermediate, "MLP intermediate size");
-  cmd->add_option("--heads", args->heads, "Attention heads");
-  cmd->add_option("--kv-heads", args->kv_heads, "Key/value heads (default: the shape's, else --heads)");
-  cmd->add_option("--vocab", args->vocab, "Vocabulary size (at least 258)");
+      ->check(one_of(synthetic_shape_names()));
+  // --num-layers: the total, as config.json's num_hidden_layers (--layers
+  // means "to remove" elsewhere; still accepted here, unlisted).
+  auto* num_layers = cmd->add_option("--num-layers", args->layers, "Decoder layers in total")->check(at_least(1));
+  cmd->add_option("--layers", args->layers)->group("")->check(at_least(1))->excludes(num_layers);
+  cmd->add_option("--hidden", args->hidden, "Hidden size")->check(at_least(1));
+  cmd->add_option("--intermediate", args->intermediate, "MLP intermediate size")->check(at_least(1));
+  cmd->add_option("--heads", args->heads, "Attention heads")->check(at_least(1));
+  cmd->add_option("--kv-heads", args->kv_heads, "Key/value heads (default: the shape's, else --heads)")->check(at_least(1));
+  cmd->add_option("--vocab", args->vocab, "Vocabulary size (at least 258)")->check(at_least(258));
   cmd->add_option("--family", args->family, "Architecture family (default: the shape's, else llama)")
-      ->check(CLI::IsMember({"llama", "mistral", "qwen2", "qwen3"}));
-  cmd->add_option("--head-dim", args->head_dim, "Attention head size (default: the shape's, else --hidden / --heads)");
+      ->check(one_of({"llama", "mistral", "qwen2", "qwen3"}));
+  cmd->add_option("--head-dim", args->head_dim, "Attention head size (default: the shape's, else --hidden / --heads)")
+      ->check(at_least(1));
   cmd->add_flag("--tie,!--no-tie", args->tie, "Tie the output head to the embedding");
   cmd->add_option("--dtype", args->dtype, "Storage dtype: bf16, f16 or f32")->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Output checkpoint directory (must not exist unless --force)")->required();
@@ -93,8 +101,8 @@ Command register_synth(CLI::App& app) {
   cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB")->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads drawing the weights (0: all cores)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_flag("--json", args->json, "Print the summary as one JSON object on stdout");
+      ->check(at_least(0));
+  cmd->add_flag("--json", args->json, "Print one JSON object on stdout instead of the summary");
   return {cmd, [args, cmd] {
             SyntheticSpec spec;
             spec.config = requested_config(*args, *cmd);
@@ -123,7 +131,7 @@ Command register_synth(CLI::App& app) {
             if (args->json)
               print_json(report);
             else
-              std::cerr << "wrote " << out.final_path().string() << ": " << summary.parameters << " parameters, "
+              std::cout << "wrote " << out.final_path().string() << ": " << summary.parameters << " parameters, "
                         << summary.files.size() << " files, " << seconds << " s" << std::endl;
           }};
 }

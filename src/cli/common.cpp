@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "cli/usage.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/model_locator.h"
 #include "linearpatch/model/device.h"
@@ -35,11 +36,11 @@ void add_model_args(CLI::App& cmd, ModelArgs& args) {
 }
 
 void add_runtime_args(CLI::App& cmd, RuntimeArgs& args) {
-  cmd.add_option("--threads", args.threads, "CPU threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd.add_option("--threads", args.threads, "CPU threads (0: all cores)")->capture_default_str()->check(at_least(0));
   cmd.add_option("--batch-size", args.batch_size,
                  "Windows per forward pass (0: about 4096 tokens per pass on CPU, 16384 on GPU)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
 }
 
 int64_t tokens_per_pass(const std::string& device) {

@@ -8,13 +8,16 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
 #include "cli/common.h"
 #include "cli/profiling.h"
+#include "cli/usage.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/interrupt.h"
+#include "linearpatch/core/remedy.h"
 #include "linearpatch/core/version.h"
 
 namespace {
@@ -40,8 +43,24 @@ void setup_logging(int verbosity, bool quiet, const std::string& level_flag) {
   spdlog::set_level(level);
 }
 
+// The flag that would fix an error the library describes in its own terms.
+std::string remedy_text(lp::Remedy remedy) {
+  switch (remedy) {
+    case lp::Remedy::kReplaceOutput:
+      return " (pass --force to replace it, or choose another --out)";
+    case lp::Remedy::kAllowEdges:
+      return " (pass --allow-edges to let the first or the last layer go)";
+  }
+  return "";
+}
+
 int report(const char* kind, const std::exception& e, int status) {
-  std::cerr << "linearpatch: " << kind << e.what() << std::endl;
+  std::string message = e.what();
+  if (const auto* error = dynamic_cast<const lp::RemediableUsageError*>(&e)) message += remedy_text(error->remedy());
+  // One line, whatever the message carried (libtorch appends stack frames).
+  if (!dynamic_cast<const lp::Error*>(&e)) message = message.substr(0, message.find('\n'));
+  std::replace(message.begin(), message.end(), '\n', ' ');
+  std::cerr << "linearpatch: " << kind << message << std::endl;
   return status;
 }
 
@@ -60,6 +79,9 @@ int main(int argc, char** argv) {
   tune_allocator();
   CLI::App app{"linearpatch: remove decoder layers from LLaMA-family checkpoints and repair the gap with a LinearPatch"};
   app.require_subcommand(1);
+  // Options a command does not know (-q, -v, --log-level) go to the top
+  // level, so global flags work before or after the command.
+  app.fallthrough();
   app.set_version_flag("--version", std::string("linearpatch ") + lp::version());
   int verbosity = 0;
   bool quiet = false;
@@ -71,11 +93,21 @@ int main(int argc, char** argv) {
       lp::cli::register_inspect(app), lp::cli::register_tokenize(app), lp::cli::register_eval(app),
       lp::cli::register_score(app), lp::cli::register_prune(app), lp::cli::register_synth(app)};
 
+  std::vector<std::string> args;
   try {
-    app.parse(argc, argv);
+    args = lp::cli::normalize_arguments(app, argc, argv);
+  } catch (const lp::UsageError& e) {
+    return report("error: ", e, 2);
+  }
+  const auto command = lp::cli::command_of(app, args);
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes the arguments last first
+    app.parse(reversed);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    const int status = app.exit(e);
-    return status == 0 ? 0 : 2;
+    std::cerr << "linearpatch: error: " << lp::cli::describe_parse_error(app, command, args, e) << std::endl;
+    return 2;
   }
   try {
     setup_logging(verbosity, quiet, log_level);

@@ -10,6 +10,7 @@
 
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/interrupt.h"
+#include "linearpatch/core/remedy.h"
 
 namespace fs = std::filesystem;
 
@@ -66,7 +67,8 @@ AtomicOutputDir::AtomicOutputDir(fs::path final_path, bool overwrite,
       throw UsageError("the output directory " + final_path_.string() + " contains the input " + input.string());
   }
   if (fs::exists(final_path_) && !overwrite_)
-    throw UsageError("output " + final_path_.string() + " already exists, and replacing it was not asked for");
+    throw RemediableUsageError("output " + final_path_.string() + " already exists, and replacing it was not asked for",
+                               Remedy::kReplaceOutput);
   std::error_code ec;
   fs::create_directories(final_path_.parent_path(), ec);
   if (ec) throw Error("cannot create " + final_path_.parent_path().string() + ": " + ec.message());

@@ -124,8 +124,10 @@ std::string task_table(const EvalResult& r) {
   if (base) out << fmt::format(" {:>9} {:>9} {:>9}", "base acc", "base norm", "retained");
   for (size_t i = 0; i < r.tasks.size(); ++i) {
     const auto& m = r.tasks[i].metrics;
-    const auto opt = [](const std::optional<double>& v) { return v ? fmt::format("{:.4f}", *v) : std::string("-"); };
-    out << fmt::format("\n{:<14} {:>6} {:>8.4f} {:>8.4f} {:>9} {:>8}", r.tasks[i].name, m.rows, m.acc, m.acc_stderr,
+    // A one-row task has no sample deviation: n/a, not nan.
+    const auto value = [](double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("n/a"); };
+    const auto opt = [&](const std::optional<double>& v) { return v ? value(*v) : std::string("-"); };
+    out << fmt::format("\n{:<14} {:>6} {:>8.4f} {:>8} {:>9} {:>8}", r.tasks[i].name, m.rows, m.acc, value(m.acc_stderr),
                        opt(m.acc_norm), opt(m.acc_norm_stderr));
     if (base) {
       const auto& b = r.baseline_tasks[i].metrics;

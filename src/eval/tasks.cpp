@@ -240,7 +240,11 @@ Task parse_task(const std::string& name, std::string_view content, const std::st
 }
 
 Task load_task(const TaskSpec& spec) {
-  return read_task(spec.name, spec.file, [&](const io::JsonLineVisitor& visit) { io::read_json_lines(spec.file, visit); });
+  auto task =
+      read_task(spec.name, spec.file, [&](const io::JsonLineVisitor& visit) { io::read_json_lines(spec.file, visit); });
+  // Every row is checked; only the first `limit` are scored.
+  if (spec.limit > 0 && static_cast<int64_t>(task.rows.size()) > spec.limit) task.rows.resize(spec.limit);
+  return task;
 }
 
 }  // namespace lp

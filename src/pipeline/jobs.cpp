@@ -2,6 +2,7 @@
 
 #include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
+#include "linearpatch/core/remedy.h"
 
 namespace lp {
 namespace {
@@ -36,7 +37,19 @@ void validate_calibration(const CalibrationOptions& c, const LlamaConfig& config
 void validate_selection(const SelectionOptions& s, const LlamaConfig& config) {
   if (s.layers < 1 && s.metric != Metric::kCosine && s.metric != Metric::kAngular)
     throw UsageError("the " + metric_name(s.metric) + " metric needs the number of layers to remove");
-  if (s.layers > 0) check_selection(s, config.num_hidden_layers);
+  if (s.layers < 1) return;
+  if (s.layers >= config.num_hidden_layers)
+    throw UsageError("cannot remove " + std::to_string(s.layers) + " of " + std::to_string(config.num_hidden_layers) +
+                     " layers: at least one must stay");
+  try {
+    check_selection(s, config.num_hidden_layers);
+  } catch (const UsageError& e) {
+    if (s.allow_edges) throw;
+    auto with_edges = s;
+    with_edges.allow_edges = true;
+    check_selection(with_edges, config.num_hidden_layers);  // impossible even then: that is the error
+    throw RemediableUsageError(e.what(), Remedy::kAllowEdges);
+  }
 }
 
 }  // namespace

@@ -52,14 +52,27 @@ bool pure_surgery(const PruneJob& job) {
 
 std::string provenance(const PruneJob& job, const PruneResult& result) {
   Json entry{{"tool", std::string("linearpatch ") + version()},
+             {"source", job.model_dir.string()},
+             {"recipe", job.recipe},
              {"metric", result.metric},
              {"repair", result.repair},
              {"rotation", result.rotation},
              {"calibration",
               {{"samples", job.calibration.samples}, {"seq_len", job.calibration.seq_len}, {"seed", job.calibration.seed}}}};
+  if (!job.recipe_overrides.empty()) entry["recipe_overrides"] = job.recipe_overrides;
+  // Ranges are half-open in the original numbering; each gap also lists its
+  // layers, so nobody has to know the convention.
+  entry["ranges"] = "[start, end): layers start..end-1, original numbering";
   auto gaps = Json::array();
-  for (const auto& g : result.gaps)
-    gaps.push_back({{"removed", {g.range.start, g.range.end}}, {"repair", g.repair}, {"how", g.description}});
+  for (const auto& g : result.gaps) {
+    std::vector<int64_t> layers;
+    for (int64_t l = g.range.start; l < g.range.end; ++l) layers.push_back(l);
+    gaps.push_back({{"range", {g.range.start, g.range.end}},
+                    {"removed_layers", layers},
+                    {"new_position", g.new_position},
+                    {"repair", g.repair},
+                    {"how", g.description}});
+  }
   entry["gaps"] = gaps;
   entry["emit"] = result.emit;
   if (result.fold) entry["fold"] = result.fold->chosen;
@@ -104,7 +117,9 @@ PruneResult run_prune(const PruneJob& job) {
   result.model = job.model_dir.string();
   result.layers = L;
   result.n = job.selection.layers;
-  result.metric = metric_name(job.selection.metric);
+  result.metric = job.selection.start ? "forced" : metric_name(job.selection.metric);
+  result.recipe = job.recipe;
+  result.recipe_overrides = job.recipe_overrides;
   result.repair = repair_choice_name(job.repair.kind);
   result.emit = job.emit.mode == EmitMode::kVanilla ? "vanilla" : "exact";
 
@@ -211,14 +226,17 @@ ScoreResult run_score(const ScoreJob& job) {
       }
       result.influence = block_influence(*c.similarity, L);
       result.bi_layers = lowest_influence_layers(result.influence, s.layers, s.allow_edges);
-      if (!result.rankings.count(result.metric)) result.metric = "cosine";
+      if (!result.rankings.count(result.metric) && s.metric != Metric::kBlockInfluence) result.metric = "cosine";
       return;
     }
     for (int64_t n = 1; n <= L; ++n) {
       const auto range_ok = (s.allow_edges ? L : L - 1) - n >= (s.allow_edges ? 0 : 1);
       if (!range_ok) break;
-      result.blocks_by_n[n] = s.metric == Metric::kAngular ? rank_by_angular(*c.similarity, L, n, s.allow_edges)
-                                                           : rank_by_cosine(*c.similarity, L, n, s.allow_edges);
+      const auto by_cosine = rank_by_cosine(*c.similarity, L, n, s.allow_edges);
+      const auto by_angular = rank_by_angular(*c.similarity, L, n, s.allow_edges);
+      result.blocks_by_n[n] = s.metric == Metric::kAngular ? by_angular : by_cosine;
+      result.best_by_n["cosine"][n] = by_cosine.front();
+      result.best_by_n["angular"][n] = by_angular.front();
     }
   });
   const int64_t P = L + 1;

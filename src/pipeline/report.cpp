@@ -122,13 +122,23 @@ Report to_json(const PruneResult& r) {
   Json out;
   out["model"] = r.model;
   out["output"] = r.output;
-  out["layers"] = r.layers;
+  if (!r.recipe.empty()) out["recipe"] = r.recipe;
+  if (!r.recipe_overrides.empty()) out["recipe_overrides"] = r.recipe_overrides;
+  out["num_layers"] = r.layers;  // before pruning
   out["n"] = r.n;
+  out["num_layers_after"] = r.layers - r.n;
   out["metric"] = r.metric;
   out["removed"] = r.selection.removed;
-  out["start"] = r.selection.removed.front();
-  out["end"] = r.selection.removed.back() + 1;
+  // Half-open [start, end) runs in the original numbering; start/end only
+  // where they describe the whole removal.
+  auto ranges = Json::array();
+  for (const auto& g : r.gaps) ranges.push_back({g.range.start, g.range.end});
+  out["ranges"] = ranges;
   out["contiguous"] = r.gaps.size() == 1;
+  if (r.gaps.size() == 1) {
+    out["start"] = r.gaps.front().range.start;
+    out["end"] = r.gaps.front().range.end;
+  }
   auto gaps = Json::array();
   for (const auto& g : r.gaps) gaps.push_back(gap_json(g));
   out["gaps"] = gaps;
@@ -161,7 +171,7 @@ Report to_json(const PruneResult& r) {
 Report to_json(const ScoreResult& r) {
   Json out;
   out["model"] = r.model;
-  out["layers"] = r.layers;
+  out["num_layers"] = r.layers;
   out["metric"] = r.metric;
   if (r.n) {
     out["n"] = *r.n;
@@ -192,10 +202,20 @@ Report to_json(const ScoreResult& r) {
 
 std::string summarize(const PruneResult& r) {
   std::ostringstream out;
-  out << "removed " << r.selection.removed.size() << " of " << r.layers << " layers (" << r.metric
-      << "): " << describe_layers(r.selection.removed);
+  const bool forced = r.metric == "forced";
+  out << "removed " << r.selection.removed.size() << " of " << r.layers << " layers ("
+      << (forced ? "the forced block" : "chosen by " + r.metric) << "): " << describe_layers(r.selection.removed);
+  if (!r.recipe.empty()) {
+    out << "\nrecipe " << r.recipe;
+    if (!r.recipe_overrides.empty()) {
+      out << ", with your";
+      for (const auto& option : r.recipe_overrides) out << " " << option;
+    }
+  }
+  // Layer numbers are the original model's; the pruned model's own index of
+  // the layer after a gap is said as "new position".
   for (const auto& g : r.gaps) {
-    out << "\n  " << describe_range(g.range) << "; " << g.description;
+    out << "\n  " << describe_range(g.range) << "; " << g.description << " (new position " << g.new_position << ")";
     if (g.scales) out << ", d mean " << fixed((*g.scales)[0], 4) << " [" << fixed((*g.scales)[1], 4) << ", "
                       << fixed((*g.scales)[2], 4) << "]";
     for (const auto& [kind, kl] : g.candidates) out << "\n    held-out KL with " << kind << ": " << fixed(kl, 5);
@@ -219,17 +239,61 @@ std::string summarize(const PruneResult& r) {
   return out.str();
 }
 
-std::string summarize(const ScoreResult& r) {
-  if (!r.n) return "scored every block size; the JSON report holds the rankings";
-  const auto chosen = r.rankings.find(r.metric);
-  if (chosen == r.rankings.end()) return "no ranking by " + r.metric;
-  std::string out = "blocks of " + std::to_string(*r.n) + " layers by " + r.metric + " (best first):";
-  int shown = 0;
-  for (const auto& b : chosen->second) {
-    if (shown++ == 10) break;
-    out += "\n  " + describe_range({b.start, b.end}) + "  " + fixed(b.score, 6);
+namespace {
+
+// What each metric's number means, for the table heads.
+std::string metric_legend() {
+  return "cosine: mean cosine across the block, higher = more redundant; angular: last-token angular distance, "
+         "lower = more redundant; patched-kl: held-out KL to the dense model with the block removed and repaired, "
+         "lower = better";
+}
+
+std::string score_without_n(const ScoreResult& r) {
+  std::string out = "best block of each size (layers in the original numbering; " + metric_legend() + "):";
+  out += fmt::format("\n  {:>3}  {:<28} {:<28}", "n", "by cosine", "by angular");
+  for (const auto& [n, blocks] : r.blocks_by_n) {
+    out += fmt::format("\n  {:>3}", n);
+    for (const char* metric : {"cosine", "angular"}) {
+      const auto found = r.best_by_n.find(metric);
+      if (found == r.best_by_n.end() || !found->second.count(n)) {
+        out += fmt::format("  {:<27}", "-");
+        continue;
+      }
+      const auto& b = found->second.at(n);
+      out += fmt::format("  {:<18} {:>8}", fmt::format("[{}, {})", b.start, b.end), fixed(b.score, 5));
+    }
   }
+  out += "\nblocks are half-open [start, end); --layers N ranks every block of N layers by every metric";
   return out;
 }
+
+std::string score_with_n(const ScoreResult& r) {
+  const int64_t n = *r.n;
+  std::vector<std::string> metrics;
+  for (const char* metric : {"cosine", "angular", "patched-kl"})
+    if (r.rankings.count(metric)) metrics.push_back(metric);
+  std::map<std::string, std::map<int64_t, double>> score;  // metric -> start -> score
+  for (const auto& metric : metrics)
+    for (const auto& b : r.rankings.at(metric)) score[metric][b.start] = b.score;
+  // Rows in the order of the chosen ranking (cosine when bi was asked for).
+  const auto order = r.rankings.count(r.metric) ? r.rankings.at(r.metric) : r.rankings.at("cosine");
+  std::string out = "every block of " + std::to_string(n) + " layers, best first by " +
+                    (r.rankings.count(r.metric) ? r.metric : std::string("cosine")) + " (" + metric_legend() + "):";
+  out += fmt::format("\n  {:<12} {:<24}", "block", "layers");
+  for (const auto& metric : metrics) out += fmt::format(" {:>11}", metric);
+  for (const auto& b : order) {
+    std::vector<int64_t> layers;
+    for (int64_t l = b.start; l < b.end; ++l) layers.push_back(l);
+    out += fmt::format("\n  {:<12} {:<24}", fmt::format("[{}, {})", b.start, b.end), describe_layers(layers));
+    for (const auto& metric : metrics) out += fmt::format(" {:>11}", fixed(score[metric][b.start], 5));
+  }
+  if (!r.bi_layers.empty())
+    out += "\nblock influence (ShortGPT, may be non-contiguous) would remove layers " + describe_layers(r.bi_layers);
+  return out;
+}
+
+}  // namespace
+
+std::string summarize(const ScoreResult& r) { return r.n ? score_with_n(r) : score_without_n(r); }
 
 }  // namespace lp

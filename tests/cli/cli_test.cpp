@@ -46,7 +46,7 @@ TEST(Cli, InspectReportsTheShape) {
   const auto r = test::run_linearpatch({"inspect", "-m", demo(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = json::parse(r.out);
-  EXPECT_EQ(j["layers"], 10);
+  EXPECT_EQ(j["num_layers"], 10);
   EXPECT_EQ(j["hidden_size"], 192);
   EXPECT_EQ(j["heads"], 6);
   EXPECT_EQ(j["kv_heads"], 2);

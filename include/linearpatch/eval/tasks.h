@@ -24,6 +24,7 @@ namespace lp {
 struct TaskSpec {
   std::string name;
   std::filesystem::path file;
+  int64_t limit = 0;  // only the first rows of the file (0: all), as lm-eval's --limit
 };
 
 // "hellaswag=path/rows.jsonl" -> {name, file}; InputError for text without

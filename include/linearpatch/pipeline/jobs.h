@@ -83,6 +83,10 @@ struct PruneJob {
   bool overwrite = false;
   uint64_t max_shard_bytes = 0;  // 0: like the source
   bool sync = true;              // fsync the output before renaming it into place
+  // The named set of defaults the options came from, and the options the
+  // user set over it: provenance for the report and the checkpoint.
+  std::string recipe;
+  std::vector<std::string> recipe_overrides;
 };
 
 // Throw UsageError naming the value at fault.

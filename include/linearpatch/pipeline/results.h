@@ -83,7 +83,9 @@ struct FoldReport {
 struct PruneResult {
   std::string model, output;
   int64_t layers = 0, n = 0;
-  std::string metric;
+  std::string metric;  // "forced" when the block was given, not chosen
+  std::string recipe;
+  std::vector<std::string> recipe_overrides;
   Selection selection;
   std::vector<GapReport> gaps;
   std::string repair;    // what was asked: none, linearpatch, mlp-lstsq, auto
@@ -108,6 +110,7 @@ struct ScoreResult {
   std::optional<int64_t> n;
   std::map<std::string, std::vector<Block>> rankings;   // with n: by metric name
   std::map<int64_t, std::vector<Block>> blocks_by_n;    // without n: every size, by the metric
+  std::map<std::string, std::map<int64_t, Block>> best_by_n;  // without n: each size's best block per metric
   std::vector<double> influence;
   std::vector<int64_t> bi_layers;
   std::vector<std::vector<std::optional<double>>> cosine;  // [L + 1][L + 1], null where not measured
