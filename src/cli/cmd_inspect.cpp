@@ -7,6 +7,7 @@
 #include "cli/common.h"
 #include "linearpatch/config/llama_config.h"
 #include "linearpatch/core/error.h"
+#include "linearpatch/core/layer_range.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/llama.h"
 #include "linearpatch/tokenizer/tokenizer.h"
@@ -127,9 +128,12 @@ void print_provenance(const Json& p) {
     std::cout << "\n";
   }
   for (const auto& g : p["gaps"]) {
-    std::cout << "  gap " << text_of(g["range"]) << " (layers " << text_of(g.value("removed_layers", Json::array()))
-              << "): " << text_of(g["repair"]);
-    if (g.contains("new_position")) std::cout << ", the layer after it is at new position " << g["new_position"];
+    const auto& range = g["range"];
+    if (range.size() != 2 || !range[0].is_number_integer() || !range[1].is_number_integer()) continue;
+    const int64_t start = range[0], end = range[1];
+    std::cout << "  gap " << describe_range({start, end}) << ": " << text_of(g["repair"]);
+    if (g.contains("new_position"))
+      std::cout << "; layer " << end << " is now at position " << g["new_position"];
     std::cout << "\n";
   }
   if (p.value("distilled", false)) std::cout << "  repairs distilled\n";

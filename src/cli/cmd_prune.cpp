@@ -56,6 +56,7 @@ struct PruneArgs : SelectionArgs {
   bool no_fsync = false;
   std::string max_shard_size;
   std::vector<std::string> eval_tasks;
+  int64_t task_limit = 0;
   DistillArgs distill;
 };
 
@@ -240,7 +241,9 @@ void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool is_prune) {
       ->capture_default_str()
       ->check(at_least(1));
   cmd.add_option("--seq-len", a.seq_len, "Tokens per calibration window")->capture_default_str()->check(between(2, 1 << 20));
-  cmd.add_option("--seed", a.seed, "Seed of the window offsets (same seed, same output)")->capture_default_str();
+  cmd.add_option("--seed", a.seed, "Seed of the window offsets (same seed, same output)")
+      ->capture_default_str()
+      ->check(at_least(0));
   if (is_prune) {
     cmd.add_option("--recipe", a.recipe, recipe_help())->capture_default_str()->check(one_of(recipe_names()));
     cmd.add_option("--metric", a.metric,
@@ -337,7 +340,10 @@ PruneJob prune_job(const PruneArgs& a, std::vector<std::string> overrides) {
   job.sync = !a.no_fsync;
   job.emit = {to_enum(kEmitFlags, a.emit), to_enum(kFoldFlags, a.fold), a.fold_samples};
   job.max_shard_bytes = a.max_shard_size.empty() ? 0 : parse_byte_size(a.max_shard_size);
-  for (const auto& spec : a.eval_tasks) job.eval_tasks.push_back(parse_task_spec(spec));
+  for (const auto& spec : a.eval_tasks) {
+    job.eval_tasks.push_back(parse_task_spec(spec));
+    job.eval_tasks.back().limit = a.task_limit;
+  }
   return job;
 }
 
@@ -348,6 +354,7 @@ void check_prune_combinations(const CLI::App& cmd, const PruneArgs& a) {
   refuse_without_effect(cmd, "--fold", a.emit == "vanilla", "without --emit vanilla");
   refuse_without_effect(cmd, "--fold-samples", a.emit == "vanilla", "without --emit vanilla");
   refuse_without_effect(cmd, "--rotation", a.patch != "none", "with --patch none");
+  refuse_without_effect(cmd, "--limit", !a.eval_tasks.empty(), "without --task");
 }
 
 void check_score_combinations(const CLI::App& cmd, const ScoreArgs& a) {
@@ -376,7 +383,9 @@ Command register_score(CLI::App& app) {
 
 Command register_prune(CLI::App& app) {
   auto args = std::make_shared<PruneArgs>();
-  auto* cmd = app.add_subcommand("prune", "Remove redundant layers, repair each gap, write a checkpoint");
+  std::string about = "Remove redundant layers, repair each gap, write a checkpoint.\nStart from a recipe (--recipe):";
+  for (const auto& r : recipes()) about += "\n  " + r.name + (r.name == "paper" ? " (default)" : "") + ": " + r.summary;
+  auto* cmd = app.add_subcommand("prune", about);
   add_selection_args(*cmd, *args, /*is_prune=*/true);
   cmd->add_option("-o,--out", args->out,
                   "Output checkpoint directory (must not exist unless --force; default: ./<model>-pruned-<n>)");
@@ -398,6 +407,9 @@ Command register_prune(CLI::App& app) {
                   "NAME=FILE: score this multiple-choice task on the dense and the written model and report the "
                   "retained performance (as eval --task); NAME is " + task_names());
   add_hidden_alias(*cmd, "--eval-task", args->eval_tasks);
+  cmd->add_option("--limit", args->task_limit, "Score only the first N rows of each --task (0: all), as eval --limit")
+      ->capture_default_str()
+      ->check(at_least(0));
   cmd->add_flag("--no-fsync", args->no_fsync,
                 "Skip fsync before the final rename: faster on slow disks; the output is still complete or absent "
                 "if the process dies, but not guaranteed to survive a power loss");

@@ -97,7 +97,9 @@ Command register_synth(CLI::App& app) {
   cmd->add_option("--dtype", args->dtype, "Storage dtype: bf16, f16 or f32")->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Output checkpoint directory (must not exist unless --force)")->required();
   cmd->add_flag("--force", args->force, "Replace an existing output directory");
-  cmd->add_option("--seed", args->seed, "Seed of the weights (same seed and shape, same bytes)")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Seed of the weights (same seed and shape, same bytes)")
+      ->capture_default_str()
+      ->check(at_least(0));
   cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB")->capture_default_str();
   cmd->add_option("--threads", args->threads, "CPU threads drawing the weights (0: all cores)")
       ->capture_default_str()

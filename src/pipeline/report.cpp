@@ -215,9 +215,10 @@ std::string summarize(const PruneResult& r) {
   // Layer numbers are the original model's; the pruned model's own index of
   // the layer after a gap is said as "new position".
   for (const auto& g : r.gaps) {
-    out << "\n  " << describe_range(g.range) << "; " << g.description << " (new position " << g.new_position << ")";
+    out << "\n  " << describe_range(g.range) << "; " << g.description;
     if (g.scales) out << ", d mean " << fixed((*g.scales)[0], 4) << " [" << fixed((*g.scales)[1], 4) << ", "
                       << fixed((*g.scales)[2], 4) << "]";
+    if (g.range.end < r.layers) out << "; layer " << g.range.end << " is now at position " << g.new_position;
     for (const auto& [kind, kl] : g.candidates) out << "\n    held-out KL with " << kind << ": " << fixed(kl, 5);
   }
   if (r.distill)

@@ -73,6 +73,7 @@ TEST(UsageCli, ParseErrorsNameTheFix) {
       {{"prune", "-m", m, "--layers", "2", "--recipe", "fast", "--out", "OUT"}, "choose from paper, quality"},
       {{"prune", "-m", m, "--layers", "2", "--lr", "-1", "--distill", "--out", "OUT"}, "--lr: must be above 0"},
       {{"score", "-m", m, "--calib-samples", "-3"}, "--calib-samples: must be at least 1, got -3"},
+      {{"score", "-m", m, "--seed", "-1"}, "--seed: must be at least 0, got -1"},
       {{"score", "-m", m, "--metric", "iterative"}, "unknown value 'iterative'"},
       {{"eval", "-m", m, "--text", eval_text(), "--seq-len", "1"}, "--seq-len: must be at least 2, got 1"},
       {{"eval", "-m", m, "--max-ppl-ratio", "1.1", "--text", eval_text()}, "--max-ppl-ratio only applies with --baseline"},
@@ -95,6 +96,7 @@ TEST(UsageCli, OptionsWithoutEffectAreRefused) {
   const std::vector<Refusal> cases = {
       {{"prune", "-m", m, "--layers", "2", "--fold", "scalar", "--out", "OUT"}, "--fold has no effect without --emit vanilla"},
       {{"prune", "-m", m, "--layers", "2", "--fold-samples", "4", "--out", "OUT"}, "--fold-samples has no effect"},
+      {{"prune", "-m", m, "--layers", "2", "--limit", "4", "--out", "OUT"}, "--limit has no effect without --task"},
       {{"prune", "-m", m, "--layers", "2", "--patch", "none", "--rotation", "random", "--out", "OUT"},
        "--rotation has no effect with --patch none"},
       {{"prune", "-m", m, "--layers", "2", "--start", "2", "--metric", "iterative", "--out", "OUT"},
@@ -220,7 +222,7 @@ TEST(UsageCli, RecipesAndWhatRanIsWhatTheReportSays) {
   const auto inspect = test::run_linearpatch({"inspect", "-m", out.string()});
   ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
   for (const char* line : {"pruned from", "removed layers 6, 7, 8 (original numbering), chosen by forced",
-                           "recipe paper", "gap [6,9] (layers [6,7,8]): none"})
+                           "recipe paper", "gap [6, 9) = layers 6, 7, 8: none; layer 9 is now at position 6"})
     EXPECT_NE(inspect.out.find(line), std::string::npos) << line << "\n" << inspect.out;
   const auto pruned = json::parse(test::run_linearpatch({"inspect", "-m", out.string(), "--json"}).out)["pruned"];
   EXPECT_EQ(pruned["source"], demo());
