@@ -57,8 +57,14 @@ std::string remedy_text(lp::Remedy remedy) {
 int report(const char* kind, const std::exception& e, int status) {
   std::string message = e.what();
   if (const auto* error = dynamic_cast<const lp::RemediableUsageError*>(&e)) message += remedy_text(error->remedy());
-  // One line, whatever the message carried (libtorch appends stack frames).
-  if (!dynamic_cast<const lp::Error*>(&e)) message = message.substr(0, message.find('\n'));
+  // One line, whatever the message carried: libtorch and the standard
+  // library speak of tensors and stack frames, so only their first line is
+  // shown, marked as internal, and the whole message is a debug log.
+  if (!dynamic_cast<const lp::Error*>(&e) && spdlog::default_logger()) {
+    spdlog::debug("full error message: {}", message);
+    message = "internal: " + message.substr(0, message.find('\n')) +
+              " (not an error linearpatch checks for; -v logs the full message)";
+  }
   std::replace(message.begin(), message.end(), '\n', ' ');
   std::cerr << "linearpatch: " << kind << message << std::endl;
   return status;
@@ -92,6 +98,8 @@ int main(int argc, char** argv) {
   const std::vector<lp::cli::Command> commands = {
       lp::cli::register_inspect(app), lp::cli::register_tokenize(app), lp::cli::register_eval(app),
       lp::cli::register_score(app), lp::cli::register_prune(app), lp::cli::register_synth(app)};
+  // Set after the commands exist, which would otherwise inherit it.
+  app.footer("linearpatch help COMMAND lists a command's options; start with: linearpatch help prune");
 
   std::vector<std::string> args;
   try {
