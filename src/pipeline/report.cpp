@@ -243,14 +243,15 @@ std::string summarize(const PruneResult& r) {
 namespace {
 
 // What each metric's number means, for the table heads.
-std::string metric_legend() {
-  return "cosine: mean cosine across the block, higher = more redundant; angular: last-token angular distance, "
-         "lower = more redundant; patched-kl: held-out KL to the dense model with the block removed and repaired, "
-         "lower = better";
+std::string metric_legend(bool patched_kl) {
+  return std::string("cosine: mean cosine across the block, higher = more redundant; angular: last-token angular "
+                     "distance, lower = more redundant") +
+         (patched_kl ? "; patched-kl: held-out KL to the dense model with the block removed and repaired, lower = better"
+                     : "");
 }
 
 std::string score_without_n(const ScoreResult& r) {
-  std::string out = "best block of each size (layers in the original numbering; " + metric_legend() + "):";
+  std::string out = "best block of each size (layers in the original numbering; " + metric_legend(false) + "):";
   out += fmt::format("\n  {:>3}  {:<28} {:<28}", "n", "by cosine", "by angular");
   for (const auto& [n, blocks] : r.blocks_by_n) {
     out += fmt::format("\n  {:>3}", n);
@@ -279,7 +280,8 @@ std::string score_with_n(const ScoreResult& r) {
   // Rows in the order of the chosen ranking (cosine when bi was asked for).
   const auto order = r.rankings.count(r.metric) ? r.rankings.at(r.metric) : r.rankings.at("cosine");
   std::string out = "every block of " + std::to_string(n) + " layers, best first by " +
-                    (r.rankings.count(r.metric) ? r.metric : std::string("cosine")) + " (" + metric_legend() + "):";
+                    (r.rankings.count(r.metric) ? r.metric : std::string("cosine")) + " (" +
+                    metric_legend(r.rankings.count("patched-kl") > 0) + "):";
   out += fmt::format("\n  {:<12} {:<24}", "block", "layers");
   for (const auto& metric : metrics) out += fmt::format(" {:>11}", metric);
   for (const auto& b : order) {
