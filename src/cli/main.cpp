@@ -54,7 +54,8 @@ std::string remedy_text(lp::Remedy remedy) {
   return "";
 }
 
-int report(const char* kind, const std::exception& e, int status) {
+// `command`: said in front of the message, as parse errors say it.
+int report(const std::string& kind, const std::exception& e, int status, const std::string& command = "") {
   std::string message = e.what();
   if (const auto* error = dynamic_cast<const lp::RemediableUsageError*>(&e)) message += remedy_text(error->remedy());
   // One line, whatever the message carried: libtorch and the standard
@@ -66,7 +67,7 @@ int report(const char* kind, const std::exception& e, int status) {
               " (not an error linearpatch checks for; -v logs the full message)";
   }
   std::replace(message.begin(), message.end(), '\n', ' ');
-  std::cerr << "linearpatch: " << kind << message << std::endl;
+  std::cerr << "linearpatch: " << kind << (command.empty() ? "" : command + ": ") << message << std::endl;
   return status;
 }
 
@@ -121,18 +122,18 @@ int main(int argc, char** argv) {
     setup_logging(verbosity, quiet, log_level);
     lp::install_interrupt_handlers();
     const lp::cli::CommandProfile profile;
-    for (const auto& command : commands)
-      if (command.app->parsed()) command.run();
+    for (const auto& entry : commands)
+      if (entry.app->parsed()) entry.run();
     return 0;
   } catch (const lp::Interrupted& e) {
     return report("", e, 130);
   } catch (const lp::GateFailed& e) {
     return report("", e, 4);
   } catch (const lp::UsageError& e) {
-    return report("error: ", e, 2);
+    return report("error: ", e, 2, command);
   } catch (const lp::InputError& e) {
-    return report("error: ", e, 3);
+    return report("error: ", e, 3, command);
   } catch (const std::exception& e) {
-    return report("error: ", e, 1);
+    return report("error: ", e, 1, command);
   }
 }
