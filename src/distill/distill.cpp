@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -83,36 +84,50 @@ int64_t first_changed_layer(const std::vector<int64_t>& removed, const LayerPatc
   return first;
 }
 
+// Phases of DeviceTimer in a Distiller.
+enum Phase : size_t { kPrefixPhase, kTeacherPhase, kStudentPhase, kPhases };
+
 class Distiller {
  public:
   Distiller(const LlamaModel& dense, const std::vector<int64_t>& removed, const LayerPatches& initial,
             const DistillOptions& options)
       : dense_(dense), options_(options), prefix_end_(first_changed_layer(removed, initial)),
-        patches_(trainable_copies(initial, dense)), student_(dense.without_layers(removed, patches_)) {}
+        patches_(trainable_copies(initial, dense)), student_(dense.without_layers(removed, patches_)),
+        timer_(dense.devices(), kPhases) {}
 
   DistillResult& result() { return result_; }
+  DeviceTimer& timer() { return timer_; }
+  // The phases' device seconds into result().
+  void record_phase_seconds() {
+    const auto seconds = timer_.seconds();
+    result_.seconds_prefix = seconds[kPrefixPhase];
+    result_.seconds_teacher = seconds[kTeacherPhase];
+    result_.seconds_student = seconds[kStudentPhase];
+  }
   // Where the prefix output enters the layers that train.
   at::Device prefix_device() const { return dense_.layer_device(prefix_end_); }
 
   at::Tensor prefix(const at::Tensor& ids) {
     at::NoGradGuard no_grad;
-    Stopwatch clock;
+    timer_.begin();
     auto h = dense_.run_layers(dense_.embed(ids), 0, prefix_end_);
-    synchronize_device(h.device());
-    result_.seconds_prefix += clock.seconds();
+    timer_.end(kPrefixPhase);
     return h;
   }
 
   Targets teacher(const at::Tensor& prefix_out) {
     at::NoGradGuard no_grad;
-    Stopwatch clock;
-    auto hidden = dense_.run_layers(prefix_out, prefix_end_, dense_.num_layers());
-    auto logits = dense_.lm_head(dense_.final_norm(hidden));
+    timer_.begin();
+    auto normed = dense_.final_norm(dense_.run_layers(prefix_out, prefix_end_, dense_.num_layers()));
     Targets t;
-    if (options_.top_k > 0) std::tie(t.log_probs, t.ids) = top_k_targets(logits, options_.top_k);
-    else t.log_probs = at::log_softmax(logits, -1);
-    synchronize_device(logits.device());
-    result_.seconds_teacher += clock.seconds();
+    // The top K of the logits as the product gives them (bf16 on a GPU):
+    // float32 would only be a rounded-up copy of the same values, and
+    // converting every vocabulary entry cost as much as the top-K itself.
+    if (options_.top_k > 0)
+      std::tie(t.log_probs, t.ids) = top_k_targets(dense_.lm_head_compute_dtype(normed), options_.top_k);
+    else
+      t.log_probs = at::log_softmax(dense_.lm_head(normed), -1);
+    timer_.end(kTeacherPhase);
     return t;
   }
 
@@ -126,15 +141,33 @@ class Distiller {
     return (log_p.exp() * (log_p - log_q)).sum();
   }
 
-  double mean_kl(const at::Tensor& windows) {
+  // Mean KL per token over `windows`. The dense side of every pass over
+  // the same windows is the same: with `keep`, its prefix outputs and
+  // targets are kept (when they fit the memory budget) for the next call,
+  // which then runs only the student.
+  double mean_kl(const at::Tensor& windows, bool keep) {
     at::NoGradGuard no_grad;
-    double kl = 0;
-    for (int64_t w0 = 0; w0 < windows.size(0); w0 += options_.micro_batch) {
-      const auto ids = windows.narrow(0, w0, std::min(options_.micro_batch, windows.size(0) - w0));
-      const auto h = prefix(ids);
-      kl += student_kl(h, teacher(h)).item<double>();
+    at::Tensor kl;
+    int64_t batch = 0;
+    for (int64_t w0 = 0; w0 < windows.size(0); w0 += options_.micro_batch, ++batch) {
+      at::Tensor h;
+      Targets t;
+      if (batch < static_cast<int64_t>(validation_.size())) {
+        h = validation_[static_cast<size_t>(batch)].first.to(prefix_device());
+        t = validation_[static_cast<size_t>(batch)].second;
+      } else {
+        h = prefix(windows.narrow(0, w0, std::min(options_.micro_batch, windows.size(0) - w0)));
+        t = teacher(h);
+        // Kept in host memory: the device's is the training's.
+        if (keep && fits_validation_cache(windows))
+          validation_.emplace_back(h.to(at::kCPU),
+                                   Targets{t.log_probs.to(at::kCPU), t.ids.defined() ? t.ids.to(at::kCPU) : t.ids});
+      }
+      const auto part = student_kl(h, t).to(at::kDouble);
+      kl = kl.defined() ? kl + part : part;
     }
-    return kl / static_cast<double>(windows.numel());
+    if (!keep) validation_.clear();
+    return kl.defined() ? kl.item<double>() / static_cast<double>(windows.numel()) : 0.0;
   }
 
   // Replaces every patch's gradient, and `loss`, by their sums over the
@@ -185,7 +218,18 @@ class Distiller {
   int64_t prefix_end_;   // layers [0, prefix_end_) are frozen and shared
   LayerPatches patches_;  // leaves with gradients, shared with student_
   LlamaModel student_;
+  DeviceTimer timer_;
   DistillResult result_;
+  std::vector<std::pair<at::Tensor, Targets>> validation_;  // see mean_kl
+
+  bool fits_validation_cache(const at::Tensor& windows) const {
+    const uint64_t targets = options_.top_k > 0
+                                 ? static_cast<uint64_t>(options_.top_k) * (sizeof(float) + sizeof(int64_t))
+                                 : static_cast<uint64_t>(dense_.config().vocab_size) * sizeof(float);
+    const uint64_t per_token =
+        static_cast<uint64_t>(dense_.hidden_size()) * at::elementSize(dense_.compute_dtype()) + targets;
+    return static_cast<uint64_t>(windows.numel()) * per_token <= options_.memory_budget_bytes;
+  }
 };
 
 // What the second and later epochs reuse: the teacher's targets (memory or
@@ -277,6 +321,55 @@ class StepBarrier {
   bool stopped_ = false;
 };
 
+// The dense side of the coming micro-batches (frozen prefix outputs and
+// teacher targets), which no patch changes. On a GPU it is computed for at
+// least kDenseWindows windows at once: one window of 2 048 tokens is too
+// small a matrix product to keep the device busy. Elsewhere it is one
+// micro-batch at a time, so CPU results stay exactly what they were.
+class DenseAhead {
+ public:
+  static constexpr int64_t kDenseWindows = 8;
+
+  // `plan`: the micro-batches (window indices) in the order next() is called.
+  DenseAhead(Distiller& distiller, EpochCache& cache, const at::Tensor& windows, std::vector<at::Tensor> plan)
+      : distiller_(distiller), cache_(cache), windows_(windows), plan_(std::move(plan)),
+        min_windows_(distiller.prefix_device().is_cuda() ? kDenseWindows : 1) {}
+
+  std::pair<at::Tensor, Targets> next() {
+    if (ready_.empty()) fill();
+    auto out = std::move(ready_.front());
+    ready_.pop_front();
+    return out;
+  }
+
+ private:
+  void fill() {
+    std::vector<at::Tensor> parts;
+    int64_t windows = 0;
+    while (planned_ < plan_.size() && (parts.empty() || windows < min_windows_)) {
+      parts.push_back(plan_[planned_++]);
+      windows += parts.back().size(0);
+    }
+    if (parts.empty()) throw Error("internal: distillation asked for more windows than planned");
+    const auto [h, t] = cache_.get(distiller_, parts.size() == 1 ? parts.front() : at::cat(parts), windows_);
+    int64_t offset = 0;
+    for (const auto& part : parts) {
+      const int64_t n = part.size(0);
+      ready_.emplace_back(h.narrow(0, offset, n), Targets{t.log_probs.narrow(0, offset, n),
+                                                          t.ids.defined() ? t.ids.narrow(0, offset, n) : t.ids});
+      offset += n;
+    }
+  }
+
+  Distiller& distiller_;
+  EpochCache& cache_;
+  const at::Tensor& windows_;
+  std::vector<at::Tensor> plan_;
+  int64_t min_windows_;
+  size_t planned_ = 0;
+  std::deque<std::pair<at::Tensor, Targets>> ready_;
+};
+
 // What ranks of a data-parallel group share; absent for one rank.
 struct RankGroup {
   GradientSum& sum;
@@ -297,38 +390,69 @@ void train(Distiller& distiller, EpochCache& cache, const at::Tensor& windows, c
   AdamW optimizer(options.weight_decay);
   std::optional<Progress> progress;
   if (rank == 0) progress.emplace("distillation", total_steps, "steps");
+  // A step's loss is read once the next step is queued, so the host never
+  // waits for the device to drain (rank 0 records it then).
+  struct Loss {
+    at::Tensor sum;  // double scalar on the device; undefined: no windows
+    int64_t tokens;
+    double lr;
+  };
+  std::optional<Loss> unread;
+  auto record = [&](const Loss& loss) {
+    const double sum = loss.sum.defined() ? loss.sum.item<double>() : 0.0;
+    result.step_losses.push_back(sum / static_cast<double>(loss.tokens));
+    progress->advance(1, fmt::format("KL {:.5f}, lr {:.2e}", result.step_losses.back(), loss.lr));
+  };
   for (int64_t epoch = 0, step = 0; epoch < options.epochs; ++epoch) {
     auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed + static_cast<uint64_t>(epoch));
     const auto order = at::randperm(N, generator, at::kLong);
-    for (int64_t s0 = 0; s0 < N; s0 += options.batch_size, ++step) {
+    // This rank's share of each step, in micro-batches.
+    auto micro_batches = [&](int64_t s0) {
       const int64_t in_step = std::min(options.batch_size, N - s0);
       const int64_t first = s0 + in_step * rank / ranks, end = s0 + in_step * (rank + 1) / ranks;
-      double step_kl = 0;
-      for (int64_t m0 = first; m0 < end; m0 += options.micro_batch) {
-        const auto picked = order.narrow(0, m0, std::min(options.micro_batch, end - m0)).contiguous();
-        const auto [h, t] = cache.get(distiller, picked, windows);
-        Stopwatch student_clock;
+      std::vector<at::Tensor> picked;
+      for (int64_t m0 = first; m0 < end; m0 += options.micro_batch)
+        picked.push_back(order.narrow(0, m0, std::min(options.micro_batch, end - m0)).contiguous());
+      return picked;
+    };
+    std::vector<at::Tensor> plan;
+    std::vector<size_t> in_plan;  // per step, its micro-batches
+    for (int64_t s0 = 0; s0 < N; s0 += options.batch_size) {
+      auto picked = micro_batches(s0);
+      in_plan.push_back(picked.size());
+      for (auto& p : picked) plan.push_back(std::move(p));
+    }
+    DenseAhead dense(distiller, cache, windows, std::move(plan));
+    for (int64_t s0 = 0, i = 0; s0 < N; s0 += options.batch_size, ++step, ++i) {
+      const int64_t in_step = std::min(options.batch_size, N - s0);
+      at::Tensor step_kl;
+      for (size_t m = 0; m < in_plan[static_cast<size_t>(i)]; ++m) {
+        const auto [h, t] = dense.next();
+        distiller.timer().begin();
         auto kl = distiller.student_kl(h, t);
         (kl / static_cast<double>(in_step * T)).backward();
-        step_kl += kl.item<double>();
-        result.seconds_student += student_clock.seconds();
+        distiller.timer().end(kStudentPhase);
+        const auto part = kl.detach().to(at::kDouble);
+        step_kl = step_kl.defined() ? step_kl + part : part;
       }
       if (group) {
         Stopwatch sum_clock;
         if (!group->barrier.arrive()) return;
-        step_kl = distiller.sum_over_ranks(group->sum, step_kl);
+        const double summed = distiller.sum_over_ranks(group->sum, step_kl.defined() ? step_kl.item<double>() : 0.0);
+        step_kl = at::full({}, summed, at::TensorOptions().dtype(at::kDouble));
         result.seconds_gradient_sum += sum_clock.seconds();
       }
-      Stopwatch update_clock;
       const double lr = cosine_lr(step, total_steps, options.lr, options.lr / options.min_lr_factor);
+      distiller.timer().begin();
       distiller.update(optimizer, lr);
-      result.seconds_student += update_clock.seconds();
+      distiller.timer().end(kStudentPhase);
       if (rank == 0) {
-        result.step_losses.push_back(step_kl / static_cast<double>(in_step * T));
-        progress->advance(1, fmt::format("KL {:.5f}, lr {:.2e}", result.step_losses.back(), lr));
+        if (unread) record(*unread);
+        unread = Loss{step_kl, in_step * T, lr};
       }
     }
   }
+  if (unread) record(*unread);
   if (progress) progress->finish();
 }
 
@@ -405,7 +529,7 @@ DistillResult distill_patches(const LlamaModel& dense, const std::vector<int64_t
   auto& result = distiller.result();
   result.ranks = static_cast<int64_t>(ranks.size());
   Stopwatch validation_clock;
-  result.val_kl_before = distiller.mean_kl(val_windows);
+  result.val_kl_before = distiller.mean_kl(val_windows, /*keep=*/true);
   result.seconds_validation = validation_clock.seconds();
   spdlog::info("distillation: validation KL {:.5f} before", result.val_kl_before);
 
@@ -418,10 +542,11 @@ DistillResult distill_patches(const LlamaModel& dense, const std::vector<int64_t
   result.targets_on_disk = cache.targets_on_disk();
   result.prefix_cached = cache.prefix_cached();
   Stopwatch validation_after;
-  result.val_kl_after = distiller.mean_kl(val_windows);
+  result.val_kl_after = distiller.mean_kl(val_windows, /*keep=*/false);
   result.seconds_validation += validation_after.seconds();
   spdlog::info("distillation: validation KL {:.5f} -> {:.5f}", result.val_kl_before, result.val_kl_after);
   result.patches = distiller.trained_patches();
+  distiller.record_phase_seconds();
   result.seconds_total = total_clock.seconds();
   return result;
 }

@@ -5,6 +5,8 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <chrono>
+#include <deque>
 #include <set>
 
 #include "linearpatch/core/error.h"
@@ -15,6 +17,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #endif
 
@@ -64,6 +67,97 @@ std::optional<uint64_t> peak_device_memory(const c10::Device& device) {
 
 void synchronize_device(const c10::Device& device) {
   if (device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(device.has_index() ? device.index() : 0);
+}
+
+struct DeviceTimer::Impl {
+  Impl(const std::vector<c10::Device>& on, bool host, size_t phases)
+      : devices(on), host_clock(host), seconds(phases, 0.0) {}
+  std::vector<c10::Device> devices;
+  bool host_clock;
+  std::vector<double> seconds;
+  std::chrono::steady_clock::time_point started;
+#ifdef LP_WITH_CUDA
+  struct Pending {
+    cudaEvent_t begin = nullptr, end = nullptr;
+    size_t phase = 0;
+  };
+  std::deque<Pending> pending;
+  cudaEvent_t open = nullptr;  // recorded by begin(), not yet ended
+
+  static cudaEvent_t record(const c10::Device& device) {
+    c10::cuda::CUDAGuard guard(device.has_index() ? device.index() : c10::cuda::current_device());
+    cudaEvent_t event = nullptr;
+    C10_CUDA_CHECK(cudaEventCreate(&event));
+    C10_CUDA_CHECK(cudaEventRecord(event, c10::cuda::getCurrentCUDAStream().stream()));
+    return event;
+  }
+  // Adds the finished pairs at the front (all of them when `wait`).
+  void collect(bool wait) {
+    while (!pending.empty()) {
+      auto& p = pending.front();
+      if (wait) C10_CUDA_CHECK(cudaEventSynchronize(p.end));
+      else if (cudaEventQuery(p.end) != cudaSuccess) break;
+      float ms = 0;
+      C10_CUDA_CHECK(cudaEventElapsedTime(&ms, p.begin, p.end));
+      seconds[p.phase] += ms / 1000.0;
+      cudaEventDestroy(p.begin);
+      cudaEventDestroy(p.end);
+      pending.pop_front();
+    }
+    (void)cudaGetLastError();  // cudaEventQuery's "not ready" is no error
+  }
+#endif
+};
+
+DeviceTimer::DeviceTimer(const std::vector<c10::Device>& devices, size_t phases)
+    : impl_(std::make_unique<Impl>(devices, devices.size() != 1 || !devices.front().is_cuda(), phases)) {
+#ifndef LP_WITH_CUDA
+  impl_->host_clock = true;
+#endif
+}
+
+DeviceTimer::~DeviceTimer() {
+#ifdef LP_WITH_CUDA
+  for (auto& p : impl_->pending) {
+    cudaEventDestroy(p.begin);
+    cudaEventDestroy(p.end);
+  }
+  if (impl_->open) cudaEventDestroy(impl_->open);
+#endif
+}
+
+void DeviceTimer::begin() {
+  if (impl_->host_clock) {
+    for (const auto& device : impl_->devices) synchronize_device(device);
+    impl_->started = std::chrono::steady_clock::now();
+    return;
+  }
+#ifdef LP_WITH_CUDA
+  if (impl_->open) cudaEventDestroy(impl_->open);
+  impl_->open = Impl::record(impl_->devices.front());
+#endif
+}
+
+void DeviceTimer::end(size_t phase) {
+  if (impl_->host_clock) {
+    for (const auto& device : impl_->devices) synchronize_device(device);
+    const auto elapsed = std::chrono::steady_clock::now() - impl_->started;
+    impl_->seconds.at(phase) += std::chrono::duration<double>(elapsed).count();
+    return;
+  }
+#ifdef LP_WITH_CUDA
+  if (!impl_->open || phase >= impl_->seconds.size()) throw Error("internal: DeviceTimer::end without begin");
+  impl_->pending.push_back({impl_->open, Impl::record(impl_->devices.front()), phase});
+  impl_->open = nullptr;
+  impl_->collect(/*wait=*/false);
+#endif
+}
+
+std::vector<double> DeviceTimer::seconds() {
+#ifdef LP_WITH_CUDA
+  if (!impl_->host_clock) impl_->collect(/*wait=*/true);
+#endif
+  return impl_->seconds;
 }
 
 std::vector<c10::Device> resolve_devices(const std::vector<std::string>& names) {

@@ -1,4 +1,4 @@
-// A test seam of resolve_devices(). Private to lp_core and its tests.
+// Test seams of lp_core. Private to lp_core and its tests.
 #pragma once
 
 namespace lp {
@@ -8,5 +8,9 @@ namespace lp {
 // tensors, so a model placed on {"cpu", "meta"} fails wherever a stream,
 // patch or table is on the wrong device, as it would across GPUs.
 void allow_meta_devices_for_tests();
+
+// Lets LayerWeights::to() stack q/k/v on the CPU too, as it
+// does on CUDA devices, so the stacked forward is tested without a GPU.
+void stack_projections_on_cpu_for_tests(bool on);
 
 }  // namespace lp

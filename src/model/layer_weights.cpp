@@ -1,6 +1,8 @@
 #include "model/layer_weights.h"
 
+#include <atomic>
 #include <chrono>
+#include <set>
 
 #ifdef LP_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -8,24 +10,85 @@
 #endif
 
 namespace lp {
+namespace {
 
-// Host -> GPU: page cache -> pinned host memory (a multi-threaded copy,
-// which also takes the page faults of a mapped checkpoint in parallel) ->
-// device, on the current stream without blocking: a pageable source would
-// go through the driver's single-threaded bounce buffer at a fraction of
-// the bus rate. Kernels queued later on the stream see the finished copy.
+std::atomic<bool> stack_on_cpu{false};
+
+// `src` into `dst` (same shape, dtype, maybe another device). Host -> GPU:
+// page cache -> pinned host memory (a multi-threaded copy, which also takes
+// the page faults of a mapped checkpoint in parallel) -> device, on the
+// current stream without blocking: a pageable source would go through the
+// driver's single-threaded bounce buffer at a fraction of the bus rate.
+// Kernels queued later on the stream see the finished copy.
+void copy_into(at::Tensor dst, const at::Tensor& src) {
+  if (!src.is_cpu() || !dst.is_cuda()) {
+    dst.copy_(src);
+    return;
+  }
+  auto pinned = at::empty(src.sizes(), src.options().pinned_memory(true));
+  pinned.copy_(src);
+  dst.copy_(pinned, /*non_blocking=*/true);
+}
+
+at::Tensor copy_to(const at::Tensor& t, const at::Device& device) {
+  if (!t.is_cpu() || !device.is_cuda()) return t.to(device);
+  auto out = at::empty(t.sizes(), t.options().device(device));
+  copy_into(out, t);
+  return out;
+}
+
+// The parts, stacked row-wise on `device` in one new tensor; each part
+// becomes its row range. Undefined (parts untouched) when there is nothing
+// to stack or the parts differ in dtype.
+at::Tensor stack_rows(const at::Device& device, std::initializer_list<at::Tensor*> parts) {
+  const at::Tensor& first = **parts.begin();
+  if (!first.defined()) return {};
+  int64_t rows = 0;
+  for (const auto* part : parts) {
+    if (!part->defined() || part->scalar_type() != first.scalar_type() || part->dim() != first.dim()) return {};
+    rows += part->size(0);
+  }
+  auto shape = first.sizes().vec();
+  shape[0] = rows;
+  auto stacked = at::empty(shape, first.options().device(device));
+  int64_t row = 0;
+  for (auto* part : parts) {
+    auto range = stacked.narrow(0, row, part->size(0));
+    copy_into(range, *part);
+    row += part->size(0);
+    *part = range;
+  }
+  return stacked;
+}
+
+}  // namespace
+
+void stack_projections_on_cpu_for_tests(bool on) { stack_on_cpu = on; }
+
 LayerWeights LayerWeights::to(const at::Device& device) const {
+  return to(device, device.is_cuda() || (device.is_cpu() && stack_on_cpu));
+}
+
+LayerWeights LayerWeights::to(const at::Device& device, bool stack_qkv) const {
   LayerWeights copy = *this;
+  copy.qkv_proj = copy.qkv_bias = at::Tensor();
+  if (stack_qkv) {
+    copy.qkv_proj = stack_rows(device, {&copy.q_proj, &copy.k_proj, &copy.v_proj});
+    // The biases are stacked only with their weights: the forward adds
+    // qkv_bias to the stacked product or none at all.
+    if (copy.qkv_proj.defined()) copy.qkv_bias = stack_rows(device, {&copy.q_bias, &copy.k_bias, &copy.v_bias});
+  }
   copy.for_each([&](at::Tensor& t) {
-    if (!t.is_cpu() || !device.is_cuda()) {
-      t = t.to(device);
-      return;
-    }
-    auto pinned = at::empty(t.sizes(), t.options().pinned_memory(true));
-    pinned.copy_(t);
-    t = pinned.to(device, /*non_blocking=*/true);
+    if (t.device() != device) t = copy_to(t, device);
   });
   return copy;
+}
+
+void LayerWeights::unstack_group_of(const std::string& suffix) {
+  static const std::set<std::string> qkv = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                                            "self_attn.v_proj.weight", "self_attn.q_proj.bias",
+                                            "self_attn.k_proj.bias",   "self_attn.v_proj.bias"};
+  if (qkv.count(suffix)) qkv_proj = qkv_bias = at::Tensor();
 }
 
 bool BackgroundUploader::available(const at::Device& device) {

@@ -1,6 +1,7 @@
 #include "linearpatch/model/llama.h"
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include <spdlog/spdlog.h>
 
@@ -190,6 +191,16 @@ struct LlamaModel::Impl {
 };
 
 at::Tensor LlamaModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+#if defined(LP_FUSED_RMS_NORM) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+  // On a GPU, one kernel instead of eight (0.09 ms against 0.86 ms for 8 x 2048
+  // x 4096 bf16 on an H200, scripts/gpu_op_probe.py). It scales by the weight
+  // before rounding to the compute dtype once, where transformers rounds twice:
+  // at most one unit in the last place apart. The CPU keeps transformers' steps.
+  if (x.is_cuda()) {
+    const int64_t channels = x.size(-1);
+    return at::rms_norm(x, at::IntArrayRef(&channels, 1), cast(weight), config.rms_norm_eps);
+  }
+#endif
   // As HF LlamaRMSNorm: normalise in float32, cast back, then scale.
   auto x32 = x.to(at::kFloat);
   auto variance = x32.pow(2).mean(-1, /*keepdim=*/true);
@@ -203,9 +214,21 @@ at::Tensor LlamaModel::Impl::attention_block(const LayerWeights& w, const at::Te
   const int64_t n_heads = config.num_attention_heads, n_kv = config.num_key_value_heads;
   const int64_t D = config.head_dim;
   auto x = rms_norm(h, w.input_norm);
-  auto q = linear(x, w.q_proj, w.q_bias).view({B, T, n_heads, D});
-  auto k = linear(x, w.k_proj, w.k_bias).view({B, T, n_kv, D});
-  auto v = linear(x, w.v_proj, w.v_bias).view({B, T, n_kv, D}).transpose(1, 2);
+  at::Tensor q, k, v;
+  if (w.qkv_proj.defined()) {  // one product, its columns split (views, no copies)
+    const auto qkv = linear(x, w.qkv_proj, w.qkv_bias);
+    const int64_t q_dim = w.q_proj.size(0), kv_dim = w.k_proj.size(0);
+    q = qkv.narrow(-1, 0, q_dim);
+    k = qkv.narrow(-1, q_dim, kv_dim);
+    v = qkv.narrow(-1, q_dim + kv_dim, kv_dim);
+  } else {
+    q = linear(x, w.q_proj, w.q_bias);
+    k = linear(x, w.k_proj, w.k_bias);
+    v = linear(x, w.v_proj, w.v_bias);
+  }
+  q = q.view({B, T, n_heads, D});
+  k = k.view({B, T, n_kv, D});
+  v = v.view({B, T, n_kv, D}).transpose(1, 2);
   if (w.q_norm.defined()) {  // Qwen3: each head normalised before RoPE
     q = rms_norm(q, w.q_norm);
     k = rms_norm(k, w.k_norm);
@@ -243,6 +266,7 @@ at::Tensor* LlamaModel::Impl::slot(const std::string& name) {
   auto copy = std::make_shared<LayerWeights>(uploads ? *layers[layer] : *this->layer(layer));
   at::Tensor* field = copy->field(suffix);
   if (!field) return nullptr;
+  copy->unstack_group_of(suffix);
   layers[layer] = copy;
   return field;
 }
@@ -531,8 +555,10 @@ at::Tensor LlamaModel::final_norm(const at::Tensor& hidden) const {
   return impl_->rms_norm(impl_->to_head(hidden), impl_->norm);
 }
 
-at::Tensor LlamaModel::lm_head(const at::Tensor& normed) const {
-  return at::linear(impl_->to_head(normed), impl_->cast(impl_->lm_head)).to(at::kFloat);
+at::Tensor LlamaModel::lm_head(const at::Tensor& normed) const { return lm_head_compute_dtype(normed).to(at::kFloat); }
+
+at::Tensor LlamaModel::lm_head_compute_dtype(const at::Tensor& normed) const {
+  return at::linear(impl_->to_head(normed), impl_->cast(impl_->lm_head));
 }
 
 at::Tensor LlamaModel::lm_head_at(const at::Tensor& normed, const at::Tensor& ids) const {

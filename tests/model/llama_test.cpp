@@ -10,6 +10,7 @@
 #include "linearpatch/core/error.h"
 #include "linearpatch/model/llama.h"
 #include "model/attention.h"
+#include "model/device_testing.h"
 #include "model/rope.h"
 #include "support/test_env.h"
 #include "support/tiny_model.h"
@@ -173,6 +174,51 @@ TEST(LlamaModel, EachFamilysAttentionFollowsItsRules) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(12);
     const auto h = at::randn({2, 11, config.hidden_size}, gen);
     expect_close(model.trace_layer(0, h).after_attention, reference_attention_half(config, weights, h), 1e-4, name);
+  }
+}
+
+// On CUDA devices q/k/v are stacked into one product; the seam stacks them
+// on the CPU as well. Same logits for every family shape, and an edited
+// projection (a repair) is used, never a stale stacked copy.
+TEST(LlamaModel, StackedProjectionsGiveTheSameLogitsInEveryFamily) {
+  auto llama_biases = test::tiny_config();
+  llama_biases.mlp_bias = llama_biases.o_bias = true;
+  auto qwen3_with_bias = test::tiny_config(ModelFamily::kQwen3);
+  qwen3_with_bias.qkv_bias = true;
+  auto wide_heads = test::tiny_config(ModelFamily::kQwen3);
+  wide_heads.head_dim = 20;
+  auto mha = test::tiny_config(ModelFamily::kMistral);
+  mha.num_key_value_heads = mha.num_attention_heads;
+  for (const auto& [name, config] : std::vector<std::pair<std::string, LlamaConfig>>{
+           {"llama (GQA)", test::tiny_config()},
+           {"llama with MLP biases", llama_biases},
+           {"qwen2 (q/k/v biases)", test::tiny_config(ModelFamily::kQwen2)},
+           {"qwen3 (q/k norms)", test::tiny_config(ModelFamily::kQwen3)},
+           {"qwen3 with biases", qwen3_with_bias},
+           {"head_dim 20", wide_heads},
+           {"mistral, no GQA", mha}}) {
+    const auto weights = test::random_weights(config, 21);
+    const auto ids = random_ids(2, 9, config.vocab_size, 22);
+    const LlamaModel plain(config, weights);
+    stack_projections_on_cpu_for_tests(true);
+    const LlamaModel stacked(config, weights);
+    stack_projections_on_cpu_for_tests(false);
+    const auto q = stacked.weight(layer_tensor_name(1, "self_attn.q_proj.weight"));
+    const auto k = stacked.weight(layer_tensor_name(1, "self_attn.k_proj.weight"));
+    ASSERT_EQ(static_cast<const char*>(k.data_ptr()), static_cast<const char*>(q.data_ptr()) + q.nbytes()) << name;
+    const auto logits = plain.forward(ids);
+    expect_close(stacked.forward(ids), logits, 1e-5, name);
+
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(23);
+    TensorMap edits;
+    for (const char* suffix : {"self_attn.v_proj.weight", "self_attn.q_proj.bias"}) {
+      const auto tensor_name = layer_tensor_name(1, suffix);
+      if (!weights.count(tensor_name)) continue;  // a family without q/k/v biases
+      edits[tensor_name] = weights.at(tensor_name) + 0.05 * at::randn(weights.at(tensor_name).sizes(), gen);
+    }
+    const auto edited_logits = plain.with_replaced_weights(edits).forward(ids);
+    EXPECT_GT((edited_logits - logits).abs().max().item<double>(), 1e-3) << name << ": the edit changes nothing";
+    expect_close(stacked.with_replaced_weights(edits).forward(ids), edited_logits, 1e-5, name + ", edited");
   }
 }
 

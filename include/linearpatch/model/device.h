@@ -5,6 +5,7 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,27 @@ std::optional<uint64_t> peak_device_memory(const c10::Device& device);
 
 // Waits for queued device work, so host clocks measure it (no-op on CPU).
 void synchronize_device(const c10::Device& device);
+
+// Device seconds of phases of queued work, measured without making the
+// host wait: on one CUDA device, events recorded on its current stream at
+// begin() and end() and read once they complete; on the CPU (whose work is
+// done when a call returns) or across several devices, the host clock
+// after synchronising every one of them.
+class DeviceTimer {
+ public:
+  DeviceTimer(const std::vector<c10::Device>& devices, size_t phases);
+  ~DeviceTimer();
+  DeviceTimer(const DeviceTimer&) = delete;
+  DeviceTimer& operator=(const DeviceTimer&) = delete;
+
+  void begin();             // the next phase's work is queued after this
+  void end(size_t phase);   // ... and before this
+  std::vector<double> seconds();  // per phase; waits for the work queued so far
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // The devices named ("cpu", "cuda", "cuda:N"): one, or several of one kind,
 // CUDA ones by distinct index. UsageError naming the entry otherwise, or

@@ -149,6 +149,9 @@ class LlamaModel {
   // These two and lm_head_at take their input from any device and compute on device().
   at::Tensor final_norm(const at::Tensor& hidden) const;  // [.., C] compute dtype
   at::Tensor lm_head(const at::Tensor& normed) const;     // [.., V] float32
+  // [.., V] in the compute dtype, as the product gives them (no float32
+  // copy of the whole vocabulary): for a top-K that converts only K values.
+  at::Tensor lm_head_compute_dtype(const at::Tensor& normed) const;
   // Logits at the given vocabulary ids only: normed [.., C], ids [.., K] ->
   // [.., K] float32, at K/V of the cost of lm_head (distillation on the
   // teacher's top-K tokens needs no others).
