@@ -51,11 +51,31 @@ std::map<std::string, std::string> read_weight_map(const std::filesystem::path& 
 
 }  // namespace
 
-Checkpoint::Checkpoint(const std::filesystem::path& dir, const ConfigCheck& check_config) : dir_(dir) {
-  if (!directory_exists(dir)) {
-    fail_input(dir, path_exists(dir) ? "not a directory" : "no such directory");
+std::string read_checkpoint_config(const std::filesystem::path& dir) {
+  if (!directory_exists(dir)) fail_input(dir, path_exists(dir) ? "not a directory" : "no such directory");
+  return read_text_file(dir / "config.json", kMaxJsonBytes);
+}
+
+CheckpointFileSizes checkpoint_file_sizes(const std::filesystem::path& dir) {
+  CheckpointFileSizes sizes;
+  const bool single = path_exists(dir / kSingleFile);
+  sizes.sharded = !single && path_exists(dir / kIndexFile);
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    std::error_code size_ec;
+    if (name.empty() || name[0] == '.' || !it->is_regular_file(size_ec)) continue;
+    const uint64_t bytes = it->file_size(size_ec);
+    if (size_ec) continue;
+    const bool weights = single ? name == kSingleFile
+                                : sizes.sharded && it->path().extension() == ".safetensors";
+    (weights ? sizes.weight_bytes : sizes.other_bytes) += bytes;
   }
-  config_text_ = read_text_file(dir / "config.json", kMaxJsonBytes);
+  return sizes;
+}
+
+Checkpoint::Checkpoint(const std::filesystem::path& dir, const ConfigCheck& check_config) : dir_(dir) {
+  config_text_ = read_checkpoint_config(dir);
   if (check_config) check_config(config_text_, dir / "config.json");
   if (path_exists(dir / kSingleFile)) {
     open_single();

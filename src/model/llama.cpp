@@ -431,6 +431,10 @@ std::shared_ptr<const io::Checkpoint> open_checkpoint(const std::filesystem::pat
       dir, [](const std::string& text, const std::filesystem::path& path) { parse_llama_config(text, path.string()); });
 }
 
+LlamaConfig read_llama_config(const std::filesystem::path& dir) {
+  return parse_llama_config(io::read_checkpoint_config(dir), (dir / "config.json").string());
+}
+
 LlamaModel LlamaModel::load(std::shared_ptr<const io::Checkpoint> checkpoint, const ModelOptions& options) {
   const auto& dir = checkpoint->dir();
   auto config = parse_llama_config(checkpoint->config_text(), (dir / "config.json").string());

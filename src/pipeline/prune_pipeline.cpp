@@ -10,6 +10,7 @@
 #include "linearpatch/prune/early_layer_copies.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "linearpatch/select/patched_kl.h"
+#include "pipeline/preflight.h"
 #include "pipeline/stages.h"
 
 namespace lp {
@@ -84,24 +85,22 @@ std::string provenance(const PruneJob& job, const PruneResult& result) {
   return entry.dump();
 }
 
-std::vector<Task> load_tasks(const std::vector<TaskSpec>& specs) {
-  std::vector<Task> tasks;
-  for (const auto& spec : specs) tasks.push_back(load_task(spec));
-  return tasks;
-}
-
 }  // namespace
 
 PruneResult run_prune(const PruneJob& job) {
   Stopwatch total;
   PhaseClock clock;
+  // Every check that needs no weights comes first, the text included.
+  const auto checked = preflight(job);
+  const auto& tokenizer = checked.tokenizer;
+  const auto& tasks = checked.tasks;
+  const int64_t L = checked.config.num_hidden_layers;
+  const auto needs = job_needs(job, L);
+  std::optional<CalibrationText> text;
+  if (!pure_surgery(job)) text = prepare_calibration_text(*tokenizer, job.calibration, needs.held_out, clock);
   AtomicOutputDir output(job.output_dir, job.overwrite, {job.model_dir});
   const auto source = open_checkpoint(job.model_dir);
   const auto model = clock.time("load", [&] { return LlamaModel::load(source, job.model); });
-  validate(job, model.config());
-  const auto tokenizer = load_tokenizer(job.model_dir);
-  const auto tasks = load_tasks(job.eval_tasks);  // bad rows fail before any work
-  const int64_t L = model.num_layers();
   io::WriteOptions write_options;
   write_options.sync = job.sync;
   // A sharded source is written one file per layer, copied while the model
@@ -123,14 +122,12 @@ PruneResult run_prune(const PruneJob& job) {
   result.repair = repair_choice_name(job.repair.kind);
   result.emit = job.emit.mode == EmitMode::kVanilla ? "vanilla" : "exact";
 
-  const auto needs = job_needs(job, L);
   std::optional<Rotation> rotation;
   if (!needs.magnitude_gaps.empty() || job.repair.kind == RepairChoice::kLinearPatch)
     rotation = make_rotation(model, job.repair.rotation, job.calibration.seed);
   result.rotation = rotation ? rotation->description() : "none";
   std::optional<Calibrated> calibrated;
-  if (!pure_surgery(job))
-    calibrated = calibrate(model, *tokenizer, job.calibration, needs, rotation ? &*rotation : nullptr, clock);
+  if (text) calibrated = calibrate(model, std::move(*text), job.calibration, needs, rotation ? &*rotation : nullptr, clock);
   std::optional<HeldOutKl> held_out;
   if (calibrated && calibrated->held_out_windows.defined())
     held_out.emplace(model, calibrated->held_out_windows, job.calibration.batch_size);
@@ -191,17 +188,18 @@ PruneResult run_prune(const PruneJob& job) {
 ScoreResult run_score(const ScoreJob& job) {
   Stopwatch total;
   PhaseClock clock;
-  const auto model = clock.time("load", [&] { return LlamaModel::load(job.model_dir, job.model); });
-  validate(job, model.config());
-  const auto tokenizer = load_tokenizer(job.model_dir);
-  const int64_t L = model.num_layers();
+  const auto checked = preflight(job);
+  const auto& tokenizer = checked.tokenizer;
+  const int64_t L = checked.config.num_hidden_layers;
   const auto& s = job.selection;
+  const bool ranked_by_kl = s.layers > 0 && (job.rank_patched_kl || s.metric == Metric::kPatchedKl);
+  auto text = prepare_calibration_text(*tokenizer, job.calibration, ranked_by_kl, clock);
+  const auto model = clock.time("load", [&] { return LlamaModel::load(job.model_dir, job.model); });
 
   ScoreResult result;
   result.model = job.model_dir.string();
   result.layers = L;
   result.metric = metric_name(s.metric);
-  const bool ranked_by_kl = s.layers > 0 && (job.rank_patched_kl || s.metric == Metric::kPatchedKl);
   SelectionNeeds needs;
   needs.held_out = ranked_by_kl;
   if (s.layers > 0) needs.similarity_gaps = {1, s.layers};
@@ -212,7 +210,7 @@ ScoreResult run_score(const ScoreJob& job) {
     rotation = make_rotation(model, job.repair.rotation, job.calibration.seed);
     needs.magnitude_gaps = {s.layers};
   }
-  const auto c = calibrate(model, *tokenizer, job.calibration, needs, rotation ? &*rotation : nullptr, clock);
+  const auto c = calibrate(model, std::move(text), job.calibration, needs, rotation ? &*rotation : nullptr, clock);
   clock.time("selection", [&] {
     if (s.layers > 0) {
       result.n = s.layers;

@@ -128,22 +128,27 @@ Rotation make_rotation(const LlamaModel& model, RotationKind kind, uint64_t seed
   return rotation;
 }
 
-Calibrated calibrate(const LlamaModel& model, const Tokenizer& tokenizer, const CalibrationOptions& options,
+CalibrationText prepare_calibration_text(const Tokenizer& tokenizer, const CalibrationOptions& options, bool held_out,
+                                         PhaseClock& clock) {
+  const auto tokens = clock.time("tokenize", [&] { return tokenize_corpus(tokenizer, options.files); });
+  auto windows =
+      split_windows(tokens, options.seq_len, options.samples, held_out ? options.held_out_samples : 0, options.seed);
+  return {windows.fit, windows.held_out, static_cast<int64_t>(tokens.size()), tokenizer.prefix_description()};
+}
+
+Calibrated calibrate(const LlamaModel& model, CalibrationText text, const CalibrationOptions& options,
                      const SelectionNeeds& needs, const Rotation* rotation, PhaseClock& clock) {
   Calibrated c;
-  const auto tokens = clock.time("tokenize", [&] { return tokenize_corpus(tokenizer, options.files); });
-  auto windows = split_windows(tokens, options.seq_len, options.samples, needs.held_out ? options.held_out_samples : 0,
-                               options.seed);
-  c.fit_windows = windows.fit;
-  c.held_out_windows = windows.held_out;
+  c.fit_windows = text.fit_windows;
+  c.held_out_windows = needs.held_out ? text.held_out_windows : at::Tensor();
   auto& s = c.summary;
   for (const auto& f : options.files) s.files.push_back(f.string());
   s.samples = options.samples;
-  s.held_out_samples = needs.held_out ? options.held_out_samples : 0;
+  s.held_out_samples = c.held_out_windows.defined() ? options.held_out_samples : 0;
   s.seq_len = options.seq_len;
   s.seed = options.seed;
-  s.corpus_tokens = static_cast<int64_t>(tokens.size());
-  s.text_prefix = tokenizer.prefix_description();
+  s.corpus_tokens = text.corpus_tokens;
+  s.text_prefix = text.prefix;
   s.attention_note = attention_note(model.config(), options.seq_len);
   spdlog::info("calibration: {} tokens of text starting with {}, {} windows of {} tokens (seed {}){}", s.corpus_tokens,
                s.text_prefix, s.samples, s.seq_len, s.seed,

@@ -55,10 +55,20 @@ struct Calibrated {
   std::unique_ptr<MagnitudeStats> magnitude;  // null without LinearPatch statistics
 };
 
-// Tokenizes, draws the windows and runs them through `model` once,
-// collecting what `needs` asks for; magnitude statistics only with a
-// rotation.
-Calibrated calibrate(const LlamaModel& model, const Tokenizer& tokenizer, const CalibrationOptions& options,
+// The calibration text tokenized and cut into windows: prepared before the
+// model is loaded, so text too short for the windows fails before any
+// weight is read.
+struct CalibrationText {
+  at::Tensor fit_windows, held_out_windows;  // held-out undefined unless asked for
+  int64_t corpus_tokens = 0;
+  std::string prefix;  // what the tokenizer puts in front of the text
+};
+CalibrationText prepare_calibration_text(const Tokenizer& tokenizer, const CalibrationOptions& options, bool held_out,
+                                         PhaseClock& clock);
+
+// Runs the windows through `model` once, collecting what `needs` asks for;
+// magnitude statistics only with a rotation.
+Calibrated calibrate(const LlamaModel& model, CalibrationText text, const CalibrationOptions& options,
                      const SelectionNeeds& needs, const Rotation* rotation, PhaseClock& clock);
 
 // The rotation LinearPatch scales are estimated in (warns when the hidden

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/expect_error.h"
+#include "support/expect_error.h"
 #include "linearpatch/config/llama_config.h"
 #include "support/test_env.h"
 

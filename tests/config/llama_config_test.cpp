@@ -5,7 +5,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "io/expect_error.h"
+#include "support/expect_error.h"
 #include "linearpatch/io/checkpoint.h"
 #include "support/test_env.h"
 

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "io/expect_error.h"
+#include "support/expect_error.h"
 #include "support/test_env.h"
 
 namespace lp::io {

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <thread>
 
-#include "io/expect_error.h"
+#include "support/expect_error.h"
 #include "linearpatch/io/checkpoint.h"
 #include "support/test_env.h"
 

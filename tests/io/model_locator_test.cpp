@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <optional>
 
-#include "io/expect_error.h"
+#include "support/expect_error.h"
 #include "support/test_env.h"
 
 namespace lp::io {

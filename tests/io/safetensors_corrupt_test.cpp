@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "io/expect_error.h"
+#include "support/expect_error.h"
 #include "io/safetensors_bytes.h"
 #include "linearpatch/io/safetensors.h"
 #include "support/test_env.h"

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "io/expect_error.h"
+#include "support/expect_error.h"
 #include "io/safetensors_bytes.h"
 #include "linearpatch/core/error.h"
 #include "support/test_env.h"

@@ -140,7 +140,7 @@ class CliSafety : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     models_ = new test::TempDir;
-    fs::copy(test::repo_dir() / "data/models/demo-llama3-d", model_dir(), fs::copy_options::recursive);
+    fs::copy(test::demo_model_dir(), model_dir(), fs::copy_options::recursive);
   }
   static void TearDownTestSuite() {
     delete models_;
@@ -157,7 +157,7 @@ class CliSafety : public ::testing::Test {
   static std::vector<std::string> prune_args(const fs::path& out) {
     return {"-q",        "prune",     "--model",         model_dir().string(),
             "--layers",  "2",         "--calib-samples", "4",
-            "--seq-len", "64",        "--calib",         (test::repo_dir() / "data/text/brown.calib.txt").string(),
+            "--seq-len", "64",        "--calib",         test::demo_calibration_text().string(),
             "--out",     out.string()};
   }
   // Starts a prune and returns once its temporary output directory exists,
@@ -192,22 +192,53 @@ TEST_P(CliInterrupt, StopsWithStatus130AndLeavesNoOutput) {
 INSTANTIATE_TEST_SUITE_P(Signals, CliInterrupt, ::testing::Values(SIGINT, SIGTERM),
                          [](const auto& info) { return info.param == SIGINT ? "SIGINT" : "SIGTERM"; });
 
-// SIGKILL cannot be caught: the hidden temporary directory may stay behind
-// (docs/safety.md), but the output path never holds a partial checkpoint
-// and a new run to the same path succeeds.
-TEST_F(CliSafety, SigkillLeavesNoOutputAndDoesNotBlockTheNextRun) {
+// SIGKILL cannot be caught: the hidden temporary directory stays behind,
+// but the output path never holds a partial checkpoint, and the next run to
+// the same path removes the leftover, says so, and succeeds.
+TEST_F(CliSafety, SigkillLeftoversAreRemovedByTheNextRun) {
   const fs::path out = work_ / "out";
   auto child = start_prune_and_wait_for_temp_dir(out);
   ASSERT_EQ(::kill(child->pid(), SIGKILL), 0);
   const Outcome outcome = child->wait();
   EXPECT_EQ(outcome.signal, SIGKILL);
   EXPECT_FALSE(fs::exists(out));
-  for (const auto& name : temp_siblings(out))
-    EXPECT_NE(name.find(".tmp-" + std::to_string(child->pid()) + "-"), std::string::npos) << name;
+  const auto left = temp_siblings(out);
+  ASSERT_FALSE(left.empty()) << "the killed run left nothing: this test no longer tests the cleanup";
+  for (const auto& name : left) EXPECT_NE(name.find(".tmp-" + std::to_string(child->pid()) + "-"), std::string::npos) << name;
 
   const Outcome again = Child(prune_args(out), work_.path()).wait();
   EXPECT_EQ(again.exit_code, 0) << again.err;
   EXPECT_TRUE(fs::is_regular_file(out / "model.safetensors"));
+  EXPECT_TRUE(temp_siblings(out).empty()) << temp_siblings(out).front();
+  EXPECT_FALSE(fs::exists(work_ / ".out.lock"));
+  EXPECT_NE(again.err.find("removed "), std::string::npos) << again.err;
+  for (const auto& name : left) EXPECT_NE(again.err.find(name), std::string::npos) << again.err;
+}
+
+// One run per output: a second run with the same output fails at once,
+// naming the first one's pid, and the first finishes undisturbed.
+TEST_F(CliSafety, ASecondRunToTheSameOutputFailsAndTheFirstCompletes) {
+  const fs::path out = work_ / "out";
+  auto first = start_prune_and_wait_for_temp_dir(out);
+  // Stopped, the first run cannot finish before the second one starts.
+  ASSERT_EQ(::kill(first->pid(), SIGSTOP), 0);
+  const auto before = temp_siblings(out);
+  auto args = prune_args(out);
+  args.push_back("--force");
+  const Outcome second = Child(args, work_.path()).wait();
+  EXPECT_EQ(second.exit_code, 1) << second.err;
+  const auto lines = lines_of(second.err);
+  ASSERT_EQ(lines.size(), 1u) << second.err;
+  EXPECT_NE(lines[0].find("is being written by another run (pid " + std::to_string(first->pid()) + ")"),
+            std::string::npos)
+      << lines[0];
+  EXPECT_EQ(temp_siblings(out), before) << "the first run's temporary is untouched";
+  ASSERT_EQ(::kill(first->pid(), SIGCONT), 0);
+  const Outcome done = first->wait();
+  EXPECT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_TRUE(fs::is_regular_file(out / "model.safetensors"));
+  EXPECT_TRUE(fs::is_regular_file(out / "config.json"));
+  EXPECT_TRUE(temp_siblings(out).empty());
 }
 
 TEST_F(CliSafety, FullDiskIsOneClearErrorAndLeavesNoOutput) {
@@ -262,6 +293,35 @@ TEST_F(CliSafety, ReportSplitsTheWriteAndSaysWhetherItIsDurable) {
             test::read_file(work_ / "plain" / "model.safetensors"));
 }
 
+// The options are judged on config.json before any weight file is opened:
+// over weights no reader accepts, a bad layer count is still the error, one
+// usage line, and nothing is written.
+TEST_F(CliSafety, BadLayerCountIsReportedBeforeTheWeightsAreRead) {
+  const fs::path model = work_ / "unreadable";
+  fs::create_directory(model);
+  for (const auto& entry : fs::directory_iterator(model_dir()))
+    if (entry.path().filename() != "model.safetensors") fs::copy_file(entry.path(), model / entry.path().filename());
+  test::write_file(model / "model.safetensors", "not a safetensors file");
+  auto args = prune_args(work_ / "out");
+  args[3] = model.string();  // --model
+  args[5] = "12";            // --layers
+  const Outcome outcome = Child(args, work_.path()).wait();
+  EXPECT_EQ(outcome.exit_code, 2) << outcome.err;
+  const auto lines = lines_of(outcome.err);
+  ASSERT_EQ(lines.size(), 1u) << outcome.err;
+  EXPECT_NE(lines[0].find("cannot remove 12 of 10 layers"), std::string::npos) << lines[0];
+  EXPECT_FALSE(fs::exists(work_ / "out"));
+  EXPECT_TRUE(temp_siblings(work_ / "out").empty());
+  EXPECT_FALSE(fs::exists(work_ / ".out.lock"));
+
+  args[5] = "2";  // a valid request reaches the weights and is refused there
+  const Outcome reached = Child(args, work_.path()).wait();
+  EXPECT_EQ(reached.exit_code, 3) << reached.err;
+  EXPECT_NE(reached.err.find("model.safetensors"), std::string::npos) << reached.err;
+  EXPECT_FALSE(fs::exists(work_ / "out"));
+  EXPECT_TRUE(temp_siblings(work_ / "out").empty());
+}
+
 struct Refusal {
   const char* name;
   int exit_code;
@@ -306,7 +366,7 @@ class CliSeqLen : public CliSafety, public ::testing::WithParamInterface<const c
 TEST_P(CliSeqLen, AboveMaxPositionEmbeddingsIsAUsageError) {
   const std::string command = GetParam();
   std::vector<std::string> args{"-q", command, "--model", model_dir().string(), "--seq-len", "4097"};
-  const std::string text = (test::repo_dir() / "data/text/brown.calib.txt").string();
+  const std::string text = test::demo_calibration_text().string();
   if (command == "eval") args.insert(args.end(), {"--text", text});
   if (command != "eval") args.insert(args.end(), {"--calib", text, "--calib-samples", "1"});
   if (command == "prune") args.insert(args.end(), {"--layers", "2", "--out", (work_ / "out").string()});

@@ -25,6 +25,9 @@ std::filesystem::path shared_dir() {
 std::filesystem::path test_data_dir() { return env_path("LP_TEST_DATA"); }
 std::filesystem::path repo_dir() { return env_path("LP_REPO_DIR"); }
 std::filesystem::path binary_path() { return env_path("LP_BINARY"); }
+std::filesystem::path demo_model_dir() { return repo_dir() / "data" / "models" / "demo-llama3-d"; }
+std::filesystem::path demo_calibration_text() { return repo_dir() / "data" / "text" / "brown.calib.txt"; }
+std::filesystem::path demo_evaluation_text() { return repo_dir() / "data" / "eval" / "brown.visible.txt"; }
 
 TempDir::TempDir() {
   std::random_device rd;

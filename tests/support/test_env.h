@@ -12,6 +12,11 @@ std::filesystem::path shared_dir();      // $LP_SHARED_DIR, empty if unset or mi
 std::filesystem::path test_data_dir();   // $LP_TEST_DATA (tests/data)
 std::filesystem::path repo_dir();        // $LP_REPO_DIR
 std::filesystem::path binary_path();     // $LP_BINARY, the linearpatch executable
+// The demo model shipped in data/models (LLaMA-3 format, 10 layers, hidden
+// 192, one model.safetensors, 9.5 MB) and the text shipped beside it.
+std::filesystem::path demo_model_dir();
+std::filesystem::path demo_calibration_text();  // data/text/brown.calib.txt
+std::filesystem::path demo_evaluation_text();   // data/eval/brown.visible.txt
 
 // A fresh empty directory under the system temp dir, removed on destruction.
 class TempDir {

@@ -62,6 +62,21 @@ class Checkpoint {
   std::map<std::string, TensorRef> tensors_;
 };
 
+// config.json's text, read as Checkpoint reads it (InputError when `dir`
+// or the file is missing or too large); opens no weight file.
+std::string read_checkpoint_config(const std::filesystem::path& dir);
+
+// A checkpoint's files by their size on disk, from the directory listing
+// alone (no weight file is opened): what the checks before a run judge an
+// output's size by. Weights: model.safetensors, or else every
+// *.safetensors file beside model.safetensors.index.json (sharded).
+struct CheckpointFileSizes {
+  bool sharded = false;
+  uint64_t weight_bytes = 0;
+  uint64_t other_bytes = 0;  // config, tokenizer and other visible regular files
+};
+CheckpointFileSizes checkpoint_file_sizes(const std::filesystem::path& dir);
+
 // HF's shard names: model-00001-of-00004.safetensors (1-based index).
 std::string shard_file_name(size_t index, size_t count);
 

@@ -197,6 +197,9 @@ class LlamaModel {
 // checked before any weight file, so an unsupported architecture is refused
 // as such.
 std::shared_ptr<const io::Checkpoint> open_checkpoint(const std::filesystem::path& dir);
+// `dir`'s config.json, parsed and checked as load() checks it, without
+// opening a weight file: jobs are judged on it before the weights are read.
+LlamaConfig read_llama_config(const std::filesystem::path& dir);
 
 // The HF tensor name of a decoder layer's parameter, e.g.
 // layer_tensor_name(3, "mlp.up_proj.weight") == "model.layers.3.mlp.up_proj.weight".
