@@ -16,19 +16,15 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string demo() { return (test::repo_dir() / "data" / "models" / "demo-llama3-d").string(); }
-std::string calib_text() { return (test::repo_dir() / "data" / "text" / "brown.calib.txt").string(); }
-std::string eval_text() { return (test::repo_dir() / "data" / "eval" / "brown.visible.txt").string(); }
+using test::expect_one_error_line;
+
+std::string demo() { return test::demo_model_dir().string(); }
+std::string calib_text() { return test::demo_calibration_text().string(); }
+std::string eval_text() { return test::demo_evaluation_text().string(); }
 
 std::vector<std::string> small_prune(const std::string& out) {
   return {"prune", "-m", demo(), "--layers", "2", "--calib", calib_text(), "--calib-samples", "4", "--seq-len", "64",
           "--out", out, "--json"};
-}
-
-// Exactly one line on stderr, carrying `needle`.
-void expect_one_error_line(const test::ProcessResult& r, const std::string& needle) {
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
 TEST(Cli, HelpListsTheCommandsAndBadFlagsAreUsageErrors) {

@@ -12,8 +12,8 @@ namespace {
 
 using nlohmann::json;
 
-std::string demo() { return (test::repo_dir() / "data" / "models" / "demo-llama3-d").string(); }
-std::string text() { return (test::repo_dir() / "data" / "eval" / "brown.visible.txt").string(); }
+std::string demo() { return test::demo_model_dir().string(); }
+std::string text() { return test::demo_evaluation_text().string(); }
 
 json eval_on(const std::string& device) {
   const auto r = test::run_linearpatch(

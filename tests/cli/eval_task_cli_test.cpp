@@ -14,7 +14,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string demo() { return (test::repo_dir() / "data" / "models" / "demo-llama3-d").string(); }
+using test::expect_one_error_line;
+
+std::string demo() { return test::demo_model_dir().string(); }
 
 const char* kPiqa =
     R"({"goal": "To dry wet hands,", "sol1": "rub them on a towel.", "sol2": "put them in a pond.", "label": 0})"
@@ -27,11 +29,6 @@ const char* kPiqa =
 const char* kWinogrande =
     R"({"sentence": "The trophy did not fit in the case because the _ was too big.", "option1": "trophy", "option2": "case", "answer": "1"})"
     "\n";
-
-void expect_one_error_line(const test::ProcessResult& r, const std::string& needle) {
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
 
 TEST(EvalTaskCli, JsonResultsAndPerRowScores) {
   test::TempDir dir;

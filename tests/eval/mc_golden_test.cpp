@@ -59,7 +59,8 @@ TEST_P(MultipleChoiceGolden, MatchesTheLmEvalReference) {
   }
 }
 
-// The CTest entry `golden` runs Golden*; parameterised names start with the prefix.
+// CTest runs each fixture as an entry golden_mc_<fixture> (tests/CMakeLists.txt):
+// the Golden/ prefix keeps these out of the `torch` entry.
 INSTANTIATE_TEST_SUITE_P(Golden, MultipleChoiceGolden, ::testing::Values("demo-llama3-d", "qwen3-q"),
                          [](const auto& info) {
                            std::string name = info.param;

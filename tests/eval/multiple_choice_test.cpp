@@ -24,7 +24,7 @@ struct Demo {
 
 const Demo& demo() {
   static const Demo d = [] {
-    const auto dir = test::repo_dir() / "data" / "models" / "demo-llama3-d";
+    const auto dir = test::demo_model_dir();
     return Demo{LlamaModel::load(dir), load_tokenizer(dir)};
   }();
   return d;

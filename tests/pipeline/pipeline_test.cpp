@@ -15,6 +15,7 @@
 #include "linearpatch/pipeline/prune_pipeline.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "model/tensor_bridge.h"
+#include "support/expect_error.h"
 #include "support/test_env.h"
 
 namespace lp {
@@ -22,12 +23,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path demo_model() { return test::repo_dir() / "data" / "models" / "demo-llama3-d"; }
+fs::path demo_model() { return test::demo_model_dir(); }
 
 PruneJob small_job(const fs::path& out) {
   PruneJob job;
   job.model_dir = demo_model();
-  job.calibration.files = {test::repo_dir() / "data" / "text" / "brown.calib.txt"};
+  job.calibration.files = {test::demo_calibration_text()};
   job.calibration.samples = 6;
   job.calibration.seq_len = 64;
   job.calibration.batch_size = 3;
@@ -54,18 +55,14 @@ double demo_perplexity(const fs::path& dir) {
   const auto model = LlamaModel::load(dir);
   const auto tokenizer = load_tokenizer(dir);
   const auto windows =
-      sequential_windows(tokenize_corpus(*tokenizer, {test::repo_dir() / "data" / "eval" / "brown.visible.txt"}), 64, 6);
+      sequential_windows(tokenize_corpus(*tokenizer, {test::demo_evaluation_text()}), 64, 6);
   return perplexity(model, windows, 3).ppl;
 }
 
 template <typename Fn>
 void expect_error(Fn&& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error; expected one mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
+  const auto message = test::error_message<Error>(fn);
+  EXPECT_TRUE(test::contains(message, needle)) << "expected '" << needle << "' in: " << message;
 }
 
 TEST(PrunePipeline, WritesAReloadableCheckpointAndAFullReport) {
@@ -78,8 +75,12 @@ TEST(PrunePipeline, WritesAReloadableCheckpointAndAFullReport) {
   EXPECT_LE(start + 2, 9);
   EXPECT_EQ(report["candidates"].size(), 7u);  // starts 1..7
   EXPECT_EQ(report["candidates"][0]["start"].get<int64_t>(), start);
-  for (const char* phase : {"load", "tokenize", "calibration", "selection", "repair", "emit", "write", "total"})
-    EXPECT_TRUE(report["timings"].contains(phase)) << phase;
+  // The phases are disjoint parts of the run (write_copy and write_sync
+  // are parts of write): they add up to at most the total.
+  double phases = 0;
+  for (const auto& [phase, seconds] : report["timings"].items())
+    if (phase != "total" && phase != "write_copy" && phase != "write_sync") phases += seconds.get<double>();
+  EXPECT_LE(phases, report["timings"]["total"].get<double>() + 1e-3) << report["timings"].dump();
   const auto& scales = report["gaps"][0]["scales"];
   EXPECT_LE(scales["min"].get<double>(), scales["mean"].get<double>());
   EXPECT_GT(scales["min"].get<double>(), 0.0);
@@ -91,8 +92,19 @@ TEST(PrunePipeline, WritesAReloadableCheckpointAndAFullReport) {
   const int64_t layer_params = 2 * 192 + 2 * 192 * 192 + 2 * 192 * 64 + 3 * 192 * 512;
   EXPECT_EQ(report["parameters"]["after"].get<int64_t>(),
             report["parameters"]["before"].get<int64_t>() - 2 * layer_params + 192 * 192);
-  EXPECT_TRUE(fs::exists(dir / "out" / "tokenizer.json"));
+  EXPECT_EQ(test::read_file(dir / "out" / "tokenizer.json"), test::read_file(demo_model() / "tokenizer.json"));
   EXPECT_TRUE(fs::exists(dir / "out" / "generation_config.json"));
+
+  // The patch is a repair: the same block removed without one is further
+  // from the dense model on held-back text.
+  auto plain = small_job(dir / "plain");
+  plain.selection.start = start;
+  plain.repair.kind = RepairChoice::kNone;
+  run_prune(plain);
+  const double dense = demo_perplexity(demo_model()), patched = demo_perplexity(dir / "out"),
+               removed = demo_perplexity(dir / "plain");
+  EXPECT_LT(patched, removed) << "dense " << dense;
+  EXPECT_GT(patched, dense);
 }
 
 TEST(PrunePipeline, SameSeedWritesTheSamePatch) {
@@ -236,10 +248,20 @@ TEST(PrunePipeline, DistillationIsReportedAndStoredInTheCheckpoint) {
   const auto report = run(job);
   const auto& d = report["distill"];
   EXPECT_EQ(d["steps"].get<int64_t>(), 2);
-  EXPECT_TRUE(d.contains("val_kl_before"));
-  EXPECT_GT(d["seconds"]["student_forward_backward"].get<double>(), 0.0);
-  const auto config = test::read_file(dir / "out" / "config.json");
-  EXPECT_NE(config.find("\"distill\""), std::string::npos);
+  EXPECT_LT(d["val_kl_after"].get<double>(), d["val_kl_before"].get<double>()) << "training lowered the validation KL";
+  EXPECT_LE(d["seconds"]["student_forward_backward"].get<double>(), d["seconds"]["total"].get<double>());
+  // The checkpoint holds the trained patch (not the closed-form one) and
+  // says how it was trained.
+  const auto stored = nlohmann::json::parse(test::read_file(dir / "out" / "config.json"))["linearpatch"]["distill"];
+  EXPECT_EQ(stored["steps"].get<int64_t>(), d["steps"].get<int64_t>());
+  EXPECT_EQ(stored["val_kl_after"].get<double>(), d["val_kl_after"].get<double>());
+  auto closed_form = small_job(dir / "closed-form");
+  run_prune(closed_form);
+  const io::Checkpoint trained(dir / "out"), fitted(dir / "closed-form");
+  const auto name = patch_tensor_name(report["start"].get<int64_t>());
+  const auto a = trained.tensor(name), b = fitted.tensor(name);
+  ASSERT_EQ(a.info->nbytes(), b.info->nbytes());
+  EXPECT_NE(std::memcmp(a.data(), b.data(), a.info->nbytes()), 0) << "the stored patch is the untrained one";
 }
 
 // On several devices the report says distillation ran data-parallel, and on
@@ -252,10 +274,15 @@ TEST(PrunePipeline, DataParallelDistillationReportsItsRanks) {
   add_small_distillation(job);
   const auto two = run(job);
   EXPECT_EQ(two["distill"]["data_parallel_ranks"].get<int64_t>(), 2);
-  EXPECT_GE(two["distill"]["seconds"]["gradient_sum"].get<double>(), 0.0);
   job.model.devices = {"cpu"};
   job.output_dir = dir / "one";
-  EXPECT_EQ(run(job)["distill"]["data_parallel_ranks"].get<int64_t>(), 1);
+  const auto one = run(job);
+  EXPECT_EQ(one["distill"]["data_parallel_ranks"].get<int64_t>(), 1);
+  // Summed gradients of one window per replica are the gradient of both
+  // windows: the training is the same up to summation order.
+  const double kl_two = two["distill"]["val_kl_after"], kl_one = one["distill"]["val_kl_after"];
+  EXPECT_NEAR(kl_two, kl_one, 1e-4 * kl_one);
+  EXPECT_LT(kl_two, two["distill"]["val_kl_before"].get<double>());
 }
 
 // Iterative selection and per-gap repair choice: every step reports its

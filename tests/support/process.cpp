@@ -4,7 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
+
+#include <gtest/gtest.h>
 
 #include "support/test_env.h"
 
@@ -42,6 +45,11 @@ ProcessResult run_linearpatch(const std::vector<std::string>& args) {
   std::vector<std::string> all{binary_path().string()};
   all.insert(all.end(), args.begin(), args.end());
   return run_process(all);
+}
+
+void expect_one_error_line(const ProcessResult& r, const std::string& needle) {
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
 }  // namespace lp::test

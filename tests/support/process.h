@@ -17,4 +17,7 @@ ProcessResult run_process(const std::vector<std::string>& args);
 // run_process with the linearpatch binary in front of `args`.
 ProcessResult run_linearpatch(const std::vector<std::string>& args);
 
+// Exactly one line on stderr, carrying `needle`: how every failure ends.
+void expect_one_error_line(const ProcessResult& r, const std::string& needle);
+
 }  // namespace lp::test
