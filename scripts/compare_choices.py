@@ -12,7 +12,12 @@ layers, the repair kinds kept and the prune wall time.
 
 Default runs: every n of every reference file, variants cosine/linearpatch
 and iterative/auto; --all-variants adds none, mlp-lstsq, auto (cosine),
-patched-kl, bi and iterative/linearpatch. Standard library only.
+patched-kl, bi and iterative/linearpatch. --quality compares the steps of
+issue 18 on iterative/auto: today's (candidates scored with LinearPatch,
+dense least-squares fits), + kept-repair scoring, + sequential refit,
++ swap search, + distillation (small settings, --distill-samples).
+--calib-samples and --eval-windows shrink the protocol (say so next to the
+numbers). Standard library only.
 """
 import argparse
 import json
@@ -26,14 +31,34 @@ BASE_VARIANTS = ["cosine/linearpatch", "iterative/auto"]
 ALL_VARIANTS = ["cosine/none", "cosine/linearpatch", "cosine/mlp-lstsq", "cosine/auto", "patched-kl/linearpatch",
                 "bi/linearpatch", "iterative/linearpatch", "iterative/auto"]
 
+# Issue 18's steps, each on top of the previous: name -> (metric/patch, flags).
+QUALITY_VARIANTS = {
+    "today": ("iterative/auto", ["--score-repair", "linearpatch", "--refit", "dense"]),
+    "+kept-scoring": ("iterative/auto", ["--refit", "dense"]),
+    "+sequential-refit": ("iterative/auto", ["--refit", "sequential"]),
+    "+swap-search": ("iterative/auto", ["--refit", "sequential", "--search", "swap"]),
+}
 
+
+def variant_command(args, variant):
+    """(metric, patch, extra flags) of a variant name."""
+    if variant in QUALITY_VARIANTS:
+        spec, flags = QUALITY_VARIANTS[variant]
+    elif variant.endswith("+distill"):
+        metric, patch, base = variant_command(args, variant[:-len("+distill")])
+        return metric, patch, base + ["--distill", "--distill-samples", str(args.distill_samples), "--val-samples",
+                                      "4"]
+    else:
+        spec, flags = variant, []
+    metric, patch = spec.split("/")
+    return metric, patch, list(flags)
 
 
 def prune(args, model, calib, n, variant, out):
-    metric, patch = variant.split("/")
+    metric, patch, flags = variant_command(args, variant)
     cmd = [args.binary, "-q", "prune", "--model", model, "--layers", str(n), "--calib", *calib, "--calib-samples",
-           "128", "--seq-len", "512", "--seed", str(args.seed), "--metric", metric, "--patch", patch, "--json",
-           "--out", out]
+           str(args.calib_samples), "--seq-len", "512", "--seed", str(args.seed), "--metric", metric, "--patch",
+           patch, "--json", "--out", out, *flags]
     start = time.time()
     report = run(cmd)
     return report, time.time() - start
@@ -48,9 +73,16 @@ def main():
     parser.add_argument("--all-variants", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--quality", action="store_true", help="issue 18's variants (see above)")
+    parser.add_argument("--distill", default="", help="with --quality: also this variant + distillation")
+    parser.add_argument("--distill-samples", type=int, default=128)
+    parser.add_argument("--calib-samples", type=int, default=128)
+    parser.add_argument("--eval-windows", type=int, default=64)
     args = parser.parse_args()
     fixtures = os.path.join(args.shared, "fixtures")
     variants = args.variants or (ALL_VARIANTS if args.all_variants else BASE_VARIANTS)
+    if args.quality and not args.variants:
+        variants = list(QUALITY_VARIANTS) + ([args.distill + "+distill"] if args.distill else [])
     runs = []
     if args.runs:
         runs = [(r.split(":")[0], int(r.split(":")[1])) for r in args.runs]
@@ -60,8 +92,8 @@ def main():
             runs += [(name, r["n"]) for r in ref["runs"]]
     rows = []
     print("| model | n | metric / repair | removed | repairs | " + " | ".join(["brown", "web", "kdocs"]) +
-          " | prune s |", flush=True)
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+          " | prune s | selection + repair s |", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for name, n in runs:
         model = os.path.join(fixtures, "models", name)
         ref = json.load(open(os.path.join(fixtures, "reference", f"{name}.json")))
@@ -70,14 +102,19 @@ def main():
         for variant in variants:
             with tempfile.TemporaryDirectory() as tmp:
                 report, seconds = prune(args, model, calib, n, variant, os.path.join(tmp, "out"))
-                ppl = evaluate(args.binary, os.path.join(tmp, "out"), texts)
-            repairs = ",".join(g["repair"] for g in report["gaps"])
+                ppl = evaluate(args.binary, os.path.join(tmp, "out"), texts, args.eval_windows)
+            repairs = ",".join(g["repair"] + ("(refit)" if g.get("refit", {}).get("kept") == "sequential" else "")
+                               for g in report["gaps"])
             row = {"model": name, "n": n, "variant": variant, "removed": report["removed"], "repairs": repairs,
-                   "ppl": ppl, "seconds": seconds, "dense": ref["dense"]}
+                   "ppl": ppl, "seconds": seconds, "dense": ref["dense"], "timings": report.get("timings"),
+                   "search": report.get("search"), "refit": [g.get("refit") for g in report["gaps"]],
+                   "distill": report.get("distill")}
             rows.append(row)
             cells = " | ".join(f"{ppl.get(t + '.visible', float('nan')):.2f}" for t in ["brown", "web", "kdocs"])
-            print(f"| {name} | {n} | {variant} | {report['removed']} | {repairs} | {cells} | {seconds:.1f} |",
-                  flush=True)
+            phases = dict(report.get("timings") or {})
+            chosen = phases.get("selection", 0) + phases.get("repair", 0)
+            print(f"| {name} | {n} | {variant} | {report['removed']} | {repairs} | {cells} | {seconds:.1f} | "
+                  f"{chosen:.1f} |", flush=True)
     if args.json:
         json.dump(rows, open(args.json, "w"), indent=1)
 

@@ -58,6 +58,10 @@ struct PruneArgs : SelectionArgs {
   std::vector<std::string> eval_tasks;
   int64_t task_limit = 0;
   DistillArgs distill;
+  std::string refit = "sequential";
+  std::string score_repair = "kept";
+  std::string search = "greedy";
+  int64_t search_budget = 0;
 };
 
 struct ScoreArgs : SelectionArgs {
@@ -161,6 +165,13 @@ const std::map<std::string, RotationKind> kRotationFlags{{"auto", RotationKind::
                                                          {"hadamard", RotationKind::kHadamard},
                                                          {"random", RotationKind::kRandom},
                                                          {"none", RotationKind::kIdentity}};
+const std::map<std::string, RefitChoice> kRefitFlags{{"dense", RefitChoice::kDense},
+                                                     {"sequential", RefitChoice::kSequential}};
+const std::map<std::string, std::optional<RepairKind>> kScoreRepairFlags{{"kept", std::nullopt},
+                                                                         {"none", RepairKind::kNone},
+                                                                         {"linearpatch", RepairKind::kLinearPatch},
+                                                                         {"mlp-lstsq", RepairKind::kMlpLstsq}};
+const std::map<std::string, SearchKind> kSearchFlags{{"greedy", SearchKind::kGreedy}, {"swap", SearchKind::kSwap}};
 const std::map<std::string, EmitMode> kEmitFlags{{"exact", EmitMode::kExact}, {"vanilla", EmitMode::kVanilla}};
 const std::map<std::string, FoldChoice> kFoldFlags{
     {"auto", FoldChoice::kAuto}, {"scalar", FoldChoice::kScalar}, {"least-squares", FoldChoice::kLeastSquares}};
@@ -340,6 +351,10 @@ PruneJob prune_job(const PruneArgs& a, std::vector<std::string> overrides) {
   job.sync = !a.no_fsync;
   job.emit = {to_enum(kEmitFlags, a.emit), to_enum(kFoldFlags, a.fold), a.fold_samples};
   job.max_shard_bytes = a.max_shard_size.empty() ? 0 : parse_byte_size(a.max_shard_size);
+  job.repair.refit = to_enum(kRefitFlags, a.refit);
+  job.selection.score_repair = to_enum(kScoreRepairFlags, a.score_repair);
+  job.selection.search = to_enum(kSearchFlags, a.search);
+  job.selection.search_budget = a.search_budget;
   for (const auto& spec : a.eval_tasks) {
     job.eval_tasks.push_back(parse_task_spec(spec));
     job.eval_tasks.back().limit = a.task_limit;
@@ -414,6 +429,25 @@ Command register_prune(CLI::App& app) {
                 "Skip fsync before the final rename: faster on slow disks; the output is still complete or absent "
                 "if the process dies, but not guaranteed to survive a power loss");
   cmd->add_option("--max-shard-size", args->max_shard_size, "Largest weight file, e.g. 5GB (default: like the input)");
+  cmd->add_option("--refit", args->refit,
+                  "Least-squares repairs of several gaps: sequential (gap by gap in model order, each fitted on the "
+                  "stream of the model with the earlier gaps cut and repaired; kept where the held-out KL does not "
+                  "rise), dense (each on the dense model's stream)")
+      ->capture_default_str()
+      ->check(enum_flag(kRefitFlags));
+  cmd->add_option("--score-repair", args->score_repair,
+                  "With --metric iterative: the repair each candidate is scored with: kept (the kind --patch keeps; "
+                  "mlp-lstsq for auto), linearpatch (cheaper: no least-squares pass per step), mlp-lstsq, none")
+      ->capture_default_str()
+      ->check(enum_flag(kScoreRepairFlags));
+  cmd->add_option("--search", args->search,
+                  "With --metric iterative: greedy (one layer at a time), swap (then swap removed layers for kept "
+                  "ones, nearest first, while the held-out KL drops)")
+      ->capture_default_str()
+      ->check(enum_flag(kSearchFlags));
+  cmd->add_option("--search-budget", args->search_budget,
+                  "Most layer sets the swap search tries (default: n times the eligible layers)")
+      ->check(CLI::PositiveNumber);
   add_distill_args(*cmd, args->distill);
   return {cmd, [args, cmd] {
             check_prune_combinations(*cmd, *args);

@@ -60,6 +60,12 @@ std::string repair_choice_name(RepairChoice choice) {
   return "?";
 }
 
+std::optional<RefitChoice> refit_choice_from_name(const std::string& name) {
+  if (name == "dense") return RefitChoice::kDense;
+  if (name == "sequential") return RefitChoice::kSequential;
+  return std::nullopt;
+}
+
 std::optional<RepairChoice> repair_choice_from_name(const std::string& name) { return from_name(kRepairChoices, name); }
 std::optional<FoldChoice> fold_choice_from_name(const std::string& name) { return from_name(kFoldChoices, name); }
 

@@ -35,15 +35,43 @@ int64_t parameter_count(const io::Checkpoint& checkpoint) {
 SelectionNeeds job_needs(const PruneJob& job, int64_t num_layers) {
   auto needs = selection_needs(job.selection, num_layers);
   const auto kind = job.repair.kind;
-  const bool scored_search = !job.selection.start && (job.selection.metric == Metric::kPatchedKl ||
-                                                      job.selection.metric == Metric::kIterative);
-  if (kind == RepairChoice::kNone || (kind == RepairChoice::kMlpLstsq && !scored_search)) needs.magnitude_gaps.clear();
+  // patched-kl scores its blocks with LinearPatches whatever the repair
+  // kept; iterative scores with the kept kind.
+  const bool linearpatch_scored =
+      !job.selection.start && (job.selection.metric == Metric::kPatchedKl ||
+                               (job.selection.metric == Metric::kIterative &&
+                                job.selection.score_repair == RepairKind::kLinearPatch));
+  if ((kind == RepairChoice::kNone || kind == RepairChoice::kMlpLstsq) && !linearpatch_scored)
+    needs.magnitude_gaps.clear();
   // mlp-lstsq patches the stream only at a gap at layer 0 (edges allowed).
   const bool stream_patches = kind == RepairChoice::kLinearPatch || kind == RepairChoice::kAuto ||
                               (kind == RepairChoice::kMlpLstsq && job.selection.allow_edges);
   needs.held_out = needs.held_out || kind == RepairChoice::kAuto ||
                    (job.emit.mode == EmitMode::kVanilla && stream_patches);
   return needs;
+}
+
+// Iterative candidates are scored with the repair the run keeps; `auto`
+// keeps mlp-lstsq on nearly every gap (docs/results.md), so it scores with
+// that and still chooses per gap afterwards.
+RepairKind scoring_repair(RepairChoice kind) {
+  switch (kind) {
+    case RepairChoice::kNone: return RepairKind::kNone;
+    case RepairChoice::kLinearPatch: return RepairKind::kLinearPatch;
+    case RepairChoice::kMlpLstsq:
+    case RepairChoice::kAuto: return RepairKind::kMlpLstsq;
+  }
+  return RepairKind::kLinearPatch;
+}
+
+// The calibration windows the search's least squares are fitted on: twice
+// the held-out windows, so a step's fitting pass (dense and current model,
+// up to the last candidate gap) costs a fraction of its scoring (about
+// E/2 runs of the held-out windows). The kept repairs are fitted on every
+// calibration window afterwards.
+at::Tensor search_fit_windows(const Calibrated& c) {
+  const int64_t held_out = c.held_out_windows.defined() ? c.held_out_windows.size(0) : 0;
+  return c.fit_windows.narrow(0, 0, std::min(c.fit_windows.size(0), std::max<int64_t>(2 * held_out, 1)));
 }
 
 // What a forced block removed without repair needs: nothing measured.
@@ -133,16 +161,21 @@ PruneResult run_prune(const PruneJob& job) {
     held_out.emplace(model, calibrated->held_out_windows, job.calibration.batch_size);
 
   result.selection = clock.time("selection", [&] {
-    return select_layers(job.selection, {model, calibrated ? calibrated->similarity.get() : nullptr,
-                                         calibrated && calibrated->magnitude ? calibrated->magnitude.get() : nullptr,
-                                         rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr});
+    SelectionInputs inputs{model, calibrated ? calibrated->similarity.get() : nullptr,
+                           calibrated && calibrated->magnitude ? calibrated->magnitude.get() : nullptr,
+                           rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr};
+    inputs.scoring_repair = job.selection.score_repair.value_or(scoring_repair(job.repair.kind));
+    if (calibrated) inputs.fit_windows = search_fit_windows(*calibrated);
+    inputs.batch_size = job.calibration.batch_size;
+    return select_layers(job.selection, inputs);
   });
   const auto plan = make_prune_plan(L, result.selection.removed);
   spdlog::info("removing layers {}", describe_layers(plan.removed));
 
   const Calibrated* calibration = calibrated ? &*calibrated : nullptr;
   auto repaired = clock.time("repair", [&] {
-    return repair_gaps(model, plan.removed, job.repair.kind, calibration, rotation ? &*rotation : nullptr,
+    return repair_gaps(model, plan.removed, job.repair.kind, job.repair.refit, calibration,
+                       rotation ? &*rotation : nullptr,
                        held_out ? &*held_out : nullptr, job.calibration.batch_size);
   });
   if (job.distill)

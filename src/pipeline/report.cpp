@@ -58,7 +58,19 @@ Json gap_json(const GapReport& g) {
     for (const auto& [kind, kl] : g.candidates) candidates[kind] = {{"held_out_kl", kl}};
     j["repair_candidates"] = candidates;
   }
+  if (g.refit)
+    j["refit"] = {{"held_out_kl_dense_fit", g.refit->kl_dense_fit},
+                  {"held_out_kl_sequential", g.refit->kl_refit},
+                  {"kept", g.refit->kept ? "sequential" : "dense"}};
   return j;
+}
+
+Json search_json(const SearchOutcome& s) {
+  auto moves = Json::array();
+  for (const auto& m : s.accepted) moves.push_back({{"restored", m.restored}, {"removed", m.removed}, {"held_out_kl", m.kl}});
+  return {{"kind", s.kind},       {"greedy", s.greedy},   {"greedy_held_out_kl", s.greedy_kl},
+          {"accepted", moves},    {"final_held_out_kl", s.final_kl}, {"sets_tried", s.trials},
+          {"budget", s.budget}};
 }
 
 Json distill_json(const DistillReport& d) {
@@ -147,6 +159,7 @@ Report to_json(const PruneResult& r) {
   if (!r.selection.candidates.empty()) out["candidates"] = blocks_json(r.selection.candidates);
   if (!r.selection.influence.empty()) out["block_influence"] = r.selection.influence;
   if (!r.selection.steps.empty()) out["iterative_steps"] = iterative_json(r.selection.steps);
+  if (r.selection.search) out["search"] = search_json(*r.selection.search);
   if (r.distill) out["distill"] = distill_json(*r.distill);
   out["emit"] = r.emit;
   if (r.fold) out["vanilla"] = fold_json(*r.fold);
@@ -220,6 +233,16 @@ std::string summarize(const PruneResult& r) {
                       << fixed((*g.scales)[2], 4) << "]";
     if (g.range.end < r.layers) out << "; layer " << g.range.end << " is now at position " << g.new_position;
     for (const auto& [kind, kl] : g.candidates) out << "\n    held-out KL with " << kind << ": " << fixed(kl, 5);
+    if (g.refit)
+      out << "\n    sequential refit: held-out KL " << fixed(g.refit->kl_dense_fit, 5) << " (dense fit) -> "
+          << fixed(g.refit->kl_refit, 5) << (g.refit->kept ? ", kept" : ", dense fit kept");
+  }
+  if (const auto& s = r.selection.search) {
+    out << "\n" << s->kind << " search: greedy set " << describe_layers(s->greedy) << " (held-out KL "
+        << fixed(s->greedy_kl, 5) << ")";
+    for (const auto& m : s->accepted)
+      out << "\n  layer " << m.restored << " back, layer " << m.removed << " out: KL " << fixed(m.kl, 5);
+    out << "\n  " << s->trials << " of " << s->budget << " sets tried";
   }
   if (r.distill)
     out << "\ndistillation: validation KL " << fixed(r.distill->val_kl_before, 5) << " -> "

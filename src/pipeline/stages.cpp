@@ -14,6 +14,7 @@
 #include "linearpatch/eval/perplexity.h"
 #include "linearpatch/model/device.h"
 #include "linearpatch/patch/linear_patch.h"
+#include "linearpatch/patch/refit.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 
 namespace lp {
@@ -47,26 +48,76 @@ std::vector<Repair> fit_mlp_lstsq(const LlamaModel& dense, const std::vector<Lay
   return repairs;
 }
 
+// Gap g's least squares refitted on the stream of the model with gaps
+// 0..g-1 cut and repaired as `repairs` says (their final repairs: gaps are
+// settled in model order).
+Repair refit_gap(const LlamaModel& dense, const std::vector<Repair>& repairs, size_t g, const at::Tensor& windows,
+                 int64_t batch_size) {
+  std::vector<int64_t> earlier;
+  for (size_t i = 0; i < g; ++i)
+    for (int64_t l = repairs[i].gap.start; l < repairs[i].gap.end; ++l) earlier.push_back(l);
+  const std::vector<Repair> settled(repairs.begin(), repairs.begin() + static_cast<std::ptrdiff_t>(g));
+  const auto& gap = repairs[g].gap;
+  return mlp_lstsq_repair(gap, stream_fit_equations(dense, earlier, layer_patches(settled), {gap}, windows,
+                                                    batch_size)
+                                   .front());
+}
+
 // Per gap, in order, the kind with the lowest held-out KL while the other
-// gaps keep their current repair (LinearPatch until chosen).
+// gaps keep their current repair (LinearPatch until chosen). With `refit`,
+// a gap after the first also tries its least squares refitted on the
+// stream the earlier, chosen repairs give.
 void choose_repairs(const LlamaModel& dense, const std::vector<int64_t>& removed, std::vector<Repair>& repairs,
-                    const std::vector<Repair>& lstsq, const HeldOutKl& held_out, RepairOutcome& outcome) {
+                    const std::vector<Repair>& lstsq, const HeldOutKl& held_out, bool refit,
+                    const at::Tensor& fit_windows, int64_t batch_size, RepairOutcome& outcome) {
   for (size_t g = 0; g < repairs.size(); ++g) {
-    const std::vector<Repair> candidates{unrepaired(repairs[g].gap), repairs[g], lstsq[g]};
+    std::vector<std::pair<std::string, Repair>> candidates{{"none", unrepaired(repairs[g].gap)},
+                                                           {"linearpatch", repairs[g]},
+                                                           {"mlp-lstsq", lstsq[g]}};
+    if (refit && g > 0) candidates.emplace_back("mlp-lstsq-refit", refit_gap(dense, repairs, g, fit_windows, batch_size));
     double best = std::numeric_limits<double>::infinity();
+    std::string chosen_name;
     Repair chosen;
-    for (const auto& candidate : candidates) {
+    for (const auto& [name, candidate] : candidates) {
       repairs[g] = candidate;
       const double kl = held_out.mean_kl(dense.without_layers(removed, layer_patches(repairs)));
-      outcome.reports[g].candidates.emplace_back(repair_kind_name(candidate.kind), kl);
+      outcome.reports[g].candidates.emplace_back(name, kl);
       if (kl < best) {
         best = kl;
         chosen = candidate;
+        chosen_name = name;
       }
     }
     repairs[g] = chosen;
-    spdlog::info("repair of {}: {} (held-out KL {:.5f})", describe_range(chosen.gap), repair_kind_name(chosen.kind),
-                 best);
+    if (refit && g > 0) {
+      const auto& kls = outcome.reports[g].candidates;
+      outcome.reports[g].refit = GapReport::Refit{kls[2].second, kls[3].second, chosen_name == "mlp-lstsq-refit"};
+    }
+    spdlog::info("repair of {}: {} (held-out KL {:.5f})", describe_range(chosen.gap), chosen_name, best);
+  }
+}
+
+// mlp-lstsq everywhere: each gap after the first refitted in model order,
+// the refit kept unless the held-out KL says the dense fit was better.
+void refit_in_sequence(const LlamaModel& dense, const std::vector<int64_t>& removed, std::vector<Repair>& repairs,
+                       const HeldOutKl* held_out, const at::Tensor& fit_windows, int64_t batch_size,
+                       RepairOutcome& outcome) {
+  for (size_t g = 1; g < repairs.size(); ++g) {
+    const auto dense_fit = repairs[g];
+    const auto refitted = refit_gap(dense, repairs, g, fit_windows, batch_size);
+    if (!held_out) {
+      repairs[g] = refitted;
+      continue;
+    }
+    GapReport::Refit r;
+    r.kl_dense_fit = held_out->mean_kl(dense.without_layers(removed, layer_patches(repairs)));
+    repairs[g] = refitted;
+    r.kl_refit = held_out->mean_kl(dense.without_layers(removed, layer_patches(repairs)));
+    r.kept = r.kl_refit <= r.kl_dense_fit;
+    if (!r.kept) repairs[g] = dense_fit;
+    spdlog::info("repair of {}: sequential refit, held-out KL {:.5f} -> {:.5f}{}", describe_range(repairs[g].gap),
+                 r.kl_dense_fit, r.kl_refit, r.kept ? "" : " (dense fit kept)");
+    outcome.reports[g].refit = r;
   }
 }
 
@@ -173,8 +224,8 @@ Calibrated calibrate(const LlamaModel& model, CalibrationText text, const Calibr
 }
 
 RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& removed, RepairChoice kind,
-                          const Calibrated* calibration, const Rotation* rotation, const HeldOutKl* held_out,
-                          int64_t batch_size) {
+                          RefitChoice refit, const Calibrated* calibration, const Rotation* rotation,
+                          const HeldOutKl* held_out, int64_t batch_size) {
   const auto gaps = layer_runs(removed);
   const bool wants_lstsq = kind == RepairChoice::kMlpLstsq || kind == RepairChoice::kAuto;
   const auto lstsq = wants_lstsq ? fit_mlp_lstsq(dense, gaps, calibration->fit_windows, batch_size)
@@ -189,12 +240,18 @@ RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& r
     report.new_position = new_position(removed, gaps[g].end);
     outcome.reports.push_back(std::move(report));
   }
-  if (kind == RepairChoice::kAuto) choose_repairs(dense, removed, outcome.repairs, lstsq, *held_out, outcome);
+  const bool sequential = refit == RefitChoice::kSequential;
+  if (kind == RepairChoice::kAuto)
+    choose_repairs(dense, removed, outcome.repairs, lstsq, *held_out, sequential, calibration->fit_windows, batch_size,
+                   outcome);
+  if (kind == RepairChoice::kMlpLstsq && sequential)
+    refit_in_sequence(dense, removed, outcome.repairs, held_out, calibration->fit_windows, batch_size, outcome);
   for (size_t g = 0; g < gaps.size(); ++g) {
     const auto& repair = outcome.repairs[g];
     auto& report = outcome.reports[g];
     report.repair = repair_kind_name(repair.kind);
     report.description = repair.description();
+    if (report.refit && report.refit->kept) report.description += ", fitted on the stream of the model with the earlier gaps cut";
     if (repair.kind == RepairKind::kLinearPatch) {
       const auto d = summarize_scales(patch_scales(*calibration->magnitude, repair.gap.start, repair.gap.end));
       report.scales = std::array<double, 4>{d.mean, d.min, d.max, d.std};

@@ -81,10 +81,13 @@ struct RepairOutcome {
 };
 
 // One repair per gap of `removed`, as `kind` asks; kAuto judges the kinds on
-// `held_out`. `calibration` may be null for kNone only.
+// `held_out`. With kSequential, the least-squares repair of every gap after
+// the first is refitted on the stream of the model with the earlier gaps cut
+// and repaired, and kept where the held-out KL (if any) does not rise.
+// `calibration` may be null for kNone only.
 RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& removed, RepairChoice kind,
-                          const Calibrated* calibration, const Rotation* rotation, const HeldOutKl* held_out,
-                          int64_t batch_size);
+                          RefitChoice refit, const Calibrated* calibration, const Rotation* rotation,
+                          const HeldOutKl* held_out, int64_t batch_size);
 
 // Training windows from the first 90 % of the distillation text, validation
 // windows from the last 10 %.

@@ -94,9 +94,21 @@ Selection select_layers(const SelectionOptions& s, const SelectionInputs& in) {
       selection.removed = lowest_influence_layers(selection.influence, n, s.allow_edges);
       return selection;
     case Metric::kIterative: {
-      auto result = select_iteratively(in.dense, *in.held_out, in.magnitude, rotation, n, s.allow_edges);
+      IterativeOptions o;
+      o.n = n;
+      o.allow_edges = s.allow_edges;
+      o.repair = in.scoring_repair == RepairKind::kLinearPatch && !in.magnitude ? RepairKind::kNone
+                                                                                : in.scoring_repair;
+      o.stats = in.magnitude;
+      o.rotation = &rotation;
+      o.fit_windows = in.fit_windows;
+      o.batch_size = in.batch_size;
+      o.search = s.search;
+      o.budget = s.search_budget;
+      auto result = select_iteratively(in.dense, *in.held_out, o);
       selection.removed = std::move(result.removed);
       selection.steps = std::move(result.steps);
+      selection.search = std::move(result.search);
       return selection;
     }
   }

@@ -15,6 +15,7 @@
 #include "linearpatch/pipeline/prune_pipeline.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "model/tensor_bridge.h"
+#include "pipeline/stages.h"
 #include "support/expect_error.h"
 #include "support/test_env.h"
 
@@ -121,6 +122,68 @@ TEST(PrunePipeline, SameSeedWritesTheSamePatch) {
     ASSERT_EQ(ta.info->nbytes(), tb.info->nbytes()) << name;
     EXPECT_EQ(std::memcmp(ta.data(), tb.data(), ta.info->nbytes()), 0) << name;
   }
+}
+
+// Byte-identical weight files in two outputs.
+void expect_same_weights(const fs::path& a, const fs::path& b) {
+  const io::Checkpoint ca(a), cb(b);
+  const auto names = ca.tensor_names();
+  ASSERT_EQ(names, cb.tensor_names());
+  for (const auto& name : names) {
+    const auto ta = ca.tensor(name), tb = cb.tensor(name);
+    ASSERT_EQ(ta.info->nbytes(), tb.info->nbytes()) << name;
+    EXPECT_EQ(std::memcmp(ta.data(), tb.data(), ta.info->nbytes()), 0) << name;
+  }
+}
+
+// One gap (the paper's case): the sequential refit has nothing before it to
+// refit for, so the output is the dense fit's, byte for byte.
+TEST(PrunePipeline, SequentialRefitOfOneGapIsTheDenseFit) {
+  test::TempDir dir;
+  for (const auto kind : {RepairChoice::kMlpLstsq, RepairChoice::kAuto}) {
+    auto dense = small_job(dir / "dense");
+    dense.selection.start = 3;
+    dense.repair.kind = kind;
+    dense.repair.refit = RefitChoice::kDense;
+    dense.overwrite = true;
+    auto sequential = dense;
+    sequential.output_dir = dir / "sequential";
+    sequential.repair.refit = RefitChoice::kSequential;
+    const auto a = run_prune(dense), b = run_prune(sequential);
+    ASSERT_EQ(b.gaps.size(), 1u);
+    EXPECT_FALSE(b.gaps.front().refit);
+    EXPECT_EQ(a.gaps.front().candidates, b.gaps.front().candidates);
+    expect_same_weights(dir / "dense", dir / "sequential");
+  }
+}
+
+// Several gaps: every gap after the first reports its held-out KL with the
+// dense fit and with the refit, and keeps the lower; the first keeps its
+// dense fit.
+TEST(PrunePipeline, SequentialRefitReportsEachLaterGap) {
+  const auto model = LlamaModel::load(demo_model());
+  const auto tokenizer = load_tokenizer(demo_model());
+  const auto tokens = tokenize_corpus(*tokenizer, {test::repo_dir() / "data" / "text" / "brown.calib.txt"});
+  const auto windows = split_windows(tokens, 64, 6, 2, 0);
+  Calibrated calibrated;
+  calibrated.fit_windows = windows.fit;
+  const HeldOutKl held_out(model, windows.held_out, 3);
+  const std::vector<int64_t> removed{2, 5, 6};
+  const auto dense = repair_gaps(model, removed, RepairChoice::kMlpLstsq, RefitChoice::kDense, &calibrated, nullptr,
+                                 &held_out, 3);
+  const auto sequential = repair_gaps(model, removed, RepairChoice::kMlpLstsq, RefitChoice::kSequential, &calibrated,
+                                      nullptr, &held_out, 3);
+  ASSERT_EQ(sequential.reports.size(), 2u);
+  EXPECT_FALSE(dense.reports[1].refit);
+  EXPECT_FALSE(sequential.reports[0].refit);
+  EXPECT_TRUE(at::equal(sequential.repairs[0].matrix, dense.repairs[0].matrix));
+  ASSERT_TRUE(sequential.reports[1].refit);
+  const auto& r = *sequential.reports[1].refit;
+  const double final_kl = held_out.mean_kl(model.without_layers(removed, layer_patches(sequential.repairs)));
+  EXPECT_NEAR(r.kl_dense_fit, held_out.mean_kl(model.without_layers(removed, layer_patches(dense.repairs))), 1e-9);
+  EXPECT_NEAR(final_kl, std::min(r.kl_dense_fit, r.kl_refit), 1e-9);
+  EXPECT_EQ(r.kept, r.kl_refit <= r.kl_dense_fit);
+  EXPECT_EQ(at::equal(sequential.repairs[1].matrix, dense.repairs[1].matrix), !r.kept);
 }
 
 TEST(PrunePipeline, ForcedBlockWithoutPatchNeedsNoCalibration) {
@@ -302,12 +365,15 @@ TEST(PrunePipeline, IterativeSelectionWithAutomaticRepairs) {
     for (const auto& [layer, kl] : step.candidates) EXPECT_GE(kl, step.kl);
   EXPECT_EQ(result.selection.removed.size(), 3u);
   for (const auto& gap : result.gaps) {
-    ASSERT_EQ(gap.candidates.size(), 3u);
+    // Gaps after the first also try their least squares refitted in sequence.
+    const bool first = &gap == &result.gaps.front();
+    ASSERT_EQ(gap.candidates.size(), first ? 3u : 4u);
+    EXPECT_EQ(bool(gap.refit), !first);
     double best = 1e9;
     std::string best_kind;
     for (const auto& [kind, kl] : gap.candidates)
       if (kl < best) best = kl, best_kind = kind;
-    EXPECT_EQ(gap.repair, best_kind);
+    EXPECT_EQ(gap.repair, best_kind == "mlp-lstsq-refit" ? "mlp-lstsq" : best_kind);
   }
   EXPECT_EQ(result.calibration->held_out_samples, 2);
   EXPECT_EQ(LlamaModel::load(dir / "out").num_layers(), 7);

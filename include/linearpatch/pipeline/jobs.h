@@ -35,9 +35,16 @@ enum class RepairChoice { kNone, kLinearPatch, kMlpLstsq, kAuto };
 std::string repair_choice_name(RepairChoice choice);
 std::optional<RepairChoice> repair_choice_from_name(const std::string& name);
 
+// How several gaps' least-squares repairs are fitted: each on the dense
+// stream, or gap by gap in model order, each on the stream of the model with
+// every earlier gap already cut and repaired (patch/refit.h).
+enum class RefitChoice { kDense, kSequential };
+std::optional<RefitChoice> refit_choice_from_name(const std::string& name);  // "dense", "sequential"
+
 struct RepairOptions {
   RepairChoice kind = RepairChoice::kLinearPatch;
   RotationKind rotation = RotationKind::kAuto;  // basis of the LinearPatch scales
+  RefitChoice refit = RefitChoice::kSequential;
 };
 
 struct DistillJob {

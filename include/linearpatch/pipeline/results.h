@@ -54,6 +54,15 @@ struct GapReport {
   std::string description;    // Repair::description()
   std::optional<std::array<double, 4>> scales;  // linearpatch: mean, min, max, std of d
   std::vector<std::pair<std::string, double>> candidates;  // auto: held-out KL of every kind tried
+  // Sequential refit of a least-squares repair (every gap after the first):
+  // held-out KL of the whole model with this gap's dense fit and with its
+  // refit (the earlier gaps as kept, the later ones as fitted so far);
+  // absent without held-out windows.
+  struct Refit {
+    double kl_dense_fit = 0, kl_refit = 0;
+    bool kept = false;
+  };
+  std::optional<Refit> refit;
 };
 
 struct DistillReport {

@@ -36,6 +36,11 @@ struct SelectionOptions {
   Metric metric = Metric::kCosine;
   bool allow_edges = false;
   std::optional<int64_t> start;  // force the block [start, start + n)
+  // iterative: the repair candidates are scored with; none: the kind the
+  // run keeps.
+  std::optional<RepairKind> score_repair;
+  SearchKind search = SearchKind::kGreedy;  // iterative: refine the greedy set
+  int64_t search_budget = 0;                // iterative swap: most sets tried (0: n·E)
 };
 
 // Throws UsageError when no block of n layers fits or a forced start is out
@@ -58,13 +63,19 @@ struct SelectionInputs {
   const MagnitudeStats* magnitude = nullptr;
   const Rotation* rotation = nullptr;
   HeldOutKl* held_out = nullptr;
+  // Iterative: the repair candidates are scored with (the kind the run
+  // keeps); kLinearPatch without `magnitude` scores plain removal.
+  RepairKind scoring_repair = RepairKind::kLinearPatch;
+  at::Tensor fit_windows;  // kMlpLstsq scoring: where its least squares are fitted
+  int64_t batch_size = 1;
 };
 
 struct Selection {
   std::vector<int64_t> removed;   // ascending, original numbering
   std::vector<Block> candidates;  // contiguous metrics: every block, best first
   std::vector<double> influence;  // bi: every layer's block influence
-  std::vector<IterativeStep> steps;  // iterative: every step's candidates
+  std::vector<IterativeStep> steps;  // iterative: every greedy step's candidates
+  std::optional<SearchOutcome> search;  // iterative past greedy: the moves tried and kept
 };
 
 // Throws UsageError for an impossible request (n too large, a forced start
