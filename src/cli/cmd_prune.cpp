@@ -47,6 +47,13 @@ struct DistillArgs {
   std::string cache_dir;
 };
 
+// How deep when no depth is given (PruneJob::budget).
+struct BudgetArgs {
+  double max_ppl_ratio = 0, max_kl = 0, min_retained = 0;
+  std::string target_params;
+  std::vector<CLI::Option*> given;
+};
+
 struct PruneArgs : SelectionArgs {
   std::string out;
   std::string emit = "exact";
@@ -62,6 +69,9 @@ struct PruneArgs : SelectionArgs {
   std::string score_repair = "kept";
   std::string search = "greedy";
   int64_t search_budget = 0;
+  BudgetArgs budget;
+  std::string curve_svg;
+  std::vector<std::string> curve_metrics;
 };
 
 struct ScoreArgs : SelectionArgs {
@@ -232,14 +242,60 @@ std::optional<DistillJob> distill_job(const DistillArgs& d, int64_t seq_len, con
   return job;
 }
 
+void add_budget_args(CLI::App& cmd, BudgetArgs& b) {
+  const auto add = [&](CLI::Option* option) { b.given.push_back(option->group("Depth budget (instead of --layers, "
+                                                                           "which then caps the depth)")); };
+  add(cmd.add_option("--max-ppl-ratio", b.max_ppl_ratio,
+                     "Remove as many layers as keep the held-out perplexity within this ratio of the dense model's")
+          ->check(CLI::PositiveNumber));
+  add(cmd.add_option("--max-kl", b.max_kl, "... as keep the held-out KL to the dense model (nats per token) at most this")
+          ->check(CLI::PositiveNumber));
+  add(cmd.add_option("--min-retained", b.min_retained,
+                     "... as keep the retained zero-shot performance on the --task rows (a fraction, e.g. 0.9) "
+                     "at least this")
+          ->check(CLI::PositiveNumber));
+  add(cmd.add_option("--target-params", b.target_params,
+                     "At most this many parameters: a count (6.5B, 800M) or a fraction of the dense model's (0.8)"));
+}
+
+// "6.5B", "800M", "12000", or a fraction below 1 ("0.8").
+double parse_parameter_count(const std::string& text) {
+  static const std::map<char, double> kScale{{'K', 1e3}, {'M', 1e6}, {'B', 1e9}, {'G', 1e9}, {'T', 1e12}};
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const auto rest = text.substr(used);
+  const auto scale = rest.size() == 1 ? kScale.find(static_cast<char>(std::toupper(rest[0]))) : kScale.end();
+  if (used == 0 || !(value > 0) || (!rest.empty() && scale == kScale.end()))
+    throw UsageError("--target-params " + text + ": expected a count like 6.5B or 800M, or a fraction like 0.8");
+  return rest.empty() ? value : value * scale->second;
+}
+
+std::optional<DepthBudget> budget_of(const BudgetArgs& b) {
+  if (std::none_of(b.given.begin(), b.given.end(), [](const CLI::Option* o) { return o->count() > 0; }))
+    return std::nullopt;
+  DepthBudget budget;
+  const auto set = [](const CLI::Option* o, double v) { return o->count() ? std::optional<double>(v) : std::nullopt; };
+  budget.max_ppl_ratio = set(b.given[0], b.max_ppl_ratio);
+  budget.max_kl = set(b.given[1], b.max_kl);
+  budget.min_retained = set(b.given[2], b.min_retained);
+  if (b.given[3]->count()) budget.target_params = parse_parameter_count(b.target_params);
+  if (budget.min_retained > 1)
+    throw UsageError("--min-retained is a fraction (0.9 for 90 %), got " + std::to_string(*budget.min_retained));
+  return budget;
+}
+
 void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool is_prune) {
   add_model_args(cmd, a.model);
   add_runtime_args(cmd, a.runtime);
-  auto* layers = cmd.add_option("-n,--layers", a.layers,
-                                is_prune ? "Number of decoder layers to remove"
-                                         : "Number of decoder layers to remove (default: every block size)")
-                     ->check(at_least(1));
-  if (is_prune) layers->required();
+  cmd.add_option("-n,--layers", a.layers,
+                 is_prune ? "Number of decoder layers to remove (with a depth budget: the deepest to try)"
+                          : "Number of decoder layers to remove (default: every block size)")
+      ->check(at_least(1));
   cmd.add_option("--calib", a.calib,
                  "Calibration text files (plain, or .jsonl with a \"text\" field); default: the text shipped in data/text")
       ->check(existing_file());
@@ -321,10 +377,10 @@ void emit(const Report& report, const SelectionArgs& a, const std::string& human
 
 // ./<last part of --model>-pruned-<n>, so `prune --model llama3-8b --layers 5`
 // needs nothing else.
-std::filesystem::path default_output(const std::string& model, int64_t layers) {
+std::filesystem::path default_output(const std::string& model, const std::string& layers) {
   auto name = std::filesystem::path(model).lexically_normal().filename().string();
   if (name.empty() || name == "." || name == "..") name = "model";
-  const auto out = std::filesystem::path(name + "-pruned-" + std::to_string(layers));
+  const auto out = std::filesystem::path(name + "-pruned-" + layers);
   spdlog::info("writing to ./{} (choose with --out)", out.string());
   return out;
 }
@@ -346,7 +402,15 @@ PruneJob prune_job(const PruneArgs& a, std::vector<std::string> overrides) {
   job.recipe = a.recipe;
   job.recipe_overrides = std::move(overrides);
   job.distill = distill_job(a.distill, a.seq_len, a.model.device);
-  job.output_dir = a.out.empty() ? default_output(a.model.model, a.layers) : std::filesystem::path(a.out);
+  job.budget = budget_of(a.budget);
+  if (!job.budget && a.layers == 0)
+    throw UsageError("prune needs --layers N, or a depth budget (--max-ppl-ratio, --max-kl, --min-retained, "
+                     "--target-params) to choose N");
+  if (job.budget && job.budget->min_retained && a.eval_tasks.empty())
+    throw UsageError("--min-retained needs --task NAME=FILE rows to measure the retained performance on");
+  for (const auto& metric : a.curve_metrics) job.compare_metrics.push_back(to_enum(kMetricFlags, metric));
+  const auto depth = a.layers > 0 && !job.budget ? std::to_string(a.layers) : "auto";
+  job.output_dir = a.out.empty() ? default_output(a.model.model, depth) : std::filesystem::path(a.out);
   job.overwrite = a.force;
   job.sync = !a.no_fsync;
   job.emit = {to_enum(kEmitFlags, a.emit), to_enum(kFoldFlags, a.fold), a.fold_samples};
@@ -370,6 +434,10 @@ void check_prune_combinations(const CLI::App& cmd, const PruneArgs& a) {
   refuse_without_effect(cmd, "--fold-samples", a.emit == "vanilla", "without --emit vanilla");
   refuse_without_effect(cmd, "--rotation", a.patch != "none", "with --patch none");
   refuse_without_effect(cmd, "--limit", !a.eval_tasks.empty(), "without --task");
+  const bool budget = budget_of(a.budget).has_value();
+  for (const char* option : {"--curve", "--curve-metrics"})
+    refuse_without_effect(cmd, option, budget, "without a depth budget (--max-ppl-ratio, --max-kl, --min-retained, "
+                                               "--target-params)");
 }
 
 void check_score_combinations(const CLI::App& cmd, const ScoreArgs& a) {
@@ -449,10 +517,22 @@ Command register_prune(CLI::App& app) {
                   "Most layer sets the swap search tries (default: n times the eligible layers)")
       ->check(CLI::PositiveNumber);
   add_distill_args(*cmd, args->distill);
+  add_budget_args(*cmd, args->budget);
+  cmd->add_option("--curve", args->curve_svg,
+                  "With a depth budget: write the pruning curve (quality against parameters removed, the chosen depth "
+                  "and the budget marked) as an SVG chart here")
+      ->group("Depth budget (instead of --layers, which then caps the depth)");
+  cmd->add_option("--curve-metrics", args->curve_metrics,
+                  "With a depth budget: also measure these metrics' curves (every depth up to the deepest the search "
+                  "visited, same repair) for the report and the --curve chart, e.g. cosine,iterative")
+      ->delimiter(',')
+      ->check(enum_flag(kMetricFlags))
+      ->group("Depth budget (instead of --layers, which then caps the depth)");
   return {cmd, [args, cmd] {
             check_prune_combinations(*cmd, *args);
             auto overrides = apply_recipe(*cmd, args->recipe);
             const auto result = run_prune(prune_job(*args, std::move(overrides)));
+            if (!args->curve_svg.empty()) write_text_file(args->curve_svg, curve_svg(curve_plot(result)));
             emit(to_json(result), *args, summarize(result));
           }};
 }

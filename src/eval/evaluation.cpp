@@ -169,6 +169,23 @@ TaskComparison compare_on_tasks(const LlamaModel& model, const LlamaModel& basel
   return c;
 }
 
+TaskBaseline::TaskBaseline(const LlamaModel& baseline, const Tokenizer& tokenizer, const std::vector<Task>& tasks,
+                           int64_t tokens_per_pass)
+    : tokens_per_pass_(tokens_per_pass) {
+  for (const auto& task : tasks) {
+    encoded_.push_back(encode_task(tokenizer, task, max_length(baseline)));
+    baseline_.push_back(score_task(baseline, encoded_.back(), tokens_per_pass));
+  }
+}
+
+TaskComparison TaskBaseline::compare(const LlamaModel& model) const {
+  TaskComparison c;
+  for (const auto& task : encoded_) c.model.push_back(score_task(model, task, tokens_per_pass_));
+  c.baseline = baseline_;
+  c.retained = retained_performance(c.model, c.baseline);
+  return c;
+}
+
 EvalResult evaluate(const LlamaModel& model, const LlamaModel* baseline, const Tokenizer& tokenizer,
                     const EvalOptions& options) {
   validate(options, baseline != nullptr);

@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <cmath>
+
 #include "linearpatch/core/error.h"
 #include "linearpatch/model/head_metrics.h"
 
@@ -45,6 +47,26 @@ double HeldOutKl::mean_kl(const LlamaModel& candidate, int64_t first_changed_lay
     tokens += hidden.size(0) * hidden.size(1);
   }
   return kl / static_cast<double>(tokens);
+}
+
+HeldOutQuality HeldOutKl::quality(const LlamaModel& candidate) const {
+  c10::InferenceMode guard;
+  const int64_t T = windows_.size(1);
+  double kl = 0, nll = 0, reference_nll = 0;
+  int64_t tokens = 0;
+  for (size_t b = 0; b < reference_final_.size(); ++b) {
+    const int64_t w0 = static_cast<int64_t>(b) * batch_size_;
+    const auto ids = windows_.narrow(0, w0, std::min(batch_size_, windows_.size(0) - w0));
+    const auto hidden = candidate.run_layers(candidate.embed(ids), 0, candidate.num_layers());
+    const auto cmp = compare_heads(reference_, reference_final_[b].narrow(1, 0, T - 1), candidate,
+                                   hidden.narrow(1, 0, T - 1), ids.narrow(1, 1, T - 1));
+    kl += cmp.kl_sum;
+    nll += cmp.nll_q;
+    reference_nll += cmp.nll_p;
+    tokens += ids.size(0) * (T - 1);
+  }
+  const double n = static_cast<double>(tokens);
+  return {kl / n, std::exp(nll / n), std::exp(reference_nll / n)};
 }
 
 }  // namespace lp

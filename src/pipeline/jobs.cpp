@@ -1,5 +1,8 @@
 #include "linearpatch/pipeline/jobs.h"
 
+#include <cmath>
+#include <sstream>
+
 #include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/remedy.h"
@@ -52,7 +55,52 @@ void validate_selection(const SelectionOptions& s, const LlamaConfig& config) {
   }
 }
 
+void validate_budget(const PruneJob& job) {
+  const auto& b = *job.budget;
+  if (!b.judges_quality() && !b.target_params)
+    throw UsageError("a depth budget needs a quality limit or a parameter target");
+  if (job.selection.start) throw UsageError("a forced block has one depth; a budget chooses the depth");
+  const auto positive = [](const std::optional<double>& v, const std::string& what) {
+    if (v && !(*v > 0 && std::isfinite(*v)))
+      throw UsageError(what + " must be a positive number, got " + std::to_string(*v));
+  };
+  positive(b.max_ppl_ratio, "the perplexity-ratio limit");
+  positive(b.max_kl, "the KL limit");
+  positive(b.min_retained, "the retained-performance limit");
+  positive(b.target_params, "the parameter target");
+  if (b.min_retained && job.eval_tasks.empty())
+    throw UsageError("a retained-performance limit needs at least one evaluation task to measure it on");
+}
+
 }  // namespace
+
+std::string describe_parameters(double count) {
+  std::ostringstream out;
+  out.precision(4);
+  if (count >= 1e9) out << count / 1e9 << "B";
+  else if (count >= 1e6) out << count / 1e6 << "M";
+  else out << count;
+  return out.str();
+}
+
+int64_t deepest_removal(const SelectionOptions& selection, int64_t num_layers) {
+  const int64_t limit = std::max<int64_t>(0, num_layers - (selection.allow_edges ? 1 : 2));
+  return selection.layers > 0 ? std::min(selection.layers, limit) : limit;
+}
+
+void check_size_target(const PruneJob& job, const LlamaConfig& config) {
+  if (!job.budget || !job.budget->target_params) return;
+  const double dense = static_cast<double>(config.parameter_count());
+  const double target = *job.budget->target_params < 1 ? *job.budget->target_params * dense : *job.budget->target_params;
+  auto smallest = config;
+  const int64_t deepest = deepest_removal(job.selection, config.num_hidden_layers);
+  smallest.num_hidden_layers -= deepest;
+  const double reachable = static_cast<double>(smallest.parameter_count());
+  if (reachable > target)
+    throw GateFailed("no depth reaches the parameter target of " + describe_parameters(target) + ": removing the most layers " +
+                     "allowed (" + std::to_string(deepest) + " of " + std::to_string(config.num_hidden_layers) +
+                     ") leaves " + describe_parameters(reachable) + " of " + describe_parameters(dense));
+}
 
 std::string repair_choice_name(RepairChoice choice) {
   for (const auto& entry : kRepairChoices)
@@ -82,8 +130,20 @@ void validate(const PruneJob& job, const LlamaConfig& config) {
   if (!config.patches.empty())
     throw UsageError(job.model_dir.string() + " is already a patched checkpoint; prune the original dense model instead");
   validate_calibration(job.calibration, config, job.model_dir.string());
-  if (job.selection.layers < 1) throw UsageError("the number of layers to remove must be at least 1");
-  validate_selection(job.selection, config);
+  if (job.budget) {
+    validate_budget(job);
+    auto shallowest = job.selection;  // the search starts at one layer
+    shallowest.layers = std::max<int64_t>(1, shallowest.layers);
+    validate_selection(shallowest, config);
+    for (const auto metric : job.compare_metrics) {
+      shallowest.metric = metric;
+      validate_selection(shallowest, config);
+    }
+  } else {
+    if (!job.compare_metrics.empty()) throw UsageError("curves are compared along a depth budget's search");
+    if (job.selection.layers < 1) throw UsageError("the number of layers to remove must be at least 1");
+    validate_selection(job.selection, config);
+  }
   if (job.distill) {
     if (job.repair.kind == RepairChoice::kNone)
       throw UsageError("distillation trains the repair of each gap: choose a repair other than none");

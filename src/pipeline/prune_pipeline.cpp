@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/output_dir.h"
 #include "linearpatch/core/version.h"
@@ -10,6 +12,7 @@
 #include "linearpatch/prune/early_layer_copies.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "linearpatch/select/patched_kl.h"
+#include "pipeline/depth_search.h"
 #include "pipeline/preflight.h"
 #include "pipeline/stages.h"
 
@@ -27,6 +30,23 @@ int64_t parameter_count(const io::Checkpoint& checkpoint) {
   int64_t count = 0;
   for (const auto& name : checkpoint.tensor_names()) count += static_cast<int64_t>(checkpoint.tensor(name).info->numel());
   return count;
+}
+
+// Each decoder layer's parameters, from the tensor names
+// (model.layers.<i>.…) in the checkpoint's headers.
+std::vector<int64_t> layer_parameter_counts(const io::Checkpoint& checkpoint, int64_t num_layers) {
+  std::vector<int64_t> counts(static_cast<size_t>(num_layers), 0);
+  const std::string marker = "layers.";
+  for (const auto& name : checkpoint.tensor_names()) {
+    const auto at = name.find(marker);
+    if (at == std::string::npos) continue;
+    const auto end = name.find('.', at + marker.size());
+    const auto index = name.substr(at + marker.size(), end - at - marker.size());
+    if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto layer = std::stoll(index);
+    if (layer < num_layers) counts[static_cast<size_t>(layer)] += static_cast<int64_t>(checkpoint.tensor(name).info->numel());
+  }
+  return counts;
 }
 
 // Which statistics and held-out windows the whole job needs: selection's,
@@ -72,6 +92,27 @@ RepairKind scoring_repair(RepairChoice kind) {
 at::Tensor search_fit_windows(const Calibrated& c) {
   const int64_t held_out = c.held_out_windows.defined() ? c.held_out_windows.size(0) : 0;
   return c.fit_windows.narrow(0, 0, std::min(c.fit_windows.size(0), std::max<int64_t>(2 * held_out, 1)));
+}
+
+// A budget may visit every depth up to its deepest, by its metric and by
+// every metric its curve is compared with.
+SelectionNeeds budget_needs(const PruneJob& job, int64_t num_layers) {
+  auto deepest = job;
+  deepest.selection.layers = deepest_removal(job.selection, num_layers);
+  auto needs = depth_search_needs(deepest, job_needs(deepest, num_layers), num_layers);
+  const auto merge = [](std::vector<int64_t>& into, const std::vector<int64_t>& more) {
+    into.insert(into.end(), more.begin(), more.end());
+    std::sort(into.begin(), into.end());
+    into.erase(std::unique(into.begin(), into.end()), into.end());
+  };
+  for (const auto metric : job.compare_metrics) {
+    auto other = deepest;
+    other.selection.metric = metric;
+    const auto more = depth_search_needs(other, job_needs(other, num_layers), num_layers);
+    merge(needs.similarity_gaps, more.similarity_gaps);
+    merge(needs.magnitude_gaps, more.magnitude_gaps);
+  }
+  return needs;
 }
 
 // What a forced block removed without repair needs: nothing measured.
@@ -123,7 +164,8 @@ PruneResult run_prune(const PruneJob& job) {
   const auto& tokenizer = checked.tokenizer;
   const auto& tasks = checked.tasks;
   const int64_t L = checked.config.num_hidden_layers;
-  const auto needs = job_needs(job, L);
+  const auto needs = job.budget ? budget_needs(job, L) : job_needs(job, L);
+  check_size_target(job, checked.config);
   std::optional<CalibrationText> text;
   if (!pure_surgery(job)) text = prepare_calibration_text(*tokenizer, job.calibration, needs.held_out, clock);
   AtomicOutputDir output(job.output_dir, job.overwrite, {job.model_dir});
@@ -160,24 +202,64 @@ PruneResult run_prune(const PruneJob& job) {
   if (calibrated && calibrated->held_out_windows.defined())
     held_out.emplace(model, calibrated->held_out_windows, job.calibration.batch_size);
 
-  result.selection = clock.time("selection", [&] {
-    SelectionInputs inputs{model, calibrated ? calibrated->similarity.get() : nullptr,
-                           calibrated && calibrated->magnitude ? calibrated->magnitude.get() : nullptr,
-                           rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr};
-    inputs.scoring_repair = job.selection.score_repair.value_or(scoring_repair(job.repair.kind));
-    if (calibrated) inputs.fit_windows = search_fit_windows(*calibrated);
-    inputs.batch_size = job.calibration.batch_size;
-    return select_layers(job.selection, inputs);
-  });
+  const Calibrated* calibration = calibrated ? &*calibrated : nullptr;
+  const RepairKind scoring = job.selection.score_repair.value_or(scoring_repair(job.repair.kind));
+  const at::Tensor fit_windows = calibrated ? search_fit_windows(*calibrated) : at::Tensor();
+  RepairOutcome repaired;
+  if (job.budget) {
+    std::optional<TaskBaseline> task_baseline;
+    if (!tasks.empty())
+      clock.time("eval_tasks_dense", [&] {
+        task_baseline.emplace(model, *tokenizer, tasks, job.calibration.batch_size * job.calibration.seq_len);
+      });
+    const DepthSearchInputs search_inputs{model,
+                                          *calibrated,
+                                          rotation ? &*rotation : nullptr,
+                                          *held_out,
+                                          task_baseline ? &*task_baseline : nullptr,
+                                          parameter_count(*source),
+                                          layer_parameter_counts(*source, L),
+                                          scoring,
+                                          fit_windows};
+    auto found = clock.time("depth_search", [&] { return search_depth(job, search_inputs); });
+    result.selection = std::move(found.selection);
+    repaired = std::move(found.repairs);
+    result.curve = std::move(found.curve);
+    result.budget = std::move(found.outcome);
+    result.n = result.budget->chosen_layers;
+    int64_t visited = 0;
+    for (const auto& point : result.curve) visited = std::max(visited, point.layers);
+    for (const auto metric : job.compare_metrics)
+      result.compared_curves.emplace_back(metric_name(metric), clock.time("compare_" + metric_name(metric), [&] {
+        return metric_curve(job, metric, search_inputs, visited);
+      }));
+  } else {
+    result.selection = clock.time("selection", [&] {
+      SelectionInputs inputs{model, calibrated ? calibrated->similarity.get() : nullptr,
+                             calibrated && calibrated->magnitude ? calibrated->magnitude.get() : nullptr,
+                             rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr};
+      inputs.scoring_repair = scoring;
+      inputs.fit_windows = fit_windows;
+      inputs.batch_size = job.calibration.batch_size;
+      return select_layers(job.selection, inputs);
+    });
+    repaired = clock.time("repair", [&] {
+      return repair_gaps(model, result.selection.removed, job.repair.kind, job.repair.refit, calibration,
+                         rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr,
+                         job.calibration.batch_size);
+    });
+  }
   const auto plan = make_prune_plan(L, result.selection.removed);
   spdlog::info("removing layers {}", describe_layers(plan.removed));
-
-  const Calibrated* calibration = calibrated ? &*calibrated : nullptr;
-  auto repaired = clock.time("repair", [&] {
-    return repair_gaps(model, plan.removed, job.repair.kind, job.repair.refit, calibration,
-                       rotation ? &*rotation : nullptr,
-                       held_out ? &*held_out : nullptr, job.calibration.batch_size);
-  });
+  if (job.budget) {
+    for (const auto& point : result.curve)
+      if (point.layers == result.budget->chosen_layers) result.held_out = point.held_out;
+  } else if (held_out) {
+    result.held_out = clock.time("held_out_eval", [&] {
+      const auto pruned = model.without_layers(plan.removed, layer_patches(repaired.repairs));
+      return held_out_figures(held_out->quality(pruned), held_out->windows());
+    });
+  }
   if (job.distill)
     result.distill = clock.time("distill", [&] {
       return distill_repairs(model, plan.removed, repaired.repairs, *tokenizer, *job.distill, job.calibration);
@@ -235,9 +317,9 @@ ScoreResult run_score(const ScoreJob& job) {
   result.metric = metric_name(s.metric);
   SelectionNeeds needs;
   needs.held_out = ranked_by_kl;
-  if (s.layers > 0) needs.similarity_gaps = {1, s.layers};
-  else
-    for (int64_t n = 1; n <= L; ++n) needs.similarity_gaps.push_back(n);
+  // Every pair of layer inputs, for the whole similarity matrix: a few dot
+  // products per token beside a forward pass.
+  for (int64_t n = 1; n <= L; ++n) needs.similarity_gaps.push_back(n);
   std::optional<Rotation> rotation;
   if (ranked_by_kl && job.repair.kind != RepairChoice::kNone) {
     rotation = make_rotation(model, job.repair.rotation, job.calibration.seed);

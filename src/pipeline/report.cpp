@@ -126,6 +126,38 @@ Json iterative_json(const std::vector<IterativeStep>& steps) {
   return out;
 }
 
+Json held_out_json(const HeldOutFigures& h) {
+  return {{"ppl_ratio", h.ppl_ratio}, {"kl", h.kl}, {"ppl", h.ppl}, {"dense_ppl", h.dense_ppl}, {"windows", h.windows}};
+}
+
+Json curve_json(const std::vector<CurvePoint>& curve) {
+  auto out = Json::array();
+  for (const auto& p : curve) {
+    Json point{{"layers", p.layers},
+               {"removed", p.removed},
+               {"parameters", p.parameters},
+               {"held_out_ppl_ratio", p.held_out.ppl_ratio},
+               {"held_out_kl", p.held_out.kl}};
+    if (p.tasks) {
+      const auto tasks = task_comparison_json(*p.tasks);
+      point["tasks"] = tasks["tasks"];
+      point["retained_performance"] = tasks["retained_performance"];
+    }
+    out.push_back(point);
+  }
+  return out;
+}
+
+Json budget_json(const BudgetOutcome& b) {
+  Json limits = Json::object();
+  for (const auto& [name, limit] : b.limits) limits[name] = limit;
+  return {{"chosen_layers", b.chosen_layers},
+          {"bound_by", b.bound_by},
+          {"limits", limits},
+          {"search", b.search},
+          {"monotone", b.monotone}};
+}
+
 std::string fixed(double value, int digits) { return fmt::format("{:.{}f}", value, digits); }
 
 }  // namespace
@@ -164,6 +196,12 @@ Report to_json(const PruneResult& r) {
   out["emit"] = r.emit;
   if (r.fold) out["vanilla"] = fold_json(*r.fold);
   if (r.tasks) out["eval_tasks"] = task_comparison_json(*r.tasks);
+  if (r.held_out) out["held_out"] = held_out_json(*r.held_out);
+  if (r.budget) {
+    out["budget"] = budget_json(*r.budget);
+    out["curve"] = curve_json(r.curve);
+    for (const auto& [metric, curve] : r.compared_curves) out["compared_curves"][metric] = curve_json(curve);
+  }
   out["parameters"] = {{"before", r.parameters_before},
                        {"after", r.parameters_after},
                        {"removed", r.parameters_before - r.parameters_after}};
@@ -250,6 +288,12 @@ std::string summarize(const PruneResult& r) {
         << (r.distill->data_parallel_ranks > 1
                 ? ", data-parallel over " + std::to_string(r.distill->data_parallel_ranks) + " devices"
                 : "");
+  if (r.budget)
+    out << "\nbudget: " << r.budget->chosen_layers << " layers, the deepest of " << r.curve.size()
+        << " depths tried that meets every limit (" << r.budget->bound_by << " bound it)";
+  if (r.held_out)
+    out << "\nheld-out perplexity ratio " << fixed(r.held_out->ppl_ratio, 4) << ", KL " << fixed(r.held_out->kl, 5)
+        << " (" << r.held_out->windows << " calibration windows)";
   if (r.fold) out << "\nvanilla export: " << r.fold->chosen << " fold";
   if (r.tasks && r.tasks->retained.average)
     out << "\nretained zero-shot performance " << fixed(100 * *r.tasks->retained.average, 2) << " %";

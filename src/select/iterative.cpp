@@ -136,6 +136,12 @@ Greedy greedy(const LlamaModel& dense, HeldOutKl& held_out, const IterativeOptio
     spdlog::info("iterative selection, step {}/{}: layer {} (KL {:.5f}); removed so far: {}", step + 1, n,
                  chosen.removed_layer, chosen.kl, describe_layers(g.removed));
     g.steps.push_back(std::move(chosen));
+    if (o.after_step) {
+      IterativeResult so_far;
+      so_far.removed = g.removed;
+      so_far.steps = g.steps;
+      if (!o.after_step(so_far)) break;
+    }
   }
   progress.finish();
   return g;
@@ -212,7 +218,7 @@ IterativeResult select_iteratively(const LlamaModel& dense, HeldOutKl& held_out,
   IterativeResult result;
   result.steps = std::move(g.steps);
   result.removed = g.removed;
-  if (o.search == SearchKind::kSwap) {
+  if (o.search == SearchKind::kSwap && static_cast<int64_t>(g.steps.size()) == o.n) {
     result.search = swap_search(dense, held_out, o, eligible, g.removed);
     const auto& accepted = result.search->accepted;
     if (!accepted.empty()) {

@@ -105,6 +105,7 @@ Selection select_layers(const SelectionOptions& s, const SelectionInputs& in) {
       o.batch_size = in.batch_size;
       o.search = s.search;
       o.budget = s.search_budget;
+      o.after_step = in.after_step;
       auto result = select_iteratively(in.dense, *in.held_out, o);
       selection.removed = std::move(result.removed);
       selection.steps = std::move(result.steps);

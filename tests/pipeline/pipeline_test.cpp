@@ -239,7 +239,10 @@ TEST(PrunePipeline, ScoreRanksEveryRequestedMetric) {
   const auto best = result.rankings.at("cosine").front();
   EXPECT_NE(svg.find("cosine: " + describe_range({best.start, best.end})), std::string::npos)
       << "the chosen block is named in the legend";
-  EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 121, true) << "one cell per pair of the 11 positions";
+  size_t cells = 0;
+  for (auto at = svg.find("<title>cos("); at != std::string::npos; at = svg.find("<title>cos(", at + 1)) ++cells;
+  EXPECT_EQ(cells, 66u) << "one cell per pair of the 11 positions, the upper triangle";
+  EXPECT_EQ(svg.find("not measured"), std::string::npos) << "score measures every pair";
 }
 
 TEST(PrunePipeline, BadRequestsFailBeforeWritingAnything) {

@@ -80,6 +80,21 @@ EvalResult evaluate(const LlamaModel& model, const LlamaModel* baseline, const T
 TaskComparison compare_on_tasks(const LlamaModel& model, const LlamaModel& baseline, const Tokenizer& tokenizer,
                                 const std::vector<Task>& tasks, int64_t tokens_per_pass);
 
+// The baseline's side of compare_on_tasks done once: rows encoded and
+// scored, so that many models (every depth a budget tries) pay only for
+// their own scoring.
+class TaskBaseline {
+ public:
+  TaskBaseline(const LlamaModel& baseline, const Tokenizer& tokenizer, const std::vector<Task>& tasks,
+               int64_t tokens_per_pass);
+  TaskComparison compare(const LlamaModel& model) const;
+
+ private:
+  std::vector<EncodedTask> encoded_;
+  std::vector<TaskResult> baseline_;
+  int64_t tokens_per_pass_;
+};
+
 using EvalJson = nlohmann::ordered_json;
 
 EvalJson eval_json(const EvalResult& result);

@@ -15,6 +15,14 @@
 
 namespace lp {
 
+// A candidate against the reference on every predicting position of the
+// held-out windows (T - 1 per window, as `eval --baseline` scores them).
+struct HeldOutQuality {
+  double mean_kl = 0;  // KL(reference || candidate) per token, nats
+  double ppl = 0, reference_ppl = 0;
+  double ppl_ratio() const { return ppl / reference_ppl; }
+};
+
 class HeldOutKl {
  public:
   // windows [N, T] int64, run `batch_size` at a time.
@@ -28,6 +36,10 @@ class HeldOutKl {
   // which they agree: layers and every patch at a lower position). Without
   // a cached base, or with first_changed_layer 0, the whole model runs.
   double mean_kl(const LlamaModel& candidate, int64_t first_changed_layer = 0) const;
+
+  // Perplexities and KL of the whole candidate (one forward; the
+  // reference's states are the cached ones).
+  HeldOutQuality quality(const LlamaModel& candidate) const;
 
   int64_t windows() const { return windows_.size(0); }
 

@@ -77,6 +77,28 @@ struct ScoreJob {
   bool rank_patched_kl = true;  // with n given: also rank by patched-kl (held-out forwards)
 };
 
+// How deep to prune, as budgets instead of a depth: the deepest depth (up
+// to selection.layers, or as deep as the model allows when that is 0) at
+// which every quality budget holds and the model is no larger than the
+// size target. Quality is judged on the repaired model (before any
+// distillation or fold) against the dense one on the held-out calibration
+// windows, and on the eval tasks for min_retained.
+struct DepthBudget {
+  std::optional<double> max_ppl_ratio;  // held-out perplexity / dense perplexity
+  std::optional<double> max_kl;         // held-out KL(dense || pruned) per token, nats
+  std::optional<double> min_retained;   // average retained task performance (a fraction)
+  // At most this many parameters; values below 1 are a fraction of the
+  // dense model's.
+  std::optional<double> target_params;
+  bool judges_quality() const { return max_ppl_ratio || max_kl || min_retained; }
+};
+
+// "6.738B", "4.723M": a parameter count for people.
+std::string describe_parameters(double count);
+
+// The deepest removal `selection` allows in a model of `num_layers` layers.
+int64_t deepest_removal(const SelectionOptions& selection, int64_t num_layers);
+
 struct PruneJob {
   std::filesystem::path model_dir;
   ModelOptions model;
@@ -86,6 +108,11 @@ struct PruneJob {
   std::optional<DistillJob> distill;
   EmitOptions emit;
   std::vector<TaskSpec> eval_tasks;  // scored on the dense and the written model
+  std::optional<DepthBudget> budget;  // the depth is searched; selection.layers caps it (0: no cap)
+  // With a budget: these metrics' curves too, every depth up to the deepest
+  // the search visited, measured the same way (for comparison; the budget
+  // is judged on selection.metric only).
+  std::vector<Metric> compare_metrics;
   std::filesystem::path output_dir;
   bool overwrite = false;
   uint64_t max_shard_bytes = 0;  // 0: like the source
@@ -99,5 +126,8 @@ struct PruneJob {
 // Throw UsageError naming the value at fault.
 void validate(const ScoreJob& job, const LlamaConfig& config);
 void validate(const PruneJob& job, const LlamaConfig& config);
+// The budget's size target against the dense model's config: throws
+// GateFailed when even the deepest removal leaves too many parameters.
+void check_size_target(const PruneJob& job, const LlamaConfig& config);
 
 }  // namespace lp

@@ -89,6 +89,33 @@ struct FoldReport {
   std::string chosen;
 };
 
+// The repaired model (before distillation or folding) against the dense
+// one on the held-out calibration windows.
+struct HeldOutFigures {
+  double ppl_ratio = 0, kl = 0, ppl = 0, dense_ppl = 0;
+  int64_t windows = 0;
+};
+
+// One depth a budget search evaluated.
+struct CurvePoint {
+  int64_t layers = 0;
+  std::vector<int64_t> removed;
+  int64_t parameters = 0;  // of the checkpoint this depth would write
+  HeldOutFigures held_out;
+  std::optional<TaskComparison> tasks;  // with eval tasks
+};
+
+struct BudgetOutcome {
+  int64_t chosen_layers = 0;
+  // max_ppl_ratio, max_kl, min_retained (failed one layer deeper),
+  // target_params (reached, nothing asked to go deeper) or layers (the
+  // deepest depth allowed met every budget).
+  std::string bound_by;
+  std::vector<std::pair<std::string, double>> limits;  // the budgets given, target_params absolute
+  std::string search;  // how depths were visited
+  bool monotone = true;  // quality worsened (or held) with every visited depth
+};
+
 struct PruneResult {
   std::string model, output;
   int64_t layers = 0, n = 0;
@@ -103,6 +130,10 @@ struct PruneResult {
   std::string emit;  // exact, vanilla
   std::optional<FoldReport> fold;
   std::optional<TaskComparison> tasks;  // --eval-task: the written model against the dense one
+  std::optional<HeldOutFigures> held_out;  // whenever held-out windows were drawn
+  std::vector<CurvePoint> curve;           // with a budget: every depth evaluated, shallowest first
+  std::vector<std::pair<std::string, std::vector<CurvePoint>>> compared_curves;  // by metric name
+  std::optional<BudgetOutcome> budget;
   int64_t parameters_before = 0, parameters_after = 0;
   std::vector<std::string> files;
   uint64_t bytes = 0;
@@ -132,6 +163,31 @@ Report to_json(const PruneResult& result);
 Report to_json(const ScoreResult& result);
 std::string summarize(const PruneResult& result);
 std::string summarize(const ScoreResult& result);
+// The pruning curve as a chart (standalone SVG 1.1): quality against the
+// share of parameters removed, one line per series, chosen depths ringed,
+// limits dashed.
+enum class CurveQuality { kPplRatio, kKl, kRetained };
+struct CurveSeries {
+  std::string label;  // "iterative + linearpatch"
+  std::vector<CurvePoint> points;
+  std::optional<int64_t> chosen_layers;
+};
+struct CurveLimit {
+  std::string label;
+  double value = 0;
+};
+struct CurvePlot {
+  std::string title;
+  int64_t parameters = 0;  // of the dense model
+  CurveQuality quality = CurveQuality::kPplRatio;
+  std::vector<CurveSeries> series;
+  std::vector<CurveLimit> limits;           // on the quality axis
+  std::optional<double> size_limit_percent;  // parameters the size target removes, %
+};
+// A budgeted prune's curve, plotted in the quality its budget limits.
+CurvePlot curve_plot(const PruneResult& result);
+std::string curve_svg(const CurvePlot& plot);
+
 // The cosine matrix as a heatmap with the best block of each ranking marked
 // and every candidate's score beside it (standalone SVG 1.1).
 std::string score_svg(const ScoreResult& result);

@@ -29,6 +29,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -42,6 +43,12 @@ class HeldOutKl;
 class LlamaModel;
 class MagnitudeStats;
 class Rotation;
+
+struct IterativeResult;
+
+// Called after each greedy step with the result so far; false stops the
+// greedy there (the steps are nested, so a depth budget can stop before n).
+using IterativeStepHook = std::function<bool(const IterativeResult&)>;
 
 enum class SearchKind { kGreedy, kSwap };
 std::string search_kind_name(SearchKind kind);  // "greedy", "swap"
@@ -58,6 +65,7 @@ struct IterativeOptions {
   int64_t batch_size = 1;
   SearchKind search = SearchKind::kGreedy;
   int64_t budget = 0;  // kSwap: most sets tried; 0: n·E (about the greedy's candidate count)
+  IterativeStepHook after_step;  // kSwap runs only when the greedy reached n
 };
 
 struct IterativeStep {

@@ -68,6 +68,7 @@ struct SelectionInputs {
   RepairKind scoring_repair = RepairKind::kLinearPatch;
   at::Tensor fit_windows;  // kMlpLstsq scoring: where its least squares are fitted
   int64_t batch_size = 1;
+  IterativeStepHook after_step;  // iterative: called after each greedy step
 };
 
 struct Selection {
