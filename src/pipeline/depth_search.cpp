@@ -152,16 +152,15 @@ class DepthJudge {
   throw GateFailed(message);
 }
 
-bool monotone(std::vector<CurvePoint> curve) {
+// Whether every limited quality worsened (or held) from each visited depth
+// to the next deeper one.
+bool monotone(std::vector<CurvePoint> curve, const std::vector<QualityBudget>& budgets) {
   std::sort(curve.begin(), curve.end(), [](const auto& a, const auto& b) { return a.layers < b.layers; });
-  for (size_t i = 1; i < curve.size(); ++i) {
-    const auto &a = curve[i - 1].held_out, &b = curve[i].held_out;
-    if (b.ppl_ratio < a.ppl_ratio || b.kl < a.kl) return false;
-    const auto& ta = curve[i - 1].tasks;
-    const auto& tb = curve[i].tasks;
-    if (ta && tb && ta->retained.average && tb->retained.average && *tb->retained.average > *ta->retained.average)
-      return false;
-  }
+  for (const auto& b : budgets)
+    for (size_t i = 1; i < curve.size(); ++i) {
+      const auto shallower = b.value(curve[i - 1]), deeper = b.value(curve[i]);
+      if (shallower && deeper && (b.upper ? *deeper < *shallower : *deeper > *shallower)) return false;
+    }
   return true;
 }
 
@@ -321,7 +320,7 @@ DepthSearchResult search_depth(const PruneJob& job, const DepthSearchInputs& in)
                                                            : search_independent(job, in, judge, deepest);
   for (const auto& b : judge.budgets()) result.outcome.limits.emplace_back(b.name, b.limit);
   if (const auto target = judge.target()) result.outcome.limits.emplace_back("target_params", *target);
-  result.outcome.monotone = monotone(result.curve);
+  result.outcome.monotone = monotone(result.curve, judge.budgets());
   if (!result.outcome.monotone)
     spdlog::warn("held-out quality does not worsen steadily with depth on this model{}",
                  job.selection.metric == Metric::kIterative

@@ -113,7 +113,7 @@ struct BudgetOutcome {
   std::string bound_by;
   std::vector<std::pair<std::string, double>> limits;  // the budgets given, target_params absolute
   std::string search;  // how depths were visited
-  bool monotone = true;  // quality worsened (or held) with every visited depth
+  bool monotone = true;  // every limited quality worsened (or held) with every visited depth
 };
 
 struct PruneResult {
