@@ -218,7 +218,7 @@ IterativeResult select_iteratively(const LlamaModel& dense, HeldOutKl& held_out,
   IterativeResult result;
   result.steps = std::move(g.steps);
   result.removed = g.removed;
-  if (o.search == SearchKind::kSwap && static_cast<int64_t>(g.steps.size()) == o.n) {
+  if (o.search == SearchKind::kSwap && static_cast<int64_t>(result.steps.size()) == o.n) {
     result.search = swap_search(dense, held_out, o, eligible, g.removed);
     const auto& accepted = result.search->accepted;
     if (!accepted.empty()) {
