@@ -69,7 +69,7 @@ def main():
             ev = run([a.binary, "-q", "eval", "--model", os.path.join(tmp, "unseen"), "--baseline", a.model,
                       "--seq-len", a.seq_len, "--max-windows", "32", "--json", "--text", *a.eval_text])
             print(f"unseen: {os.path.basename(os.path.normpath(a.model))}, {a.metric}, max ppl ratio {limit}: "
-                  f"{b['chosen_layers']} of {budgeted['layers']} layers removed {budgeted['removed']} "
+                  f"{b['chosen_layers']} of {budgeted['num_layers']} layers removed {budgeted['removed']} "
                   f"(bound by {b['bound_by']}, {len(budgeted['curve'])} depths tried); "
                   f"held-out ratio {held:.4f}; on {', '.join(os.path.basename(t) for t in a.eval_text)}: "
                   f"ratio {ev['ppl_ratio']:.4f}, KL {ev['mean_kl']:.4f}")
