@@ -10,6 +10,7 @@
 #include <map>
 
 #include "linearpatch/pipeline/results.h"
+#include "pipeline/svg_escape.h"
 
 namespace lp {
 namespace {
@@ -18,17 +19,6 @@ constexpr double kWidth = 760, kHeight = 460;
 constexpr double kLeft = 78, kRight = 200, kTop = 64, kBottom = 62;
 constexpr const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
 constexpr const char* kLimitColor = "#d62728";
-
-std::string escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '&') out += "&amp;";
-    else if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else out += c;
-  }
-  return out;
-}
 
 std::optional<double> quality_of(const CurvePoint& p, CurveQuality q) {
   switch (q) {
@@ -121,7 +111,7 @@ void axes(std::string& svg, const CurvePlot& plot, const Frame& f) {
                      (x0 + x1) / 2, y0 + 40, static_cast<double>(plot.parameters) / 1e6);
   const double ym = (y0 + y1) / 2;
   svg += fmt::format(R"svg(<text x="18" y="{0:.1f}" font-size="12" text-anchor="middle" transform="rotate(-90 18 {0:.1f})">{1}</text>)svg" "\n",
-                     ym, escape(axis_label(plot.quality)));
+                     ym, svg_escape(axis_label(plot.quality)));
 }
 
 void limits(std::string& svg, const CurvePlot& plot, const Frame& f) {
@@ -131,7 +121,7 @@ void limits(std::string& svg, const CurvePlot& plot, const Frame& f) {
     svg += fmt::format(R"svg(<line x1="{0:.1f}" y1="{2:.1f}" x2="{1:.1f}" y2="{2:.1f}" stroke="{3}" stroke-dasharray="6 4"/>)svg",
                        x0, x1, y, kLimitColor);
     svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="11" fill="{}">{}</text>)svg" "\n", x0 + 6, y - 5,
-                       kLimitColor, escape(l.label));
+                       kLimitColor, svg_escape(l.label));
   }
   if (plot.size_limit_percent) {
     const double x = f.px(*plot.size_limit_percent);
@@ -164,7 +154,7 @@ void series(std::string& svg, const CurvePlot& plot, const Frame& f) {
       if (!v) continue;
       const double x = f.px(removed_percent(plot, p)), y = f.py(*v);
       svg += fmt::format(R"svg(<circle cx="{:.1f}" cy="{:.1f}" r="3.5" fill="{}"><title>{} layers {}: {:.5g}</title></circle>)svg",
-                         x, y, colour, p.layers, escape(describe_layers(p.removed)), *v);
+                         x, y, colour, p.layers, svg_escape(describe_layers(p.removed)), *v);
       const bool chosen = line.chosen_layers && p.layers == *line.chosen_layers;
       svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="9" fill="{}" text-anchor="middle">{}</text>)svg" "\n", x,
                          y - (chosen ? 12 : 7), colour, p.layers);
@@ -181,7 +171,7 @@ void legend(std::string& svg, const CurvePlot& plot) {
     svg += fmt::format(R"svg(<line x1="{:.1f}" y1="{:.1f}" x2="{:.1f}" y2="{:.1f}" stroke="{}" stroke-width="2"/>)svg", x,
                        y - 4, x + 20, y - 4, kColors[s % std::size(kColors)]);
     svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="11">{}</text>)svg" "\n", x + 26, y,
-                       escape(plot.series[s].label));
+                       svg_escape(plot.series[s].label));
     y += 18;
   }
   y += 6;
@@ -238,7 +228,7 @@ std::string curve_svg(const CurvePlot& plot) {
       "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
       kWidth, kHeight);
   svg += fmt::format(R"svg(<text x="{:.1f}" y="24" font-size="15" font-weight="bold">{}</text>)svg" "\n", kLeft,
-                     escape(plot.title));
+                     svg_escape(plot.title));
   svg += fmt::format(R"svg(<text x="{:.1f}" y="42" font-size="11" fill="#444">each point: the layers a depth removes, repaired, on the held-out calibration windows</text>)svg" "\n",
                      kLeft);
   axes(svg, plot, f);

@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "linearpatch/pipeline/results.h"
+#include "pipeline/svg_escape.h"
 
 namespace lp {
 namespace {
@@ -17,18 +18,6 @@ namespace {
 constexpr double kMatrixPixels = 560;
 constexpr double kLeft = 56, kTop = 84;  // below the title, subtitle and column label
 constexpr const char* kMarkColors[] = {"#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"};
-
-std::string escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    if (c == '&') out += "&amp;";
-    else if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
-  }
-  return out;
-}
 
 // Low cosine pale, high cosine dark blue: rank order is what the eye needs.
 std::string color(double t) {
@@ -155,7 +144,7 @@ void outline_marks(std::string& svg, const std::vector<Mark>& chosen, double cel
     svg += fmt::format(R"svg(<rect x="{:.1f}" y="{:.1f}" width="10" height="10" fill="none" stroke="{}" stroke-width="2"/>)svg",
                        kLeft, legend_y + 14 * m - 9, colour);
     svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="11">{}: {}</text>)svg" "\n", kLeft + 16,
-                       legend_y + 14 * m, escape(chosen[m].label), escape(describe_range({b.start, b.end})));
+                       legend_y + 14 * m, svg_escape(chosen[m].label), svg_escape(describe_range({b.start, b.end})));
   }
 }
 
@@ -177,7 +166,7 @@ double candidate_bars(std::string& svg, const ScoreResult& r, const std::vector<
   }
   const double row = std::min(18.0, kMatrixPixels / static_cast<double>(blocks.size()));
   svg += fmt::format(R"svg(<text x="{:.1f}" y="{:.1f}" font-size="12" font-weight="bold">{} of every block of {} layers</text>)svg" "\n",
-                     x0, kTop - 22, escape(r.metric), *r.n);
+                     x0, kTop - 22, svg_escape(r.metric), *r.n);
   for (size_t i = 0; i < blocks.size(); ++i) {
     const auto& b = blocks[i];
     // Bars from the worst to the best score, whichever direction is better.
@@ -224,8 +213,8 @@ std::string score_svg(const ScoreResult& r) {
       "\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
       width, height);
   svg += fmt::format(R"svg(<text x="10" y="18" font-size="14" font-weight="bold">{}<title>{}</title></text>)svg" "\n",
-                     escape(title), escape(r.model));
-  svg += fmt::format(R"svg(<text x="10" y="36" font-size="11" fill="#444">{}</text>)svg" "\n", escape(subtitle));
+                     svg_escape(title), svg_escape(r.model));
+  svg += fmt::format(R"svg(<text x="10" y="36" font-size="11" fill="#444">{}</text>)svg" "\n", svg_escape(subtitle));
   svg += body;
   svg += "</svg>\n";
   return svg;

@@ -18,9 +18,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string demo() { return (test::repo_dir() / "data" / "models" / "demo-llama3-d").string(); }
-std::string calib_text() { return (test::repo_dir() / "data" / "text" / "brown.calib.txt").string(); }
-std::string eval_text() { return (test::repo_dir() / "data" / "eval" / "brown.visible.txt").string(); }
+std::string demo() { return test::demo_model_dir().string(); }
+std::string calib_text() { return test::demo_calibration_text().string(); }
+std::string eval_text() { return test::demo_evaluation_text().string(); }
 
 const char* kPiqa =
     R"({"goal": "To dry wet hands,", "sol1": "rub them on a towel.", "sol2": "put them in a pond.", "label": 0})"
