@@ -6,8 +6,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
@@ -15,6 +13,7 @@
 #include "cli/common.h"
 #include "cli/profiling.h"
 #include "cli/usage.h"
+#include "linearpatch/core/allocator.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/interrupt.h"
 #include "linearpatch/core/remedy.h"
@@ -71,19 +70,10 @@ int report(const std::string& kind, const std::exception& e, int status, const s
   return status;
 }
 
-// glibc hands allocations above 32 MB straight to mmap and back to the
-// kernel on free; libtorch allocates and frees activation-sized buffers in
-// every layer, so page faults then cost more than the arithmetic (measured:
-// 2.2x slower CPU eval, half of it system time). Keep them in the heap.
-void tune_allocator() {
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  tune_allocator();
+  lp::keep_tensor_buffers_in_heap();
   CLI::App app{"linearpatch: remove decoder layers from LLaMA-family checkpoints and repair the gap with a LinearPatch"};
   app.require_subcommand(1);
   // Options a command does not know (-q, -v, --log-level) go to the top
