@@ -7,6 +7,7 @@
 
 #include "config/config_json.h"
 #include "io/json_util.h"
+#include "linearpatch/config/tensor_table.h"
 #include "linearpatch/core/error.h"
 
 namespace lp {
@@ -323,6 +324,20 @@ void read_tokens(const Fields& top, LlamaConfig& config) {
 
 constexpr int64_t kPatchFormatVersion = 1;
 
+// The entry's "layers": per decoder layer, which sublayers it has (written
+// only by sublayer prunes).
+void read_layer_specs(const Fields& entry, LlamaConfig& config) {
+  const Json* layers = entry.get("layers");
+  if (!layers) return;
+  if (!layers->is_array() || layers->size() != static_cast<size_t>(config.num_hidden_layers))
+    entry.fail("layers", "must list one {attention, mlp} object per layer (" +
+                             std::to_string(config.num_hidden_layers) + "), got " + io::json_excerpt(*layers));
+  for (size_t i = 0; i < layers->size(); ++i) {
+    const Fields layer = entry.element((*layers)[i], "layers[" + std::to_string(i) + "]");
+    config.layer_specs.push_back({layer.boolean("attention", true), layer.boolean("mlp", true)});
+  }
+}
+
 void read_patches(const Fields& top, LlamaConfig& config) {
   if (!top.get("linearpatch")) return;
   const Fields entry = top.object("linearpatch");
@@ -345,6 +360,7 @@ void read_patches(const Fields& top, LlamaConfig& config) {
     if (result.tensor.empty()) patch.fail("tensor", "must name the patch tensor");
     config.patches.push_back(std::move(result));
   }
+  read_layer_specs(entry, config);
 }
 
 // int64 arithmetic that remembers overflow instead of wrapping, so that
@@ -369,21 +385,23 @@ class CheckedInt {
   bool overflow_ = false;
 };
 
+CheckedInt checked_numel(const std::vector<int64_t>& shape) {
+  CheckedInt n = 1;
+  for (const int64_t d : shape) n = n * d;
+  return n;
+}
+
 std::optional<int64_t> checked_parameter_count(const LlamaConfig& c) {
+  CheckedInt total = 0;
+  try {
+    for (const auto& spec : global_tensor_specs(c)) total = total + checked_numel(spec.shape);
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+      for (const auto& spec : layer_tensor_specs(c, l)) total = total + checked_numel(spec.shape);
+  } catch (const SizeOverflow&) {
+    return std::nullopt;
+  }
   const CheckedInt d = c.hidden_size;
-  const CheckedInt f = c.intermediate_size;
-  const CheckedInt q = CheckedInt(c.num_attention_heads) * c.head_dim;
-  const CheckedInt kv = CheckedInt(c.num_key_value_heads) * c.head_dim;
-  CheckedInt layer = d * q + d * kv * 2 + q * d  // q, k, v, o projections
-                     + d * f * 3                 // gate, up, down
-                     + d * 2;                    // input and post-attention norms
-  if (c.qkv_bias) layer = layer + q + kv * 2;
-  if (c.o_bias) layer = layer + d;
-  if (c.qk_norm) layer = layer + CheckedInt(c.head_dim) * 2;
-  if (c.mlp_bias) layer = layer + f * 2 + d;
-  const CheckedInt embeddings = CheckedInt(c.vocab_size) * d * (c.tie_word_embeddings ? 1 : 2);
-  const CheckedInt patches = d * d * static_cast<int64_t>(c.patches.size());
-  return (embeddings + layer * c.num_hidden_layers + d + patches).value();
+  return (total + d * d * static_cast<int64_t>(c.patches.size())).value();
 }
 
 }  // namespace
@@ -408,6 +426,14 @@ int64_t LlamaConfig::narrowest_window() const {
   for (const int64_t w : attention_windows)
     if (w > 0 && (narrowest == 0 || w < narrowest)) narrowest = w;
   return narrowest;
+}
+
+LayerSpec LlamaConfig::layer_spec(int64_t layer) const {
+  return layer_specs.empty() ? LayerSpec{} : layer_specs.at(static_cast<size_t>(layer));
+}
+
+bool LlamaConfig::has_partial_layers() const {
+  return std::any_of(layer_specs.begin(), layer_specs.end(), [](const LayerSpec& s) { return !(s == LayerSpec{}); });
 }
 
 int64_t LlamaConfig::parameter_count() const {

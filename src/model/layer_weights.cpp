@@ -73,10 +73,12 @@ LayerWeights LayerWeights::to(const at::Device& device, bool stack_qkv) const {
   LayerWeights copy = *this;
   copy.qkv_proj = copy.qkv_bias = at::Tensor();
   if (stack_qkv) {
-    copy.qkv_proj = stack_rows(device, {&copy.q_proj, &copy.k_proj, &copy.v_proj});
+    using T = LayerTensor;
+    copy.qkv_proj = stack_rows(device, {&copy[T::kQProj], &copy[T::kKProj], &copy[T::kVProj]});
     // The biases are stacked only with their weights: the forward adds
     // qkv_bias to the stacked product or none at all.
-    if (copy.qkv_proj.defined()) copy.qkv_bias = stack_rows(device, {&copy.q_bias, &copy.k_bias, &copy.v_bias});
+    if (copy.qkv_proj.defined())
+      copy.qkv_bias = stack_rows(device, {&copy[T::kQBias], &copy[T::kKBias], &copy[T::kVBias]});
   }
   copy.for_each([&](at::Tensor& t) {
     if (t.device() != device) t = copy_to(t, device);
@@ -85,10 +87,10 @@ LayerWeights LayerWeights::to(const at::Device& device, bool stack_qkv) const {
 }
 
 void LayerWeights::unstack_group_of(const std::string& suffix) {
-  static const std::set<std::string> qkv = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
-                                            "self_attn.v_proj.weight", "self_attn.q_proj.bias",
-                                            "self_attn.k_proj.bias",   "self_attn.v_proj.bias"};
-  if (qkv.count(suffix)) qkv_proj = qkv_bias = at::Tensor();
+  using T = LayerTensor;
+  static const std::set<T> qkv = {T::kQProj, T::kKProj, T::kVProj, T::kQBias, T::kKBias, T::kVBias};
+  const auto id = layer_tensor_from_suffix(suffix);
+  if (id && qkv.count(*id)) qkv_proj = qkv_bias = at::Tensor();
 }
 
 bool BackgroundUploader::available(const at::Device& device) {

@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <condition_variable>
 #include <exception>
 #include <map>
@@ -20,16 +21,16 @@
 #include <thread>
 #include <vector>
 
+#include "linearpatch/config/tensor_table.h"
+
 namespace lp {
 
+// One decoder layer's tensors, indexed by the family tables' ids
+// (config/tensor_table.h); tensors the layer does not hold (a family's
+// absent biases, a removed sublayer's weights) are undefined.
 struct LayerWeights {
-  at::Tensor input_norm, post_attention_norm;
-  at::Tensor q_proj, k_proj, v_proj, o_proj;
-  at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined unless the config has them
-  at::Tensor q_norm, k_norm;                  // [head_dim], undefined unless qk_norm
-  at::Tensor gate_proj, up_proj, down_proj;
-  at::Tensor gate_bias, up_bias, down_bias;  // undefined unless mlp_bias
-  int64_t attention_window = 0;               // 0: full causal attention
+  std::array<at::Tensor, kLayerTensorCount> tensors;
+  int64_t attention_window = 0;  // 0: full causal attention
   // q/k/v stacked row-wise on CUDA devices (see to()): one matrix product
   // instead of three, and q_proj, k_proj, v_proj (and their biases) are row
   // ranges of these. Undefined when not stacked; never in for_each(), as
@@ -39,26 +40,27 @@ struct LayerWeights {
   // layer on an H200, scripts/gpu_op_probe.py).
   at::Tensor qkv_proj, qkv_bias;
 
+  at::Tensor& operator[](LayerTensor id) { return tensors[static_cast<size_t>(id)]; }
+  const at::Tensor& operator[](LayerTensor id) const { return tensors[static_cast<size_t>(id)]; }
+  // Whether the layer holds `sublayer` (its output projection stands for it).
+  bool has(Sublayer sublayer) const {
+    return (*this)[sublayer == Sublayer::kAttention ? LayerTensor::kOProj : LayerTensor::kDownProj].defined();
+  }
+  // Where the layer's tensors are (all on one device).
+  at::Device device() const {
+    for (const auto& t : tensors)
+      if (t.defined()) return t.device();
+    return at::kCPU;
+  }
+
   template <typename Fn>
   void for_each(Fn&& fn) {
-    for (auto* t : {&input_norm, &post_attention_norm, &q_proj, &k_proj, &v_proj, &o_proj, &q_bias, &k_bias, &v_bias,
-                    &o_bias, &q_norm, &k_norm, &gate_proj, &up_proj, &down_proj, &gate_bias, &up_bias, &down_bias})
-      if (t->defined()) fn(*t);
+    for (auto& t : tensors)
+      if (t.defined()) fn(t);
   }
   at::Tensor* field(const std::string& suffix) {
-    static const std::map<std::string, at::Tensor LayerWeights::*> fields = {
-        {"input_layernorm.weight", &LayerWeights::input_norm},
-        {"post_attention_layernorm.weight", &LayerWeights::post_attention_norm},
-        {"self_attn.q_proj.weight", &LayerWeights::q_proj}, {"self_attn.k_proj.weight", &LayerWeights::k_proj},
-        {"self_attn.v_proj.weight", &LayerWeights::v_proj}, {"self_attn.o_proj.weight", &LayerWeights::o_proj},
-        {"self_attn.q_proj.bias", &LayerWeights::q_bias},   {"self_attn.k_proj.bias", &LayerWeights::k_bias},
-        {"self_attn.v_proj.bias", &LayerWeights::v_bias},   {"self_attn.o_proj.bias", &LayerWeights::o_bias},
-        {"self_attn.q_norm.weight", &LayerWeights::q_norm}, {"self_attn.k_norm.weight", &LayerWeights::k_norm},
-        {"mlp.gate_proj.weight", &LayerWeights::gate_proj}, {"mlp.up_proj.weight", &LayerWeights::up_proj},
-        {"mlp.down_proj.weight", &LayerWeights::down_proj}, {"mlp.gate_proj.bias", &LayerWeights::gate_bias},
-        {"mlp.up_proj.bias", &LayerWeights::up_bias},       {"mlp.down_proj.bias", &LayerWeights::down_bias}};
-    const auto it = fields.find(suffix);
-    return it == fields.end() || !(this->*(it->second)).defined() ? nullptr : &(this->*(it->second));
+    const auto id = layer_tensor_from_suffix(suffix);
+    return !id || !(*this)[*id].defined() ? nullptr : &(*this)[*id];
   }
   // A copy on `device`, q/k/v stacked there when it is a CUDA device.
   // Host -> GPU goes through pinned memory without blocking the current

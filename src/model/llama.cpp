@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "linearpatch/config/tensor_table.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/device.h"
@@ -80,11 +81,13 @@ class WeightTaker {
     return tensor;
   }
 
-  at::Tensor take_if(bool wanted, const std::string& name, std::vector<int64_t> shape) {
-    return wanted ? take(name, std::move(shape)) : at::Tensor();
-  }
-
   void drop(const std::string& name) { weights_.erase(name); }
+  // Buffers of layer `layer` that no forward pass reads.
+  void drop_ignored(int64_t layer) {
+    const auto prefix = layer_tensor_name(layer, "");
+    for (auto it = weights_.lower_bound(prefix); it != weights_.end() && it->first.compare(0, prefix.size(), prefix) == 0;)
+      it = is_ignored_layer_suffix(it->first.substr(prefix.size())) ? weights_.erase(it) : std::next(it);
+  }
 
  private:
   TensorMap& weights_;
@@ -166,7 +169,7 @@ struct LlamaModel::Impl {
   std::shared_ptr<const LayerWeights> layer(int64_t l) const {
     const auto& w = layers[l];
     const auto& home = slots[layer_slot[static_cast<size_t>(l)]];
-    if (w->q_proj.device() == home.device) return w;
+    if (w->device() == home.device) return w;
     if (uploads) return uploads->get(w, home.device);
     return home.arriving->get(w);
   }
@@ -180,6 +183,8 @@ struct LlamaModel::Impl {
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   at::Tensor attention_block(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
   at::Tensor mlp_activation(const LayerWeights& w, const at::Tensor& h_mid) const;
+  // down_proj(mlp_activation): what the MLP adds to the stream; zeros when the layer has none.
+  at::Tensor mlp_output(const LayerWeights& w, const at::Tensor& h_mid) const;
   // Decoder layer `l` (this model's numbering) on h; the observer, if
   // any, sees the MLP output.
   at::Tensor layer_forward(int64_t l, const at::Tensor& h, const RopeTables& rope, ForwardObserver* observer) const;
@@ -213,42 +218,51 @@ at::Tensor LlamaModel::Impl::attention_block(const LayerWeights& w, const at::Te
   const int64_t B = h.size(0), T = h.size(1);
   const int64_t n_heads = config.num_attention_heads, n_kv = config.num_key_value_heads;
   const int64_t D = config.head_dim;
-  auto x = rms_norm(h, w.input_norm);
+  using LT = LayerTensor;
+  if (!w.has(Sublayer::kAttention)) return h;  // a removed sublayer: the stream passes through
+  auto x = rms_norm(h, w[LT::kInputNorm]);
   at::Tensor q, k, v;
   if (w.qkv_proj.defined()) {  // one product, its columns split (views, no copies)
     const auto qkv = linear(x, w.qkv_proj, w.qkv_bias);
-    const int64_t q_dim = w.q_proj.size(0), kv_dim = w.k_proj.size(0);
+    const int64_t q_dim = w[LT::kQProj].size(0), kv_dim = w[LT::kKProj].size(0);
     q = qkv.narrow(-1, 0, q_dim);
     k = qkv.narrow(-1, q_dim, kv_dim);
     v = qkv.narrow(-1, q_dim + kv_dim, kv_dim);
   } else {
-    q = linear(x, w.q_proj, w.q_bias);
-    k = linear(x, w.k_proj, w.k_bias);
-    v = linear(x, w.v_proj, w.v_bias);
+    q = linear(x, w[LT::kQProj], w[LT::kQBias]);
+    k = linear(x, w[LT::kKProj], w[LT::kKBias]);
+    v = linear(x, w[LT::kVProj], w[LT::kVBias]);
   }
   q = q.view({B, T, n_heads, D});
   k = k.view({B, T, n_kv, D});
   v = v.view({B, T, n_kv, D}).transpose(1, 2);
-  if (w.q_norm.defined()) {  // Qwen3: each head normalised before RoPE
-    q = rms_norm(q, w.q_norm);
-    k = rms_norm(k, w.k_norm);
+  if (w[LT::kQNorm].defined()) {  // Qwen3: each head normalised before RoPE
+    q = rms_norm(q, w[LT::kQNorm]);
+    k = rms_norm(k, w[LT::kKNorm]);
   }
   q = apply_rope(q.transpose(1, 2), rope);
   k = apply_rope(k.transpose(1, 2), rope);
-  return h + linear(causal_attention(q, k, v, w.attention_window), w.o_proj, w.o_bias);
+  return h + linear(causal_attention(q, k, v, w.attention_window), w[LT::kOProj], w[LT::kOBias]);
 }
 
 // silu(gate(x)) * up(x) for x = norm(h_mid): what down_proj maps.
 at::Tensor LlamaModel::Impl::mlp_activation(const LayerWeights& w, const at::Tensor& h_mid) const {
-  auto y = rms_norm(h_mid, w.post_attention_norm);
-  return at::silu(linear(y, w.gate_proj, w.gate_bias)) * linear(y, w.up_proj, w.up_bias);
+  using T = LayerTensor;
+  auto y = rms_norm(h_mid, w[T::kPostAttentionNorm]);
+  return at::silu(linear(y, w[T::kGateProj], w[T::kGateBias])) * linear(y, w[T::kUpProj], w[T::kUpBias]);
+}
+
+at::Tensor LlamaModel::Impl::mlp_output(const LayerWeights& w, const at::Tensor& h_mid) const {
+  if (!w.has(Sublayer::kMlp)) return at::zeros_like(h_mid);
+  return linear(mlp_activation(w, h_mid), w[LayerTensor::kDownProj], w[LayerTensor::kDownBias]);
 }
 
 at::Tensor LlamaModel::Impl::layer_forward(int64_t l, const at::Tensor& h, const RopeTables& rope,
                                            ForwardObserver* observer) const {
   const auto w = layer(l);
   auto h_mid = attention_block(*w, h, rope);
-  auto mlp_out = linear(mlp_activation(*w, h_mid), w->down_proj, w->down_bias);
+  if (!w->has(Sublayer::kMlp) && !observer && !mlp_patches.count(l)) return h_mid;
+  auto mlp_out = mlp_output(*w, h_mid);
   if (const auto patch = mlp_patches.find(l); patch != mlp_patches.end())
     mlp_out = at::matmul(mlp_out.to(at::kFloat), patch->second).to(dtype);
   if (observer) observer->on_mlp_output(l, mlp_out);
@@ -341,45 +355,28 @@ LlamaModel::LlamaModel(LlamaConfig config, TensorMap weights, const ModelOptions
   // have not lost already; float32 runs keep exact float32.
   if (devices.front().is_cuda() && impl->dtype != at::kFloat) at::globalContext().setAllowTF32CuBLAS(true);
   const auto& c = config;
-  const int64_t C = c.hidden_size, V = c.vocab_size, F = c.intermediate_size;
-  const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
+  const int64_t C = c.hidden_size;
 
   // Everything is taken (and checked) in host memory first; devices are
   // chosen from the sizes, then weights move there.
   const uint64_t weight_bytes = total_bytes(weights);
   WeightTaker taker(weights);
-  impl->embed_tokens = taker.take("model.embed_tokens.weight", {V, C});
-  impl->norm = taker.take("model.norm.weight", {C});
+  for (const auto& spec : global_tensor_specs(c)) {
+    at::Tensor tensor = taker.take(spec.name, spec.shape);
+    if (spec.name == kEmbeddingTensor) impl->embed_tokens = tensor;
+    else if (spec.name == kHeadTensor) impl->lm_head = tensor;
+    else impl->norm = tensor;
+  }
   if (c.tie_word_embeddings) {
     impl->lm_head = impl->embed_tokens;
-    taker.drop("lm_head.weight");  // some tied checkpoints store the copy anyway
-  } else {
-    impl->lm_head = taker.take("lm_head.weight", {V, C});
+    taker.drop(kHeadTensor);  // some tied checkpoints store the copy anyway
   }
   std::vector<uint64_t> sizes;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    auto name = [l](const std::string& suffix) { return layer_tensor_name(l, suffix); };
     auto w = std::make_shared<LayerWeights>();
-    w->input_norm = taker.take(name("input_layernorm.weight"), {C});
-    w->post_attention_norm = taker.take(name("post_attention_layernorm.weight"), {C});
-    w->q_proj = taker.take(name("self_attn.q_proj.weight"), {q_dim, C});
-    w->k_proj = taker.take(name("self_attn.k_proj.weight"), {kv_dim, C});
-    w->v_proj = taker.take(name("self_attn.v_proj.weight"), {kv_dim, C});
-    w->o_proj = taker.take(name("self_attn.o_proj.weight"), {C, q_dim});
-    w->q_bias = taker.take_if(c.qkv_bias, name("self_attn.q_proj.bias"), {q_dim});
-    w->k_bias = taker.take_if(c.qkv_bias, name("self_attn.k_proj.bias"), {kv_dim});
-    w->v_bias = taker.take_if(c.qkv_bias, name("self_attn.v_proj.bias"), {kv_dim});
-    w->o_bias = taker.take_if(c.o_bias, name("self_attn.o_proj.bias"), {C});
-    w->q_norm = taker.take_if(c.qk_norm, name("self_attn.q_norm.weight"), {c.head_dim});
-    w->k_norm = taker.take_if(c.qk_norm, name("self_attn.k_norm.weight"), {c.head_dim});
+    for (const auto& spec : layer_tensor_specs(c, l)) (*w)[spec.id] = taker.take(layer_tensor_name(l, spec.suffix), spec.shape);
     w->attention_window = c.attention_windows.at(static_cast<size_t>(l));
-    w->gate_proj = taker.take(name("mlp.gate_proj.weight"), {F, C});
-    w->up_proj = taker.take(name("mlp.up_proj.weight"), {F, C});
-    w->down_proj = taker.take(name("mlp.down_proj.weight"), {C, F});
-    w->gate_bias = taker.take_if(c.mlp_bias, name("mlp.gate_proj.bias"), {F});
-    w->up_bias = taker.take_if(c.mlp_bias, name("mlp.up_proj.bias"), {F});
-    w->down_bias = taker.take_if(c.mlp_bias, name("mlp.down_proj.bias"), {C});
-    taker.drop(name("self_attn.rotary_emb.inv_freq"));  // a buffer old transformers saved
+    taker.drop_ignored(l);
     sizes.push_back(layer_bytes(*w));
     impl->layers.push_back(std::move(w));
   }
@@ -627,8 +624,8 @@ LlamaModel::LayerTrace LlamaModel::trace_layer(int64_t layer, const at::Tensor& 
   const auto rope = rope_tables(impl_->slots[impl_->slot_of(layer)].inv_freq, input.size(1), impl_->dtype);
   LayerTrace trace;
   trace.after_attention = impl_->attention_block(*w, input, rope);
-  trace.mlp_activation = impl_->mlp_activation(*w, trace.after_attention);
-  trace.output = trace.after_attention + impl_->linear(trace.mlp_activation, w->down_proj, w->down_bias);
+  if (w->has(Sublayer::kMlp)) trace.mlp_activation = impl_->mlp_activation(*w, trace.after_attention);
+  trace.output = trace.after_attention + impl_->mlp_output(*w, trace.after_attention);
   for (auto* t : {&trace.after_attention, &trace.mlp_activation, &trace.output}) *t = impl_->to_head(*t);
   return trace;
 }
@@ -639,6 +636,7 @@ LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers, std:
   impl->layers.clear();
   impl->layer_slot.clear();
   impl->config.attention_windows.clear();
+  impl->config.layer_specs.clear();
   int64_t previous = -1;
   for (int64_t l : kept_layers) {
     if (l <= previous || l >= num_layers())
@@ -646,6 +644,7 @@ LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers, std:
     impl->layers.push_back(impl_->layers[l]);
     impl->layer_slot.push_back(impl_->layer_slot[static_cast<size_t>(l)]);
     impl->config.attention_windows.push_back(impl_->layers[l]->attention_window);
+    if (impl_->config.has_partial_layers()) impl->config.layer_specs.push_back(impl_->config.layer_spec(l));
     previous = l;
   }
   const int64_t C = hidden_size();
@@ -693,6 +692,27 @@ LlamaModel LlamaModel::without_layers(const std::vector<int64_t>& removed, const
     return out;
   };
   return with_layers(kept, renumber(patches.stream_input, L, "stream"), renumber(patches.mlp_output, L - 1, "MLP"));
+}
+
+LlamaModel LlamaModel::without_sublayers(const std::vector<Site>& sites) const {
+  if (sites.empty()) return *this;
+  auto impl = std::make_shared<Impl>(*impl_);
+  auto& specs = impl->config.layer_specs;
+  if (specs.empty()) specs.assign(impl->layers.size(), LayerSpec{});
+  for (const auto& site : sites) {
+    if (site.layer < 0 || site.layer >= num_layers())
+      throw Error("internal: sublayer site " + describe_sites({site}) + " out of range");
+    auto copy = std::make_shared<LayerWeights>(*impl->layers[static_cast<size_t>(site.layer)]);
+    for (const auto& spec : layer_tensor_specs(impl->config))
+      if (spec.owner == site.sublayer) (*copy)[spec.id] = at::Tensor();
+    if (site.sublayer == Sublayer::kAttention) copy->qkv_proj = copy->qkv_bias = at::Tensor();
+    impl->layers[static_cast<size_t>(site.layer)] = std::move(copy);
+    auto& spec = specs[static_cast<size_t>(site.layer)];
+    (site.sublayer == Sublayer::kAttention ? spec.attention : spec.mlp) = false;
+  }
+  LlamaModel result = *this;
+  result.impl_ = std::move(impl);
+  return result;
 }
 
 }  // namespace lp

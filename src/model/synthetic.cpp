@@ -12,6 +12,7 @@
 #include <map>
 #include <numeric>
 
+#include "linearpatch/config/tensor_table.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
 #include "linearpatch/core/progress.h"
@@ -96,43 +97,34 @@ struct TensorPlan {
   uint64_t seed = 0;
 };
 
+Init init_of(TensorRole role) {
+  switch (role) {
+    case TensorRole::kEmbedding:
+    case TensorRole::kProjection: return Init::kNormal;
+    case TensorRole::kBias: return Init::kZeros;
+    case TensorRole::kSublayerNorm:
+    case TensorRole::kHeadNorm:
+    case TensorRole::kFinalNorm: return Init::kOnes;
+  }
+  return Init::kNormal;
+}
+
 // In the order of the family's state_dict, which is how save_pretrained
 // fills its shards.
 std::vector<TensorPlan> plan_tensors(const LlamaConfig& c, size_t element_size) {
-  const int64_t C = c.hidden_size, F = c.intermediate_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim;
   std::vector<TensorPlan> plan;
-  auto add = [&](std::string name, std::vector<int64_t> shape, Init init = Init::kNormal) {
+  auto add = [&](std::string name, std::vector<int64_t> shape, TensorRole role) {
     uint64_t numel = 1;
     for (int64_t d : shape) numel *= static_cast<uint64_t>(d);
-    plan.push_back({std::move(name), std::move(shape), init, numel * element_size, 0});
+    plan.push_back({std::move(name), std::move(shape), init_of(role), numel * element_size, 0});
   };
-  add("model.embed_tokens.weight", {c.vocab_size, C});
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    auto name = [l](const char* suffix) { return layer_tensor_name(l, suffix); };
-    add(name("self_attn.q_proj.weight"), {q, C});
-    if (c.qkv_bias) add(name("self_attn.q_proj.bias"), {q}, Init::kZeros);
-    add(name("self_attn.k_proj.weight"), {kv, C});
-    if (c.qkv_bias) add(name("self_attn.k_proj.bias"), {kv}, Init::kZeros);
-    add(name("self_attn.v_proj.weight"), {kv, C});
-    if (c.qkv_bias) add(name("self_attn.v_proj.bias"), {kv}, Init::kZeros);
-    add(name("self_attn.o_proj.weight"), {C, q});
-    if (c.o_bias) add(name("self_attn.o_proj.bias"), {C}, Init::kZeros);
-    if (c.qk_norm) {
-      add(name("self_attn.q_norm.weight"), {c.head_dim}, Init::kOnes);
-      add(name("self_attn.k_norm.weight"), {c.head_dim}, Init::kOnes);
-    }
-    add(name("mlp.gate_proj.weight"), {F, C});
-    add(name("mlp.up_proj.weight"), {F, C});
-    add(name("mlp.down_proj.weight"), {C, F});
-    add(name("input_layernorm.weight"), {C}, Init::kOnes);
-    add(name("post_attention_layernorm.weight"), {C}, Init::kOnes);
-  }
-  add("model.norm.weight", {C}, Init::kOnes);
-  if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, C});
+  const auto globals = global_tensor_specs(c);
+  add(globals.front().name, globals.front().shape, globals.front().role);  // the embeddings lead
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    for (const auto& spec : layer_tensor_specs(c, l)) add(layer_tensor_name(l, spec.suffix), spec.shape, spec.role);
+  for (size_t i = 1; i < globals.size(); ++i) add(globals[i].name, globals[i].shape, globals[i].role);
   return plan;
 }
-
 
 struct RandomFill {
   at::Tensor flat;  // a whole tensor, viewed as 1-D

@@ -44,7 +44,23 @@ void copy_side_files(const fs::path& from, const fs::path& to) {
   }
 }
 
-std::string linearpatch_entry(const PrunePlan& plan, const CheckpointEdits& edits) {
+// Per new layer, which sublayers it has: the source's spec less what the
+// plan removes. Empty when every layer keeps both.
+std::vector<LayerSpec> output_layer_specs(const LlamaConfig& source, const PrunePlan& plan) {
+  std::vector<LayerSpec> specs;
+  bool partial = false;
+  for (const int64_t layer : plan.kept) {
+    auto spec = source.layer_spec(layer);
+    if (removes_sublayer(plan, layer, Sublayer::kAttention)) spec.attention = false;
+    if (removes_sublayer(plan, layer, Sublayer::kMlp)) spec.mlp = false;
+    partial = partial || !(spec == LayerSpec{});
+    specs.push_back(spec);
+  }
+  return partial ? specs : std::vector<LayerSpec>{};
+}
+
+std::string linearpatch_entry(const PrunePlan& plan, const CheckpointEdits& edits,
+                              const std::vector<LayerSpec>& layer_specs) {
   const auto& patches = edits.patches;
   auto entry = nlohmann::ordered_json::object();
   entry["format_version"] = kFormatVersion;
@@ -59,6 +75,17 @@ std::string linearpatch_entry(const PrunePlan& plan, const CheckpointEdits& edit
                     {"apply", "h = h @ W on the residual stream entering this layer"}});
   }
   entry["patches"] = list;
+  if (!plan.removed_sublayers.empty()) {
+    auto sites = nlohmann::ordered_json::array();
+    for (const auto& site : plan.removed_sublayers)
+      sites.push_back({{"layer", site.layer}, {"sublayer", sublayer_name(site.sublayer)}});
+    entry["removed_sublayers"] = sites;
+  }
+  if (!layer_specs.empty()) {
+    auto layers = nlohmann::ordered_json::array();
+    for (const auto& spec : layer_specs) layers.push_back({{"attention", spec.attention}, {"mlp", spec.mlp}});
+    entry["layers"] = layers;
+  }
   if (!edits.provenance_json.empty()) {
     auto extra = nlohmann::ordered_json::parse(edits.provenance_json);
     for (auto it = extra.begin(); it != extra.end(); ++it) entry[it.key()] = it.value();
@@ -69,11 +96,12 @@ std::string linearpatch_entry(const PrunePlan& plan, const CheckpointEdits& edit
 // config.json edits the layer rewrite does not cover: untied embeddings and
 // the transformers entry points: the family's own class, or its patched
 // subclass from the modeling file.
-std::string finish_config(const std::string& config_text, ModelFamily family, const CheckpointEdits& edits) {
+std::string finish_config(const std::string& config_text, ModelFamily family, const CheckpointEdits& edits,
+                          bool partial_layers) {
   auto config = nlohmann::ordered_json::parse(config_text);
   if (edits.untie_embeddings) config["tie_word_embeddings"] = false;
   const std::string plain = causal_lm_class_name(family);
-  if (!edits.patches.empty()) {
+  if (!edits.patches.empty() || partial_layers) {
     const std::string patched = "LinearPatch" + plain;
     const std::string module = std::filesystem::path(kHfModelingFile).stem().string();
     config["architectures"] = {patched};
@@ -92,6 +120,7 @@ std::string renamed_tensor(const std::string& name, const PrunePlan& plan) {
   if (layer < 0) return name;
   const auto it = std::lower_bound(plan.kept.begin(), plan.kept.end(), layer);
   if (it == plan.kept.end() || *it != layer) return "";
+  if (const auto owner = owner_of_suffix(suffix); owner && removes_sublayer(plan, layer, *owner)) return "";
   return layer_tensor_name(it - plan.kept.begin(), suffix);
 }
 
@@ -194,6 +223,7 @@ std::vector<std::string> write_per_layer(const OutputNames& names, OutputTensors
   Stopwatch watch;
   std::set<int64_t> edited;
   for (const auto& [name, tensor] : edits.replaced) edited.insert(split_layer_tensor_name(name).first);
+  for (const auto& site : plan.removed_sublayers) edited.insert(site.layer);  // its copy holds the removed tensors
   std::set<int64_t> unedited;
   for (const auto layer : plan.kept)
     if (!edited.count(layer)) unedited.insert(layer);
@@ -259,11 +289,13 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
   for (const auto& file : written.files) written.bytes += fs::file_size(dir / file);
 
   const auto config_path = (source.dir() / "config.json").string();
-  const auto family = parse_llama_config(source.config_text(), config_path).family;
-  const auto config = rewrite_config_for_pruning(source.config_text(), plan.kept, linearpatch_entry(plan, edits),
-                                                 config_path);
-  write_text_file(dir / "config.json", finish_config(config, family, edits));
-  if (!edits.patches.empty()) write_text_file(dir / kHfModelingFile, hf_modeling_source());
+  const auto source_config = parse_llama_config(source.config_text(), config_path);
+  const auto layer_specs = output_layer_specs(source_config, plan);
+  const auto config = rewrite_config_for_pruning(source.config_text(), plan.kept,
+                                                 linearpatch_entry(plan, edits, layer_specs), config_path);
+  const bool modeling_file = !edits.patches.empty() || !layer_specs.empty();
+  write_text_file(dir / "config.json", finish_config(config, source_config.family, edits, !layer_specs.empty()));
+  if (modeling_file) write_text_file(dir / kHfModelingFile, hf_modeling_source());
   copy_side_files(source.dir(), dir);
   return written;
 }

@@ -6,7 +6,28 @@
 
 namespace lp {
 
-PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed) {
+PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed, std::vector<Site> removed_sites) {
+  std::sort(removed_sites.begin(), removed_sites.end());
+  for (size_t i = 0; i < removed_sites.size(); ++i) {
+    const auto& site = removed_sites[i];
+    if (site.layer < 0 || site.layer >= num_layers)
+      throw UsageError("layer " + std::to_string(site.layer) + " does not exist (the model has layers 0.." +
+                       std::to_string(num_layers - 1) + ")");
+    if (i > 0 && site == removed_sites[i - 1]) throw UsageError("sublayer " + describe_sites({site}) + " listed twice");
+    if (std::find(removed.begin(), removed.end(), site.layer) != removed.end())
+      throw UsageError("sublayer " + describe_sites({site}) + " of a removed layer");
+  }
+  std::vector<Site> partial;
+  for (size_t i = 0; i < removed_sites.size(); ++i) {
+    const auto& site = removed_sites[i];
+    const bool both = i + 1 < removed_sites.size() && removed_sites[i + 1].layer == site.layer;
+    if (both) {
+      removed.push_back(site.layer);
+      ++i;
+    } else {
+      partial.push_back(site);
+    }
+  }
   std::sort(removed.begin(), removed.end());
   for (size_t i = 0; i < removed.size(); ++i) {
     if (removed[i] < 0 || removed[i] >= num_layers)
@@ -23,7 +44,12 @@ PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed) {
   for (int64_t l = 0; l < num_layers; ++l)
     if (!std::binary_search(removed.begin(), removed.end(), l)) plan.kept.push_back(l);
   for (const auto& range : layer_runs(removed)) plan.gaps.push_back({range, new_layer_index(plan, range.end)});
+  plan.removed_sublayers = std::move(partial);
   return plan;
+}
+
+bool removes_sublayer(const PrunePlan& plan, int64_t layer, Sublayer sublayer) {
+  return std::binary_search(plan.removed_sublayers.begin(), plan.removed_sublayers.end(), Site{layer, sublayer});
 }
 
 int64_t new_layer_index(const PrunePlan& plan, int64_t layer) {

@@ -3,6 +3,9 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <functional>
+
+#include "linearpatch/config/tensor_table.h"
 #include "linearpatch/core/file_util.h"
 #include "linearpatch/io/safetensors.h"
 #include "model/tensor_bridge.h"
@@ -32,40 +35,30 @@ LlamaConfig tiny_config(ModelFamily family) {
 
 TensorMap random_weights(const LlamaConfig& c, uint64_t seed, double std) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  auto normal = [&](std::vector<int64_t> shape) { return at::randn(shape, gen, at::kFloat) * std; };
-  auto norm = [&](int64_t n) { return 1.0 + at::randn({n}, gen, at::kFloat) * 0.1; };
-  const int64_t C = c.hidden_size, F = c.intermediate_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim;
+  auto draw = [&](TensorRole role, const std::vector<int64_t>& shape) {
+    switch (role) {
+      case TensorRole::kEmbedding: return at::randn(shape, gen, at::kFloat);
+      case TensorRole::kSublayerNorm:
+      case TensorRole::kHeadNorm:
+      case TensorRole::kFinalNorm: return 1.0 + at::randn(shape, gen, at::kFloat) * 0.1;
+      case TensorRole::kProjection:
+      case TensorRole::kBias: break;
+    }
+    return at::randn(shape, gen, at::kFloat) * std;
+  };
   TensorMap w;
-  w["model.embed_tokens.weight"] = at::randn({c.vocab_size, C}, gen, at::kFloat);
-  w["model.norm.weight"] = norm(C);
-  if (!c.tie_word_embeddings) w["lm_head.weight"] = normal({c.vocab_size, C});
+  for (const auto& spec : global_tensor_specs(c)) w[spec.name] = draw(spec.role, spec.shape);
+  // Per layer: the sublayer norms, the projections, then the rest (biases,
+  // q/k norms), so that a seed gives the weights it always gave.
+  const auto is_norm = [](TensorRole r) { return r == TensorRole::kSublayerNorm; };
+  const auto is_projection = [](TensorRole r) { return r == TensorRole::kProjection; };
+  const auto is_other = [&](TensorRole r) { return !is_norm(r) && !is_projection(r); };
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    auto name = [l](const std::string& s) { return layer_tensor_name(l, s); };
-    w[name("input_layernorm.weight")] = norm(C);
-    w[name("post_attention_layernorm.weight")] = norm(C);
-    w[name("self_attn.q_proj.weight")] = normal({q, C});
-    w[name("self_attn.k_proj.weight")] = normal({kv, C});
-    w[name("self_attn.v_proj.weight")] = normal({kv, C});
-    w[name("self_attn.o_proj.weight")] = normal({C, q});
-    w[name("mlp.gate_proj.weight")] = normal({F, C});
-    w[name("mlp.up_proj.weight")] = normal({F, C});
-    w[name("mlp.down_proj.weight")] = normal({C, F});
-    if (c.qkv_bias) {
-      w[name("self_attn.q_proj.bias")] = normal({q});
-      w[name("self_attn.k_proj.bias")] = normal({kv});
-      w[name("self_attn.v_proj.bias")] = normal({kv});
-    }
-    if (c.o_bias) w[name("self_attn.o_proj.bias")] = normal({C});
-    if (c.qk_norm) {
-      w[name("self_attn.q_norm.weight")] = norm(c.head_dim);
-      w[name("self_attn.k_norm.weight")] = norm(c.head_dim);
-    }
-    if (c.mlp_bias) {
-      w[name("mlp.gate_proj.bias")] = normal({F});
-      w[name("mlp.up_proj.bias")] = normal({F});
-      w[name("mlp.down_proj.bias")] = normal({C});
-    }
+    const auto specs = layer_tensor_specs(c, l);
+    for (const auto& pass : {std::function<bool(TensorRole)>(is_norm), std::function<bool(TensorRole)>(is_projection),
+                             std::function<bool(TensorRole)>(is_other)})
+      for (const auto& spec : specs)
+        if (pass(spec.role)) w[layer_tensor_name(l, spec.suffix)] = draw(spec.role, spec.shape);
   }
   return w;
 }

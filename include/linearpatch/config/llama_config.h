@@ -47,6 +47,14 @@ struct ResidualPatch {
 //            optional bias on all four attention projections, windows as qwen2.
 enum class ModelFamily { kLlama, kMistral, kQwen2, kQwen3 };
 
+// Which residual branches a decoder layer has. Dense checkpoints have both
+// everywhere; a sublayer-pruned one lacks some (and every tensor of it).
+struct LayerSpec {
+  bool attention = true;
+  bool mlp = true;
+  bool operator==(const LayerSpec& o) const { return attention == o.attention && mlp == o.mlp; }
+};
+
 std::string model_type_name(ModelFamily family);     // "llama", "mistral", "qwen2", "qwen3"
 std::string causal_lm_class_name(ModelFamily family);  // "LlamaForCausalLM", ...
 std::string supported_model_types();                  // "llama, mistral, qwen2, qwen3"
@@ -76,6 +84,10 @@ struct LlamaConfig {
   // full causal attention. num_hidden_layers entries when parsed; a config
   // built in code may leave it empty for full attention everywhere.
   std::vector<int64_t> attention_windows;
+  // Per decoder layer, which sublayers it has; empty means every layer has
+  // both (all dense checkpoints). Read from the "linearpatch" entry's
+  // "layers" list.
+  std::vector<LayerSpec> layer_specs;
   std::string dtype;  // "bfloat16", "float16", "float32" or empty when absent
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;
@@ -87,6 +99,9 @@ struct LlamaConfig {
   // to the whole causal prefix. Sequences of at most this many tokens never
   // reach past a window, so reports can say the windows changed nothing.
   int64_t narrowest_window() const;
+  LayerSpec layer_spec(int64_t layer) const;
+  // True when some layer lacks a sublayer.
+  bool has_partial_layers() const;
 };
 
 LlamaConfig parse_llama_config(std::string_view json_text, const std::string& source);

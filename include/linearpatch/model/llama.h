@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "linearpatch/config/llama_config.h"
+#include "linearpatch/config/tensor_table.h"
 
 namespace lp {
 namespace io {
@@ -187,6 +188,12 @@ class LlamaModel {
   // order), `patches` are keyed by this model's layer numbers. Throws Error
   // when a patch sits on a removed layer.
   LlamaModel without_layers(const std::vector<int64_t>& removed, const LayerPatches& patches) const;
+  // A model sharing these weights without the sublayers `sites` (this
+  // model's numbering, which stays: a layer without attention passes its
+  // input to its MLP, one without an MLP passes the stream after attention
+  // on; config().layer_specs says which are gone). Throws Error for a site
+  // out of range.
+  LlamaModel without_sublayers(const std::vector<Site>& sites) const;
 
  private:
   struct Impl;

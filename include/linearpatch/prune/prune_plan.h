@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "linearpatch/config/tensor_table.h"
 #include "linearpatch/core/layer_range.h"
 
 namespace lp {
@@ -20,10 +21,17 @@ struct PrunePlan {
   std::vector<int64_t> removed;  // ascending
   std::vector<int64_t> kept;     // ascending
   std::vector<Gap> gaps;
+  // Sublayers removed from kept layers (original numbering, ascending); a
+  // layer that loses both is in `removed` instead.
+  std::vector<Site> removed_sublayers;
 };
 
-// Throws UsageError when a layer is out of range or repeated, or nothing is kept.
-PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed);
+// Throws UsageError when a layer or site is out of range or repeated, or
+// nothing is kept. Sites naming both sublayers of a layer remove the layer.
+PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed, std::vector<Site> removed_sites = {});
+
+// True when `plan` removes `sublayer` of kept layer `layer`.
+bool removes_sublayer(const PrunePlan& plan, int64_t layer, Sublayer sublayer);
 
 // The new number of original layer `layer` (kept), or of position L (the
 // final norm's input) when layer == original_layers.
