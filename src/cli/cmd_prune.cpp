@@ -23,6 +23,7 @@ struct SelectionArgs {
   int64_t seq_len = 2048;
   uint64_t seed = 0;
   int64_t layers = 0;
+  std::string unit = "layer";
   std::string metric = "cosine";
   std::string recipe = "paper";
   bool allow_edges = false;
@@ -182,6 +183,8 @@ const std::map<std::string, std::optional<RepairKind>> kScoreRepairFlags{{"kept"
                                                                          {"linearpatch", RepairKind::kLinearPatch},
                                                                          {"mlp-lstsq", RepairKind::kMlpLstsq}};
 const std::map<std::string, SearchKind> kSearchFlags{{"greedy", SearchKind::kGreedy}, {"swap", SearchKind::kSwap}};
+const std::map<std::string, Unit> kUnitFlags{
+    {"layer", Unit::kLayer}, {"attention", Unit::kAttention}, {"mlp", Unit::kMlp}, {"sublayer", Unit::kSublayer}};
 const std::map<std::string, EmitMode> kEmitFlags{{"exact", EmitMode::kExact}, {"vanilla", EmitMode::kVanilla}};
 const std::map<std::string, FoldChoice> kFoldFlags{
     {"auto", FoldChoice::kAuto}, {"scalar", FoldChoice::kScalar}, {"least-squares", FoldChoice::kLeastSquares}};
@@ -296,6 +299,13 @@ void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool is_prune) {
                  is_prune ? "Number of decoder layers to remove (with a depth budget: the deepest to try)"
                           : "Number of decoder layers to remove (default: every block size)")
       ->check(at_least(1));
+  if (is_prune)
+    cmd.add_option("--unit", a.unit,
+                   "What --layers counts and removes: layer (whole decoder layers), attention or mlp (that branch "
+                   "of a layer; --metric iterative or cosine, --patch none, --emit exact), sublayer (either branch, "
+                   "by held-out KL per parameter removed; --metric iterative)")
+        ->capture_default_str()
+        ->check(enum_flag(kUnitFlags));
   cmd.add_option("--calib", a.calib,
                  "Calibration text files (plain, or .jsonl with a \"text\" field); default: the text shipped in data/text")
       ->check(existing_file());
@@ -360,6 +370,7 @@ CalibrationOptions calibration_options(const SelectionArgs& a) {
 SelectionOptions selection_options(const SelectionArgs& a) {
   SelectionOptions s;
   s.layers = a.layers;
+  s.unit = to_enum(kUnitFlags, a.unit);
   s.metric = to_enum(kMetricFlags, a.metric);
   s.allow_edges = a.allow_edges;
   if (a.start >= 0) s.start = a.start;
@@ -530,7 +541,10 @@ Command register_prune(CLI::App& app) {
       ->group("Depth budget (instead of --layers, which then caps the depth)");
   return {cmd, [args, cmd] {
             check_prune_combinations(*cmd, *args);
+            const bool repair_asked = cmd->count("--patch") > 0;
             auto overrides = apply_recipe(*cmd, args->recipe);
+            // Sublayer units are removed without repair: the recipe's repair gives way unless asked for.
+            if (args->unit != "layer" && !repair_asked) args->patch = "none";
             const auto result = run_prune(prune_job(*args, std::move(overrides)));
             if (!args->curve_svg.empty()) write_text_file(args->curve_svg, curve_svg(curve_plot(result)));
             emit(to_json(result), *args, summarize(result));

@@ -37,6 +37,31 @@ void validate_calibration(const CalibrationOptions& c, const LlamaConfig& config
     throw UsageError("at least one held-out window is needed, got " + std::to_string(c.held_out_samples));
 }
 
+// Sublayer units: what this build can select, repair and write for them.
+void validate_units(const PruneJob& job, const LlamaConfig& config) {
+  const auto& s = job.selection;
+  const std::string unit = unit_name(s.unit) + " units";
+  if (s.metric != Metric::kIterative && s.metric != Metric::kCosine)
+    throw UsageError(unit + " are chosen by the iterative or cosine metric, not " + metric_name(s.metric));
+  if (s.metric == Metric::kCosine && s.unit == Unit::kSublayer)
+    throw UsageError("sublayer units are chosen by the iterative metric (KL per parameter removed), not cosine");
+  if (s.start) throw UsageError(unit + " cannot be forced as a block");
+  if (s.search != SearchKind::kGreedy) throw UsageError(unit + " are chosen greedily; the swap search is for layers");
+  if (job.budget) throw UsageError(unit + " take a number of units to remove, not a depth budget");
+  if (job.repair.kind != RepairChoice::kNone)
+    throw UsageError(unit + " are removed without repair in this version (repair none)");
+  if (job.distill) throw UsageError(unit + " have no repair to distill");
+  if (job.emit.mode == EmitMode::kVanilla)
+    throw UsageError("a vanilla checkpoint of the family's own class cannot hold layers without attention or MLP: "
+                     "write the exact form");
+  if (s.layers < 1) throw UsageError("the number of " + unit + " to remove must be at least 1");
+  const auto eligible = eligible_sites(config, s.unit, s.allow_edges);
+  if (s.layers > static_cast<int64_t>(eligible.size()))
+    throw UsageError("cannot remove " + std::to_string(s.layers) + " " + unit + ": " +
+                     std::to_string(eligible.size()) + " are eligible" +
+                     (s.allow_edges ? "" : " while the first and the last layer stay whole"));
+}
+
 void validate_selection(const SelectionOptions& s, const LlamaConfig& config) {
   if (s.layers < 1 && s.metric != Metric::kCosine && s.metric != Metric::kAngular)
     throw UsageError("the " + metric_name(s.metric) + " metric needs the number of layers to remove");
@@ -118,6 +143,9 @@ std::optional<RepairChoice> repair_choice_from_name(const std::string& name) { r
 std::optional<FoldChoice> fold_choice_from_name(const std::string& name) { return from_name(kFoldChoices, name); }
 
 void validate(const ScoreJob& job, const LlamaConfig& config) {
+  if (job.selection.unit != Unit::kLayer)
+    throw UsageError("scoring ranks blocks of whole layers; " + unit_name(job.selection.unit) +
+                     " units are chosen when pruning");
   if (job.selection.metric == Metric::kIterative)
     throw UsageError("scoring ranks contiguous blocks; iterative selection runs when pruning");
   if (!config.patches.empty())
@@ -130,6 +158,10 @@ void validate(const PruneJob& job, const LlamaConfig& config) {
   if (!config.patches.empty())
     throw UsageError(job.model_dir.string() + " is already a patched checkpoint; prune the original dense model instead");
   validate_calibration(job.calibration, config, job.model_dir.string());
+  if (job.selection.unit != Unit::kLayer) {
+    validate_units(job, config);
+    return;
+  }
   if (job.budget) {
     validate_budget(job);
     auto shallowest = job.selection;  // the search starts at one layer

@@ -187,6 +187,7 @@ PruneResult run_prune(const PruneJob& job) {
   result.layers = L;
   result.n = job.selection.layers;
   result.metric = job.selection.start ? "forced" : metric_name(job.selection.metric);
+  result.unit = unit_name(job.selection.unit);
   result.recipe = job.recipe;
   result.recipe_overrides = job.recipe_overrides;
   result.repair = repair_choice_name(job.repair.kind);
@@ -240,6 +241,8 @@ PruneResult run_prune(const PruneJob& job) {
                              rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr};
       inputs.scoring_repair = scoring;
       inputs.fit_windows = fit_windows;
+      // Sublayer cosines are measured on every calibration window.
+      if (job.selection.unit != Unit::kLayer && calibrated) inputs.fit_windows = calibrated->fit_windows;
       inputs.batch_size = job.calibration.batch_size;
       return select_layers(job.selection, inputs);
     });
@@ -249,14 +252,17 @@ PruneResult run_prune(const PruneJob& job) {
                          job.calibration.batch_size);
     });
   }
-  const auto plan = make_prune_plan(L, result.selection.removed);
+  const auto plan = make_prune_plan(L, result.selection.removed, result.selection.removed_sites);
   spdlog::info("removing layers {}", describe_layers(plan.removed));
+  if (!plan.removed_sublayers.empty()) spdlog::info("removing sublayers {}", describe_sites(plan.removed_sublayers));
+  result.selection.removed = plan.removed;  // sublayer units: layers that lost both sublayers
   if (job.budget) {
     for (const auto& point : result.curve)
       if (point.layers == result.budget->chosen_layers) result.held_out = point.held_out;
   } else if (held_out) {
     result.held_out = clock.time("held_out_eval", [&] {
-      const auto pruned = model.without_layers(plan.removed, layer_patches(repaired.repairs));
+      const auto pruned =
+          model.without_sublayers(plan.removed_sublayers).without_layers(plan.removed, layer_patches(repaired.repairs));
       return held_out_figures(held_out->quality(pruned), held_out->windows());
     });
   }

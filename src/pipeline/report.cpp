@@ -160,6 +160,33 @@ Json budget_json(const BudgetOutcome& b) {
 
 std::string fixed(double value, int digits) { return fmt::format("{:.{}f}", value, digits); }
 
+Json site_json(const Site& site) { return {{"layer", site.layer}, {"sublayer", sublayer_name(site.sublayer)}}; }
+
+Json sites_json(const std::vector<Site>& sites) {
+  auto out = Json::array();
+  for (const auto& site : sites) out.push_back(site_json(site));
+  return out;
+}
+
+Json site_scores_json(const std::vector<std::pair<Site, double>>& scores) {
+  auto out = Json::array();
+  for (const auto& [site, score] : scores) {
+    auto entry = site_json(site);
+    entry["score"] = score;
+    out.push_back(entry);
+  }
+  return out;
+}
+
+Json site_steps_json(const std::vector<SiteStep>& steps) {
+  auto out = Json::array();
+  for (const auto& step : steps)
+    out.push_back({{"removed", site_json(step.removed)},
+                   {"held_out_kl", step.kl},
+                   {"candidates", site_scores_json(step.candidates)}});
+  return out;
+}
+
 }  // namespace
 
 Report to_json(const PruneResult& r) {
@@ -170,9 +197,15 @@ Report to_json(const PruneResult& r) {
   if (!r.recipe_overrides.empty()) out["recipe_overrides"] = r.recipe_overrides;
   out["num_layers"] = r.layers;  // before pruning
   out["n"] = r.n;
-  out["num_layers_after"] = r.layers - r.n;
+  out["num_layers_after"] = r.layers - static_cast<int64_t>(r.selection.removed.size());
   out["metric"] = r.metric;
   out["removed"] = r.selection.removed;
+  if (r.unit != "layer") {
+    out["unit"] = r.unit;
+    out["removed_sublayers"] = sites_json(r.selection.removed_sites);
+    if (!r.selection.site_steps.empty()) out["sublayer_steps"] = site_steps_json(r.selection.site_steps);
+    if (!r.selection.site_cosine.empty()) out["sublayer_cosine"] = site_scores_json(r.selection.site_cosine);
+  }
   // Half-open [start, end) runs in the original numbering; start/end only
   // where they describe the whole removal.
   auto ranges = Json::array();
@@ -254,6 +287,9 @@ Report to_json(const ScoreResult& r) {
 std::string summarize(const PruneResult& r) {
   std::ostringstream out;
   const bool forced = r.metric == "forced";
+  if (r.unit != "layer")
+    out << "removed " << r.selection.removed_sites.size() << " " << r.unit << " units (chosen by " << r.metric
+        << "): " << describe_sites(r.selection.removed_sites) << "\n";
   out << "removed " << r.selection.removed.size() << " of " << r.layers << " layers ("
       << (forced ? "the forced block" : "chosen by " + r.metric) << "): " << describe_layers(r.selection.removed);
   if (!r.recipe.empty()) {

@@ -57,6 +57,7 @@ void check_selection(const SelectionOptions& s, int64_t num_layers) {
 
 SelectionNeeds selection_needs(const SelectionOptions& options, int64_t num_layers) {
   const int64_t n = options.layers;
+  if (options.unit != Unit::kLayer) return {{1}, {}, options.metric == Metric::kIterative};  // gap 1: the calibration summary
   if (options.start) return {{n}, {n}, false};
   switch (options.metric) {
     case Metric::kCosine:
@@ -71,6 +72,15 @@ SelectionNeeds selection_needs(const SelectionOptions& options, int64_t num_laye
 Selection select_layers(const SelectionOptions& s, const SelectionInputs& in) {
   const int64_t L = in.dense.num_layers(), n = s.layers;
   Selection selection;
+  if (s.unit != Unit::kLayer) {
+    auto picked = s.metric == Metric::kIterative
+                      ? select_sublayers_iteratively(in.dense, *in.held_out, s.unit, n, s.allow_edges)
+                      : select_sublayers_by_cosine(in.dense, in.fit_windows, s.unit, n, s.allow_edges, in.batch_size);
+    selection.removed_sites = std::move(picked.removed);
+    selection.site_steps = std::move(picked.steps);
+    selection.site_cosine = std::move(picked.cosine);
+    return selection;
+  }
   check_selection(s, L);
   if (s.start) {
     selection.removed = block_layers(*s.start, n);

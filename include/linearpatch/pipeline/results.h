@@ -120,6 +120,7 @@ struct PruneResult {
   std::string model, output;
   int64_t layers = 0, n = 0;
   std::string metric;  // "forced" when the block was given, not chosen
+  std::string unit = "layer";  // what n counts: layer, attention, mlp, sublayer
   std::string recipe;
   std::vector<std::string> recipe_overrides;
   Selection selection;

@@ -18,6 +18,7 @@
 
 #include "linearpatch/select/block_selection.h"
 #include "linearpatch/select/iterative.h"
+#include "linearpatch/select/sublayer_selection.h"
 
 namespace lp {
 
@@ -32,7 +33,8 @@ std::string metric_name(Metric metric);  // cosine, angular, bi, patched-kl, ite
 std::optional<Metric> metric_from_name(const std::string& name);
 
 struct SelectionOptions {
-  int64_t layers = 0;  // n
+  int64_t layers = 0;  // n: units to remove (whole layers unless `unit` says otherwise)
+  Unit unit = Unit::kLayer;  // attention, mlp, sublayer: cosine or iterative only (sublayer_selection.h)
   Metric metric = Metric::kCosine;
   bool allow_edges = false;
   std::optional<int64_t> start;  // force the block [start, start + n)
@@ -73,6 +75,9 @@ struct SelectionInputs {
 
 struct Selection {
   std::vector<int64_t> removed;   // ascending, original numbering
+  std::vector<Site> removed_sites;  // sublayer units: the sites removed (sorted)
+  std::vector<SiteStep> site_steps;  // sublayer units, iterative
+  std::vector<std::pair<Site, double>> site_cosine;  // sublayer units, cosine: every eligible site, best first
   std::vector<Block> candidates;  // contiguous metrics: every block, best first
   std::vector<double> influence;  // bi: every layer's block influence
   std::vector<IterativeStep> steps;  // iterative: every greedy step's candidates
