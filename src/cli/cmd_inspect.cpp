@@ -28,6 +28,14 @@ Json attention_json(const LlamaConfig& c) {
     if (c.attention_windows[l] > 0) windowed.push_back(l);
   j["sliding_window"] = c.narrowest_window() > 0 ? Json(c.narrowest_window()) : Json(nullptr);
   j["windowed_layers"] = windowed;
+  // Sublayer-pruned checkpoints (ours or Nemotron-NAS no_op blocks).
+  auto without_attention = Json::array(), without_mlp = Json::array();
+  for (int64_t l = 0; l < static_cast<int64_t>(c.layer_specs.size()); ++l) {
+    if (!c.layer_spec(l).attention) without_attention.push_back(l);
+    if (!c.layer_spec(l).mlp) without_mlp.push_back(l);
+  }
+  j["layers_without_attention"] = without_attention;
+  j["layers_without_mlp"] = without_mlp;
   return j;
 }
 
@@ -156,6 +164,10 @@ void print_human(const Json& j) {
   if (!attention["sliding_window"].is_null())
     std::cout << "  sliding window " << attention["sliding_window"] << " tokens on " << attention["windowed_layers"].size()
               << " of " << j["num_layers"] << " layers\n";
+  for (const char* key : {"layers_without_attention", "layers_without_mlp"})
+    if (!attention[key].empty())
+      std::cout << "  " << (std::string(key) == "layers_without_mlp" ? "no MLP" : "no attention") << " in layers "
+                << attention[key].dump() << "\n";
   if (j.contains("pruned")) print_provenance(j["pruned"]);
   else
     for (const auto& p : j["patches"])

@@ -7,6 +7,7 @@
 
 #include "config/config_json.h"
 #include "io/json_util.h"
+#include "linearpatch/config/nemotron_nas.h"
 #include "linearpatch/config/tensor_table.h"
 #include "linearpatch/core/error.h"
 
@@ -132,7 +133,8 @@ std::string refusal_reason(const std::string& model_type, const Fields& top) {
 ModelFamily read_family(const Fields& top) {
   const std::string model_type = top.string("model_type").value_or("");
   if (model_type.empty()) top.fail("model_type", "is missing");
-  const auto known = family_from_model_type(model_type);
+  // Nemotron-NAS blocks are LLaMA layers (read_nemotron_blocks checks which).
+  const auto known = model_type == kNemotronModelType ? ModelFamily::kLlama : family_from_model_type(model_type);
   if (!known || top.get("text_config"))
     top.fail("model_type", "is " + in_quotes(model_type) + ": unsupported, " + refusal_reason(model_type, top) +
                                " (supported: " + supported_model_types() + ")");
@@ -173,13 +175,68 @@ void read_head_dim(const Fields& top, LlamaConfig& config) {
     top.fail("head_dim", "is " + std::to_string(config.head_dim) + ": rotary embeddings need an even head dimension");
 }
 
+// What Nemotron-NAS block configs say of one shape of LLaMA layer.
+struct NemotronBlocks {
+  std::optional<int64_t> kv_heads, intermediate;
+  std::vector<LayerSpec> specs;
+};
+
+// block_configs: every block a LLaMA layer of one shape or no_op, as vLLM
+// and llama.cpp read them; anything else is refused naming the block and field.
+NemotronBlocks read_nemotron_blocks(const Fields& top, int64_t layers, int64_t heads, int64_t hidden) {
+  const Json& blocks = top.required("block_configs");
+  if (!blocks.is_array() || blocks.size() != static_cast<size_t>(layers))
+    top.fail("block_configs", "must list one block per layer (" + std::to_string(layers) + ")");
+  NemotronBlocks out;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    const Fields block = top.element(blocks[i], "block_configs[" + std::to_string(i) + "]");
+    const Fields attention = block.object("attention"), ffn = block.object("ffn");
+    LayerSpec spec{!attention.boolean("no_op", false), !ffn.boolean("no_op", false)};
+    for (const auto* part : {&attention, &ffn})
+      if (part->boolean("replace_with_linear", false))
+        part->fail("replace_with_linear", "is true: linear replacement blocks are not supported");
+    if (attention.get("window_length")) attention.fail("window_length", "is set: windowed blocks are not supported");
+    if (spec.attention) {
+      const int64_t group = attention.positive("n_heads_in_group");
+      if (heads % group != 0)
+        attention.fail("n_heads_in_group", "is " + std::to_string(group) + ", which does not divide num_attention_heads");
+      if (out.kv_heads && *out.kv_heads != heads / group)
+        attention.fail("n_heads_in_group", "is " + std::to_string(group) +
+                                               ": blocks with different key/value head counts are not supported");
+      out.kv_heads = heads / group;
+    }
+    if (spec.mlp) {
+      const int64_t size = ffn.get("ffn_mult")
+                               ? nemotron_intermediate_size(ffn.positive_number("ffn_mult"), hidden)
+                               : ffn.positive("intermediate_size");
+      if (out.intermediate && *out.intermediate != size)
+        ffn.fail("ffn_mult", "gives intermediate size " + std::to_string(size) + ", block 0.. gave " +
+                                 std::to_string(*out.intermediate) +
+                                 ": blocks with different MLP sizes are not supported");
+      out.intermediate = size;
+    }
+    out.specs.push_back(spec);
+  }
+  return out;
+}
+
 void read_sizes(const Fields& top, LlamaConfig& config) {
   config.vocab_size = top.positive("vocab_size");
   config.hidden_size = top.positive("hidden_size");
-  config.intermediate_size = top.positive("intermediate_size");
   config.num_hidden_layers = top.positive("num_hidden_layers");
   config.num_attention_heads = top.positive("num_attention_heads");
-  config.num_key_value_heads = top.positive("num_key_value_heads", config.num_attention_heads);
+  NemotronBlocks blocks;
+  if (top.string("model_type") == std::string(kNemotronModelType)) {
+    blocks = read_nemotron_blocks(top, config.num_hidden_layers, config.num_attention_heads, config.hidden_size);
+    config.layer_specs = blocks.specs;
+  }
+  // Block configs decide the shapes where they give them.
+  // (a model whose every MLP is no_op needs no intermediate size).
+  config.intermediate_size = blocks.intermediate  ? *blocks.intermediate
+                             : blocks.specs.empty() ? top.positive("intermediate_size")
+                                                    : top.positive("intermediate_size", 1);
+  config.num_key_value_heads = blocks.kv_heads ? *blocks.kv_heads
+                                               : top.positive("num_key_value_heads", config.num_attention_heads);
   if (config.num_attention_heads % config.num_key_value_heads != 0) {
     top.fail("num_key_value_heads", "is " + std::to_string(config.num_key_value_heads) +
                                         ", which does not divide num_attention_heads " +
@@ -328,7 +385,7 @@ constexpr int64_t kPatchFormatVersion = 1;
 // only by sublayer prunes).
 void read_layer_specs(const Fields& entry, LlamaConfig& config) {
   const Json* layers = entry.get("layers");
-  if (!layers) return;
+  if (!layers || !config.layer_specs.empty()) return;  // Nemotron-NAS: block_configs said it
   if (!layers->is_array() || layers->size() != static_cast<size_t>(config.num_hidden_layers))
     entry.fail("layers", "must list one {attention, mlp} object per layer (" +
                              std::to_string(config.num_hidden_layers) + "), got " + io::json_excerpt(*layers));
@@ -447,7 +504,8 @@ LlamaConfig parse_llama_config(std::string_view json_text, const std::string& so
   const Fields top(root, source, "");
   LlamaConfig config;
   config.family = read_family(top);
-  config.model_type = model_type_name(config.family);
+  config.model_type = top.string("model_type") == std::string(kNemotronModelType) ? kNemotronModelType
+                                                                                 : model_type_name(config.family);
   read_sizes(top, config);
   read_layer_options(top, config);
   read_attention_windows(top, config);

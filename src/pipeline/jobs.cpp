@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "linearpatch/calib/text_data.h"
+#include "linearpatch/config/nemotron_nas.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/remedy.h"
 
@@ -51,9 +52,7 @@ void validate_units(const PruneJob& job, const LlamaConfig& config) {
   if (job.repair.kind != RepairChoice::kNone)
     throw UsageError(unit + " are removed without repair in this version (repair none)");
   if (job.distill) throw UsageError(unit + " have no repair to distill");
-  if (job.emit.mode == EmitMode::kVanilla)
-    throw UsageError("a vanilla checkpoint of the family's own class cannot hold layers without attention or MLP: "
-                     "write the exact form");
+  if (job.emit.mode == EmitMode::kVanilla) check_nemotron_writable(config);  // the vanilla form of such layers
   if (s.layers < 1) throw UsageError("the number of " + unit + " to remove must be at least 1");
   const auto eligible = eligible_sites(config, s.unit, s.allow_edges);
   if (s.layers > static_cast<int64_t>(eligible.size()))
@@ -157,6 +156,8 @@ void validate(const ScoreJob& job, const LlamaConfig& config) {
 void validate(const PruneJob& job, const LlamaConfig& config) {
   if (!config.patches.empty())
     throw UsageError(job.model_dir.string() + " is already a patched checkpoint; prune the original dense model instead");
+  if (config.has_partial_layers())
+    throw UsageError(job.model_dir.string() + " already lacks some sublayers; prune the original dense model instead");
   validate_calibration(job.calibration, config, job.model_dir.string());
   if (job.selection.unit != Unit::kLayer) {
     validate_units(job, config);

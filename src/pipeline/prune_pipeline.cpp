@@ -277,6 +277,7 @@ PruneResult run_prune(const PruneJob& job) {
   });
   result.fold = std::move(emitted.fold);
   emitted.edits.provenance_json = provenance(job, result);
+  emitted.edits.nemotron_nas = job.emit.mode == EmitMode::kVanilla && !plan.removed_sublayers.empty();
   const auto written = clock.time("write", [&] {
     auto w = write_pruned_checkpoint(*source, plan, emitted.edits, job.max_shard_bytes, output.path(), write_options,
                                      early_copies ? &*early_copies : nullptr);

@@ -8,6 +8,7 @@
 
 #include "linearpatch/config/config_rewrite.h"
 #include "linearpatch/config/llama_config.h"
+#include "linearpatch/config/nemotron_nas.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
 #include "linearpatch/core/progress.h"
@@ -293,9 +294,20 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
   const auto layer_specs = output_layer_specs(source_config, plan);
   const auto config = rewrite_config_for_pruning(source.config_text(), plan.kept,
                                                  linearpatch_entry(plan, edits, layer_specs), config_path);
-  const bool modeling_file = !edits.patches.empty() || !layer_specs.empty();
-  write_text_file(dir / "config.json", finish_config(config, source_config.family, edits, !layer_specs.empty()));
-  if (modeling_file) write_text_file(dir / kHfModelingFile, hf_modeling_source());
+  if (edits.nemotron_nas && !layer_specs.empty()) {
+    if (!edits.patches.empty()) throw Error("internal: a Nemotron-NAS checkpoint holds no stream patches");
+    auto pruned = source_config;
+    pruned.num_hidden_layers = static_cast<int64_t>(plan.kept.size());
+    pruned.attention_windows.clear();
+    write_text_file(dir / "config.json",
+                    nemotron_config_json(finish_config(config, source_config.family, edits, false), pruned, layer_specs));
+    write_text_file(dir / kNemotronConfigurationFile, nemotron_configuration_source());
+    write_text_file(dir / kNemotronModelingFile, nemotron_modeling_source());
+  } else {
+    const bool modeling_file = !edits.patches.empty() || !layer_specs.empty();
+    write_text_file(dir / "config.json", finish_config(config, source_config.family, edits, !layer_specs.empty()));
+    if (modeling_file) write_text_file(dir / kHfModelingFile, hf_modeling_source());
+  }
   copy_side_files(source.dir(), dir);
   return written;
 }

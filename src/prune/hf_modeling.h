@@ -9,4 +9,11 @@ namespace lp {
 constexpr const char* kHfModelingFile = "modeling_linearpatch.py";
 const char* hf_modeling_source();
 
+// Nemotron-NAS (DeciLM) checkpoints with sublayers removed: the config and
+// modeling modules config.json's auto_map names (src/prune/hf/*_decilm.py).
+constexpr const char* kNemotronConfigurationFile = "configuration_decilm.py";
+constexpr const char* kNemotronModelingFile = "modeling_decilm.py";
+const char* nemotron_configuration_source();
+const char* nemotron_modeling_source();
+
 }  // namespace lp

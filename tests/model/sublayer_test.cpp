@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "linearpatch/config/nemotron_nas.h"
 #include "linearpatch/config/tensor_table.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/io/checkpoint.h"
@@ -132,6 +133,106 @@ TEST(Sublayers, LoaderRefusesAMissingTensorOfAPresentSublayer) {
                              "input_layernorm.weight"})
     weights.erase(layer_tensor_name(2, suffix));
   EXPECT_NO_THROW(LlamaModel(config, weights));
+}
+
+// A LLaMA tiny model whose intermediate size ffn_mult can express (256 =
+// 2 * 8.0 * 48 / 3).
+LlamaConfig nemotron_ready_config() {
+  auto config = test::tiny_config();
+  config.intermediate_size = 256;
+  return config;
+}
+
+TEST(NemotronNas, WrittenCheckpointHasNoOpBlocksAndNoRemovedTensors) {
+  const auto config = nemotron_ready_config();
+  test::TempDir dir;
+  test::write_checkpoint(dir / "dense", config, test::random_weights(config, 21), at::kFloat);
+  const io::Checkpoint source(dir / "dense");
+  const auto plan = make_prune_plan(6, {4}, {{1, Sublayer::kAttention}, {2, Sublayer::kMlp}});
+  CheckpointEdits edits;
+  edits.nemotron_nas = true;
+  std::filesystem::create_directory(dir / "out");
+  write_pruned_checkpoint(source, plan, edits, 0, dir / "out");
+
+  const auto json = nlohmann::json::parse(test::read_file(dir / "out" / "config.json"));
+  EXPECT_EQ(json["architectures"][0], "DeciLMForCausalLM");
+  EXPECT_EQ(json["model_type"], "nemotron-nas");
+  EXPECT_EQ(json["auto_map"]["AutoModelForCausalLM"], "modeling_decilm.DeciLMForCausalLM");
+  ASSERT_EQ(json["block_configs"].size(), 5u);
+  EXPECT_TRUE(json["block_configs"][1]["attention"]["no_op"].get<bool>());
+  EXPECT_TRUE(json["block_configs"][1]["attention"]["n_heads_in_group"].is_null());
+  EXPECT_FALSE(json["block_configs"][1]["ffn"]["no_op"].get<bool>());
+  EXPECT_TRUE(json["block_configs"][2]["ffn"]["no_op"].get<bool>());
+  EXPECT_EQ(json["block_configs"][0]["attention"]["n_heads_in_group"], 2);
+  EXPECT_EQ(nemotron_intermediate_size(json["block_configs"][0]["ffn"]["ffn_mult"].get<double>(), 48), 256);
+  EXPECT_FALSE(json["linearpatch"].contains("layers"));
+  for (const auto* file : {"configuration_decilm.py", "modeling_decilm.py"})
+    EXPECT_TRUE(std::filesystem::exists(dir / "out" / file)) << file;
+  const io::Checkpoint written(dir / "out");
+  for (const auto& name : written.tensor_names()) {
+    EXPECT_EQ(name.rfind("model.layers.1.self_attn", 0), std::string::npos) << name;
+    EXPECT_EQ(name.rfind("model.layers.2.mlp", 0), std::string::npos) << name;
+  }
+
+  // Read back: the same function as the exact form and the in-memory model.
+  const auto dense = LlamaModel::load(dir / "dense");
+  const auto reloaded = LlamaModel::load(dir / "out");
+  EXPECT_EQ(reloaded.config().model_type, "nemotron-nas");
+  const auto expected = dense.without_sublayers(plan.removed_sublayers).without_layers(plan.removed, {});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(22);
+  const auto ids = at::randint(64, {2, 9}, gen, at::kLong);
+  EXPECT_LT(max_diff(reloaded.forward(ids), expected.forward(ids)), 1e-5);
+}
+
+TEST(NemotronNas, ModelsTheFormatCannotExpressAreRefused) {
+  EXPECT_NO_THROW(check_nemotron_writable(nemotron_ready_config()));
+  EXPECT_THROW(check_nemotron_writable(test::tiny_config()), UsageError) << "intermediate 96";
+  auto qwen3 = test::tiny_config(ModelFamily::kQwen3);
+  qwen3.intermediate_size = 256;
+  EXPECT_THROW(check_nemotron_writable(qwen3), UsageError);
+  auto windowed = nemotron_ready_config();
+  windowed.attention_windows.assign(6, 8);
+  EXPECT_THROW(check_nemotron_writable(windowed), UsageError);
+}
+
+// A config as NVIDIA writes them: block_configs instead of
+// num_key_value_heads and intermediate_size.
+std::string nemotron_json(const std::string& block1_attention) {
+  std::string blocks;
+  for (int l = 0; l < 3; ++l) {
+    const std::string attention =
+        l == 1 ? block1_attention : R"({"n_heads_in_group": 2, "no_op": false, "replace_with_linear": false})";
+    const std::string ffn = l == 2 ? R"({"ffn_mult": null, "no_op": true, "replace_with_linear": false})"
+                                   : R"({"ffn_mult": 8.0, "no_op": false, "replace_with_linear": false})";
+    blocks += std::string(l ? "," : "") + R"({"attention": )" + attention + R"(, "ffn": )" + ffn + "}";
+  }
+  return R"({"architectures": ["DeciLMForCausalLM"], "model_type": "nemotron-nas", "vocab_size": 64,
+             "hidden_size": 48, "num_hidden_layers": 3, "num_attention_heads": 4, "rms_norm_eps": 1e-5,
+             "hidden_act": "silu", "block_configs": [)" +
+         blocks + "]}";
+}
+
+TEST(NemotronNas, ReadsNoOpBlocksAndRefusesOtherKindsNamingTheField) {
+  const auto config =
+      parse_llama_config(nemotron_json(R"({"n_heads_in_group": null, "no_op": true, "replace_with_linear": false})"),
+                         "config.json");
+  EXPECT_EQ(config.num_key_value_heads, 2);
+  EXPECT_EQ(config.intermediate_size, 256);
+  EXPECT_EQ(config.head_dim, 12);
+  EXPECT_EQ(config.layer_specs,
+            (std::vector<LayerSpec>{{true, true}, {false, true}, {true, false}}));
+  const auto refused = [](const std::string& attention, const std::string& needle) {
+    try {
+      parse_llama_config(nemotron_json(attention), "config.json");
+      ADD_FAILURE() << "accepted " << attention;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  refused(R"({"n_heads_in_group": null, "no_op": false, "replace_with_linear": true})",
+          "block_configs[1].attention.replace_with_linear");
+  refused(R"({"n_heads_in_group": 4, "no_op": false, "replace_with_linear": false})",
+          "block_configs[1].attention.n_heads_in_group");
 }
 
 }  // namespace

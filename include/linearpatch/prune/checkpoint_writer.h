@@ -58,6 +58,10 @@ struct CheckpointEdits {
   bool untie_embeddings = false;
   // A JSON object merged into the config's "linearpatch" entry.
   std::string provenance_json;
+  // Sublayers removed: write a Nemotron-NAS (DeciLM) checkpoint, which
+  // vLLM and llama.cpp read natively, instead of the exact form (our
+  // modeling file). Only without stream patches.
+  bool nemotron_nas = false;
 };
 
 // `max_shard_bytes` 0 shards like the source. `dir` must exist and hold
