@@ -51,6 +51,38 @@ TEST(Cli, InspectReportsTheShape) {
   EXPECT_EQ(j["parameters"], 4722624);
 }
 
+// Sublayer units end to end: attention units removed, the Nemotron-NAS
+// form written and read back; combinations this build cannot do are
+// refused with one line, exit 2, and no output.
+TEST(Cli, AttentionUnitsWriteANemotronCheckpointAndRefuseWhatTheyCannotDo) {
+  test::TempDir dir;
+  const auto out = (dir / "nemotron").string();
+  const auto r = test::run_linearpatch({"prune", "-m", demo(), "--unit", "attention", "--layers", "2", "--metric",
+                                        "cosine", "--emit", "vanilla", "--calib", calib_text(), "--calib-samples", "4",
+                                        "--seq-len", "64", "--out", out, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = json::parse(r.out);
+  EXPECT_EQ(report["unit"], "attention");
+  EXPECT_EQ(report["removed_sublayers"].size(), 2u);
+  EXPECT_EQ(report["num_layers_after"], 10);
+  const auto inspected = test::run_linearpatch({"inspect", "-m", out, "--json"});
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.err;
+  EXPECT_EQ(json::parse(inspected.out)["model_type"], "nemotron-nas");
+  EXPECT_EQ(json::parse(inspected.out)["attention"]["layers_without_attention"].size(), 2u);
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{"--unit", "sublayer", "--metric", "cosine"},
+        std::vector<std::string>{"--unit", "mlp", "--patch", "linearpatch"},
+        std::vector<std::string>{"--unit", "attention", "--metric", "bi"}}) {
+    std::vector<std::string> args = {"prune", "-m", demo(), "--layers", "2", "--calib", calib_text(),
+                                     "--out", (dir / "refused").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto refused = test::run_linearpatch(args);
+    EXPECT_EQ(refused.exit_code, 2) << extra[1];
+    expect_one_error_line(refused, "units");
+    EXPECT_FALSE(fs::exists(dir / "refused"));
+  }
+}
+
 // Architectures whose maths differ end before any work: one line naming the
 // model_type and the supported list, exit 3, no output directory.
 TEST(Cli, UnsupportedArchitecturesAreRefusedBeforeAnyWork) {
