@@ -49,8 +49,10 @@ void validate_units(const PruneJob& job, const LlamaConfig& config) {
   if (s.start) throw UsageError(unit + " cannot be forced as a block");
   if (s.search != SearchKind::kGreedy) throw UsageError(unit + " are chosen greedily; the swap search is for layers");
   if (job.budget) throw UsageError(unit + " take a number of units to remove, not a depth budget");
-  if (job.repair.kind != RepairChoice::kNone)
-    throw UsageError(unit + " are removed without repair in this version (repair none)");
+  const bool folded_attention = s.unit == Unit::kAttention && job.repair.kind == RepairChoice::kMlpLstsq;
+  if (job.repair.kind != RepairChoice::kNone && !folded_attention)
+    throw UsageError(unit + " are removed without repair, or (attention units) with the least-squares map folded "
+                            "into the previous layer's down_proj (mlp-lstsq)");
   if (job.distill) throw UsageError(unit + " have no repair to distill");
   if (job.emit.mode == EmitMode::kVanilla) check_nemotron_writable(config);  // the vanilla form of such layers
   if (s.layers < 1) throw UsageError("the number of " + unit + " to remove must be at least 1");

@@ -9,6 +9,7 @@
 #include "linearpatch/core/output_dir.h"
 #include "linearpatch/core/version.h"
 #include "linearpatch/io/checkpoint.h"
+#include "linearpatch/patch/sublayer_repair.h"
 #include "linearpatch/prune/early_layer_copies.h"
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "linearpatch/select/patched_kl.h"
@@ -247,6 +248,13 @@ PruneResult run_prune(const PruneJob& job) {
       return select_layers(job.selection, inputs);
     });
     repaired = clock.time("repair", [&] {
+      if (job.selection.unit != Unit::kLayer) {  // validate() allows mlp-lstsq for attention units only
+        RepairOutcome outcome;
+        if (job.repair.kind == RepairChoice::kMlpLstsq)
+          outcome.repairs = fit_attention_repairs(model, result.selection.removed_sites, calibrated->fit_windows,
+                                                  job.calibration.batch_size);
+        return outcome;
+      }
       return repair_gaps(model, result.selection.removed, job.repair.kind, job.repair.refit, calibration,
                          rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr,
                          job.calibration.batch_size);

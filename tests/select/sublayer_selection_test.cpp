@@ -8,6 +8,8 @@
 #include "linearpatch/core/error.h"
 #include "linearpatch/eval/held_out_kl.h"
 #include "linearpatch/model/llama.h"
+#include "linearpatch/patch/fold.h"
+#include "linearpatch/patch/sublayer_repair.h"
 #include "linearpatch/pipeline/jobs.h"
 #include "linearpatch/select/sublayer_selection.h"
 #include "support/tiny_model.h"
@@ -59,6 +61,28 @@ TEST(SublayerSelection, CosineRanksTheSublayersThatDoNothingFirst) {
   EXPECT_EQ(mlp.cosine.size(), 6u) << "edges allowed: every layer's MLP";
 }
 
+// The least-squares map for a removed attention brings the model closer to
+// the dense one, and folded into down_proj it gives the same outputs as
+// applied on the MLP output.
+TEST(SublayerRepair, AttentionRepairHelpsAndFoldsExactly) {
+  const auto config = test::tiny_config();
+  const LlamaModel dense(config, test::random_weights(config, 93));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(94);
+  const auto windows = at::randint(config.vocab_size, {8, 24}, gen, at::kLong);
+  const std::vector<Site> sites = {{0, Sublayer::kAttention}, {2, Sublayer::kAttention}, {3, Sublayer::kAttention}};
+  const auto repairs = fit_attention_repairs(dense, sites, windows, 3);
+  ASSERT_EQ(repairs.size(), 2u) << "layer 0's attention has no MLP before it";
+  EXPECT_EQ(repairs[0].gap.start, 2);
+  const auto unrepaired = dense.without_sublayers(sites);
+  const auto patched = unrepaired.without_layers({}, layer_patches(repairs));
+  HeldOutKl kl(dense, windows, 4);
+  EXPECT_LT(kl.mean_kl(patched), 0.8 * kl.mean_kl(unrepaired));
+  const auto folded = dense.with_replaced_weights(fold_mlp_repairs(dense, repairs).replaced).without_sublayers(sites);
+  const auto a = patched.forward(windows), b = folded.forward(windows);
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-3);
+  EXPECT_NEAR(kl.quality(patched).ppl, kl.quality(folded).ppl, 1e-3 * kl.quality(patched).ppl);
+}
+
 TEST(SublayerSelection, UnsupportedCombinationsAreRefusedUpFront) {
   const auto config = test::tiny_config();
   PruneJob job;
@@ -70,6 +94,10 @@ TEST(SublayerSelection, UnsupportedCombinationsAreRefusedUpFront) {
   EXPECT_NO_THROW(validate(job, config));
   auto bad = job;
   bad.repair.kind = RepairChoice::kLinearPatch;
+  EXPECT_THROW(validate(bad, config), UsageError);
+  bad.repair.kind = RepairChoice::kMlpLstsq;
+  EXPECT_NO_THROW(validate(bad, config)) << "attention units fold into the previous down_proj";
+  bad.selection.unit = Unit::kMlp;
   EXPECT_THROW(validate(bad, config), UsageError);
   bad = job;
   bad.emit.mode = EmitMode::kVanilla;

@@ -1,0 +1,75 @@
+#include "linearpatch/patch/sublayer_repair.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <map>
+
+#include "linearpatch/calib/least_squares_stats.h"
+#include "linearpatch/core/progress.h"
+#include "linearpatch/model/llama.h"
+
+namespace lp {
+namespace {
+
+// Σ mᵀm and Σ mᵀ(m + a) per repaired layer k (m: layer k - 1's MLP output,
+// a: layer k's attention output = stream after attention - input). The
+// dense stream after attention of layer k is the input of k + 1 less the
+// MLP output of k.
+class AttentionFitSums : public ForwardObserver {
+ public:
+  explicit AttentionFitSums(const std::vector<int64_t>& layers) {
+    for (const int64_t k : layers) sums_[k];
+  }
+  void on_layer_input(int64_t layer, const at::Tensor& hidden) override {
+    if (sums_.count(layer)) inputs_[layer] = hidden;
+    const int64_t k = layer - 1;  // layer k's outputs are complete now
+    if (!sums_.count(k)) return;
+    const auto C = hidden.size(-1);
+    const auto m = mlp_.at(k - 1).reshape({-1, C}).to(at::kDouble);
+    const auto attention = (hidden - mlp_.at(k) - inputs_.at(k)).reshape({-1, C}).to(at::kDouble);
+    auto& s = sums_[k];
+    const auto lhs = at::matmul(m.t(), m), rhs = at::matmul(m.t(), m + attention);
+    s.lhs = s.lhs.defined() ? s.lhs + lhs : lhs;
+    s.rhs = s.rhs.defined() ? s.rhs + rhs : rhs;
+    s.tokens += m.size(0);
+  }
+  void on_mlp_output(int64_t layer, const at::Tensor& mlp_output) override {
+    if (sums_.count(layer) || sums_.count(layer + 1)) mlp_[layer] = mlp_output;
+  }
+  const NormalEquations& sums(int64_t layer) const { return sums_.at(layer); }
+
+ private:
+  std::map<int64_t, NormalEquations> sums_;
+  std::map<int64_t, at::Tensor> inputs_, mlp_;
+};
+
+}  // namespace
+
+std::vector<Repair> fit_attention_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
+                                          const at::Tensor& windows, int64_t batch_size) {
+  c10::InferenceMode guard;
+  const auto lost_mlp = [&](int64_t layer) {
+    return std::find(removed.begin(), removed.end(), Site{layer, Sublayer::kMlp}) != removed.end();
+  };
+  std::vector<int64_t> layers;
+  for (const auto& site : removed)
+    if (site.sublayer == Sublayer::kAttention && site.layer > 0 && !lost_mlp(site.layer - 1) && !lost_mlp(site.layer))
+      layers.push_back(site.layer);
+  std::vector<Repair> repairs;
+  if (layers.empty()) return repairs;
+  AttentionFitSums sums(layers);
+  Progress progress("attention repairs", windows.size(0), "windows");
+  for (int64_t w0 = 0; w0 < windows.size(0); w0 += batch_size) {
+    const auto ids = windows.narrow(0, w0, std::min(batch_size, windows.size(0) - w0));
+    dense.run_layers(dense.embed(ids), 0, dense.num_layers(), &sums);
+    progress.advance(ids.size(0));
+  }
+  progress.finish();
+  for (const int64_t k : layers)
+    repairs.push_back({{k, k}, RepairKind::kMlpLstsq, solve_ridge(sums.sums(k)).to(at::kFloat).contiguous(), true});
+  return repairs;
+}
+
+}  // namespace lp
