@@ -135,7 +135,9 @@ TEST(IterativeSelection, SwapSearchNeverEndsWorseAndKeepsItsBudget) {
     }
     EXPECT_EQ(replay, result.removed);
     EXPECT_DOUBLE_EQ(previous, s.final_kl);
-    if (budget == 50) EXPECT_LT(s.trials, budget) << "stops when no swap helps";
+    if (budget == 50) {
+      EXPECT_LT(s.trials, budget) << "stops when no swap helps";
+    }
   }
 }
 
