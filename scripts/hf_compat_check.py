@@ -50,8 +50,10 @@ def perplexity(model, tokenizer, text, seq_len, max_windows, device):
     return math.exp(nll / count), count
 
 
+# nemotron-nas: `prune --unit ... --emit vanilla` (issue 20), loaded through its
+# configuration_decilm.py / modeling_decilm.py.
 PLAIN_CLASS = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qwen2": "Qwen2ForCausalLM",
-               "qwen3": "Qwen3ForCausalLM"}
+               "qwen3": "Qwen3ForCausalLM", "nemotron-nas": "DeciLMForCausalLM"}
 
 
 def check(entry, device, tolerance):
