@@ -306,7 +306,9 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
   } else {
     const bool modeling_file = !edits.patches.empty() || !layer_specs.empty();
     write_text_file(dir / "config.json", finish_config(config, source_config.family, edits, !layer_specs.empty()));
-    if (modeling_file) write_text_file(dir / kHfModelingFile, hf_modeling_source());
+    if (modeling_file)
+      write_text_file(dir / kHfModelingFile, std::string(hf_modeling_source()) +
+                                                 (layer_specs.empty() ? "" : "\n\n" + std::string(hf_modeling_sublayer_source())));
   }
   copy_side_files(source.dir(), dir);
   return written;

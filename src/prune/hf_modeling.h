@@ -8,6 +8,10 @@ namespace lp {
 
 constexpr const char* kHfModelingFile = "modeling_linearpatch.py";
 const char* hf_modeling_source();
+// Appended to it for checkpoints whose layers lack some sublayers
+// (src/prune/hf/modeling_linearpatch_sublayers.py), so whole-layer outputs
+// keep the module they always had.
+const char* hf_modeling_sublayer_source();
 
 // Nemotron-NAS (DeciLM) checkpoints with sublayers removed: the config and
 // modeling modules config.json's auto_map names (src/prune/hf/*_decilm.py).

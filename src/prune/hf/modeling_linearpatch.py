@@ -9,9 +9,6 @@
 #     h = h @ W
 # The "linearpatch" entry of config.json lists the patches; config.json's
 # auto_map names the class below that subclasses the family's own.
-# A sublayer-pruned checkpoint's entry also has "layers": per decoder layer
-# {"attention": bool, "mlp": bool}; a removed sublayer (and the RMSNorm in
-# front of it) has no tensors and adds nothing to the residual stream.
 import torch
 from torch import nn
 from transformers import LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM
@@ -24,16 +21,6 @@ class LinearPatch(nn.Module):
 
     def forward(self, hidden_states):
         return (hidden_states.float() @ self.weight.float()).to(hidden_states.dtype)
-
-
-class _NoAttention(nn.Module):
-    def forward(self, hidden_states, *args, **kwargs):
-        return torch.zeros_like(hidden_states), None
-
-
-class _NoMlp(nn.Module):
-    def forward(self, hidden_states, *args, **kwargs):
-        return torch.zeros_like(hidden_states)
 
 
 def _patch_input(patch):
@@ -53,13 +40,6 @@ class _LinearPatchMixin:
 
     def _add_linear_patches(self, config):
         entry = getattr(config, "linearpatch", None) or {}
-        for layer, spec in zip(self.model.layers, entry.get("layers", [])):
-            if not spec.get("attention", True):
-                layer.self_attn = _NoAttention()
-                layer.input_layernorm = nn.Identity()
-            if not spec.get("mlp", True):
-                layer.mlp = _NoMlp()
-                layer.post_attention_layernorm = nn.Identity()
         layers = sorted(int(p["layer"]) for p in entry.get("patches", []))
         self.model.linear_patches = nn.ModuleDict({str(k): LinearPatch(config.hidden_size) for k in layers})
         for k in layers:
