@@ -68,9 +68,9 @@ struct SelectionInputs {
   // Iterative: the repair candidates are scored with (the kind the run
   // keeps); kLinearPatch without `magnitude` scores plain removal.
   RepairKind scoring_repair = RepairKind::kLinearPatch;
-  at::Tensor fit_windows;  // kMlpLstsq scoring: where its least squares are fitted
+  at::Tensor fit_windows{};  // kMlpLstsq scoring: where its least squares are fitted
   int64_t batch_size = 1;
-  IterativeStepHook after_step;  // iterative: called after each greedy step
+  IterativeStepHook after_step{};  // iterative: called after each greedy step
 };
 
 struct Selection {
