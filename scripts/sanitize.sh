@@ -17,12 +17,10 @@ build="${LP_ASAN_BUILD_DIR:-$root/build-asan}"
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 # -O1 -g1 (line tables are enough for sanitizer stack traces) compiles in
-# half the CPU time of -O2 -g, and a unity build (eight files per
-# translation unit, so nlohmann/json, spdlog and GoogleTest are parsed once
-# per eight) halves it again; both matter on CI's 2 cores. A helper name
-# defined in two files' anonymous namespaces fails here first: rename one.
+# half the CPU time of -O2 -g, and the unity build (LP_UNITY_BUILD, on by
+# default) halves it again; both matter on CI's 2 cores.
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" \
-  -DLP_SANITIZE=address,undefined -DLP_WITH_SPM=OFF -DLP_BUILD_TESTS=ON -DCMAKE_UNITY_BUILD=ON "${launcher[@]}"
+  -DLP_SANITIZE=address,undefined -DLP_WITH_SPM=OFF -DLP_BUILD_TESTS=ON "${launcher[@]}"
 scope="${LP_SANITIZE_SCOPE:-all}"
 case "$scope" in
   all) cmake --build "$build" -j "$(nproc)" ;;

@@ -5,13 +5,10 @@
 #include "linearpatch/core/error.h"
 
 namespace lp {
-namespace {
 
-at::Tensor rows64(const at::Tensor& x) { return x.reshape({-1, x.size(-1)}).to(at::kDouble); }
+at::Tensor rows_float64(const at::Tensor& x) { return x.reshape({-1, x.size(-1)}).to(at::kDouble); }
 
-void accumulate(at::Tensor& sum, const at::Tensor& term) { sum = sum.defined() ? sum.add_(term) : term; }
-
-}  // namespace
+void accumulate_sum(at::Tensor& sum, const at::Tensor& term) { sum = sum.defined() ? sum.add_(term) : term; }
 
 LeastSquaresStats::LeastSquaresStats(std::vector<Fit> fits) : fits_(std::move(fits)), sums_(fits_.size()) {
   for (const auto& fit : fits_)
@@ -22,8 +19,8 @@ LeastSquaresStats::LeastSquaresStats(std::vector<Fit> fits) : fits_(std::move(fi
 void LeastSquaresStats::on_mlp_output(int64_t layer, const at::Tensor& mlp_output) {
   for (size_t i = 0; i < fits_.size(); ++i) {
     if (fits_[i].source != Source::kMlpOutput || fits_[i].gap.start - 1 != layer) continue;
-    auto m = rows64(mlp_output);
-    accumulate(sums_[i].lhs, at::matmul(m.t(), m));
+    auto m = rows_float64(mlp_output);
+    accumulate_sum(sums_[i].lhs, at::matmul(m.t(), m));
     sums_[i].tokens += m.size(0);
     pending_[{batch_, i}] = Pending{m, m.clone()};
   }
@@ -33,9 +30,9 @@ void LeastSquaresStats::on_layer_input(int64_t position, const at::Tensor& hidde
   for (size_t i = 0; i < fits_.size(); ++i) {
     const auto& fit = fits_[i];
     if (position == fit.gap.start) {
-      auto x = rows64(hidden);
+      auto x = rows_float64(hidden);
       if (fit.source == Source::kStream) {
-        accumulate(sums_[i].lhs, at::matmul(x.t(), x));
+        accumulate_sum(sums_[i].lhs, at::matmul(x.t(), x));
         sums_[i].tokens += x.size(0);
         pending_[{batch_, i}] = Pending{x, {}};
       } else {
@@ -45,9 +42,9 @@ void LeastSquaresStats::on_layer_input(int64_t position, const at::Tensor& hidde
     }
     if (position == fit.gap.end) {
       const auto it = pending_.find({batch_, i});
-      auto target = rows64(hidden).to(it->second.source.device());
+      auto target = rows_float64(hidden).to(it->second.source.device());
       if (it->second.residual.defined()) target = target + it->second.residual;
-      accumulate(sums_[i].rhs, at::matmul(it->second.source.t(), target));
+      accumulate_sum(sums_[i].rhs, at::matmul(it->second.source.t(), target));
       pending_.erase(it);
     }
   }

@@ -225,11 +225,11 @@ void read_sizes(const Fields& top, LlamaConfig& config) {
   config.hidden_size = top.positive("hidden_size");
   config.num_hidden_layers = top.positive("num_hidden_layers");
   config.num_attention_heads = top.positive("num_attention_heads");
-  NemotronBlocks blocks;
-  if (top.string("model_type") == std::string(kNemotronModelType)) {
-    blocks = read_nemotron_blocks(top, config.num_hidden_layers, config.num_attention_heads, config.hidden_size);
-    config.layer_specs = blocks.specs;
-  }
+  const NemotronBlocks blocks =
+      top.string("model_type") == std::string(kNemotronModelType)
+          ? read_nemotron_blocks(top, config.num_hidden_layers, config.num_attention_heads, config.hidden_size)
+          : NemotronBlocks{};
+  config.layer_specs = blocks.specs;
   // Block configs decide the shapes where they give them.
   // (a model whose every MLP is no_op needs no intermediate size).
   config.intermediate_size = blocks.intermediate  ? *blocks.intermediate

@@ -12,10 +12,6 @@
 namespace lp {
 namespace {
 
-at::Tensor rows64(const at::Tensor& x) { return x.reshape({-1, x.size(-1)}).to(at::kDouble); }
-
-void accumulate(at::Tensor& sum, const at::Tensor& term) { sum = sum.defined() ? sum.add_(term) : term; }
-
 // Where each layer of the dense numbering sits in the pruned model (-1: removed).
 std::vector<int64_t> positions(int64_t num_layers, const std::vector<int64_t>& removed) {
   std::vector<int64_t> position(static_cast<size_t>(num_layers + 1), -1);
@@ -83,19 +79,19 @@ std::vector<NormalEquations> stream_fit_equations(const LlamaModel& dense, const
       x = pruned.run_layers(x, at, source[g]);
       at = source[g];
       const auto input = patched_input(pruned, at, x);
-      auto target = rows64(dense_stream.at(gaps[g].end));
+      auto target = rows_float64(dense_stream.at(gaps[g].end));
       at::Tensor from, residual;
       if (gaps[g].start == 0) {
-        from = rows64(input);
+        from = rows_float64(input);
       } else {
         const auto trace = pruned.trace_layer(at, input);
-        from = rows64(trace.output - trace.after_attention);
-        residual = rows64(trace.after_attention);
+        from = rows_float64(trace.output - trace.after_attention);
+        residual = rows_float64(trace.after_attention);
       }
       target = target.to(from.device());
       if (residual.defined()) target = target - residual;
-      accumulate(sums[g].lhs, at::matmul(from.t(), from));
-      accumulate(sums[g].rhs, at::matmul(from.t(), target));
+      accumulate_sum(sums[g].lhs, at::matmul(from.t(), from));
+      accumulate_sum(sums[g].rhs, at::matmul(from.t(), target));
       sums[g].tokens += from.size(0);
     }
   }

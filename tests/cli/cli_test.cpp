@@ -18,12 +18,9 @@ using nlohmann::json;
 
 using test::expect_one_error_line;
 
-std::string demo() { return test::demo_model_dir().string(); }
-std::string calib_text() { return test::demo_calibration_text().string(); }
-std::string eval_text() { return test::demo_evaluation_text().string(); }
 
 std::vector<std::string> small_prune(const std::string& out) {
-  return {"prune", "-m", demo(), "--layers", "2", "--calib", calib_text(), "--calib-samples", "4", "--seq-len", "64",
+  return {"prune", "-m", test::demo_model_arg(), "--layers", "2", "--calib", test::demo_calibration_arg(), "--calib-samples", "4", "--seq-len", "64",
           "--out", out, "--json"};
 }
 
@@ -39,7 +36,7 @@ TEST(Cli, HelpListsTheCommandsAndBadFlagsAreUsageErrors) {
 }
 
 TEST(Cli, InspectReportsTheShape) {
-  const auto r = test::run_linearpatch({"inspect", "-m", demo(), "--json"});
+  const auto r = test::run_linearpatch({"inspect", "-m", test::demo_model_arg(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = json::parse(r.out);
   EXPECT_EQ(j["num_layers"], 10);
@@ -57,8 +54,8 @@ TEST(Cli, InspectReportsTheShape) {
 TEST(Cli, AttentionUnitsWriteANemotronCheckpointAndRefuseWhatTheyCannotDo) {
   test::TempDir dir;
   const auto out = (dir / "nemotron").string();
-  const auto r = test::run_linearpatch({"prune", "-m", demo(), "--unit", "attention", "--layers", "2", "--metric",
-                                        "cosine", "--emit", "vanilla", "--calib", calib_text(), "--calib-samples", "4",
+  const auto r = test::run_linearpatch({"prune", "-m", test::demo_model_arg(), "--unit", "attention", "--layers", "2", "--metric",
+                                        "cosine", "--emit", "vanilla", "--calib", test::demo_calibration_arg(), "--calib-samples", "4",
                                         "--seq-len", "64", "--out", out, "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto report = json::parse(r.out);
@@ -73,7 +70,7 @@ TEST(Cli, AttentionUnitsWriteANemotronCheckpointAndRefuseWhatTheyCannotDo) {
        {std::vector<std::string>{"--unit", "sublayer", "--metric", "cosine"},
         std::vector<std::string>{"--unit", "mlp", "--patch", "linearpatch"},
         std::vector<std::string>{"--unit", "attention", "--metric", "bi"}}) {
-    std::vector<std::string> args = {"prune", "-m", demo(), "--layers", "2", "--calib", calib_text(),
+    std::vector<std::string> args = {"prune", "-m", test::demo_model_arg(), "--layers", "2", "--calib", test::demo_calibration_arg(),
                                      "--out", (dir / "refused").string()};
     args.insert(args.end(), extra.begin(), extra.end());
     const auto refused = test::run_linearpatch(args);
@@ -103,13 +100,13 @@ TEST(Cli, UnsupportedArchitecturesAreRefusedBeforeAnyWork) {
 TEST(Cli, TokenizePrintsOneArrayPerJsonLine) {
   test::TempDir dir;
   test::write_file(dir / "in.jsonl", "\"Hello world\"\n\"<|begin_of_text|>Tokens, 12345!\"\n");
-  const auto r = test::run_linearpatch({"tokenize", "-m", demo(), "--jsonl", (dir / "in.jsonl").string()});
+  const auto r = test::run_linearpatch({"tokenize", "-m", test::demo_model_arg(), "--jsonl", (dir / "in.jsonl").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto tokenizer = load_tokenizer(demo());
+  const auto tokenizer = load_tokenizer(test::demo_model_arg());
   EXPECT_EQ(r.out, json(tokenizer->encode("Hello world", false)).dump() + "\n" +
                        json(tokenizer->encode("<|begin_of_text|>Tokens, 12345!", false)).dump() + "\n");
   test::write_file(dir / "bad.jsonl", "{\"text\": 1}\n");
-  const auto bad = test::run_linearpatch({"tokenize", "-m", demo(), "--jsonl", (dir / "bad.jsonl").string()});
+  const auto bad = test::run_linearpatch({"tokenize", "-m", test::demo_model_arg(), "--jsonl", (dir / "bad.jsonl").string()});
   EXPECT_EQ(bad.exit_code, 3);
   expect_one_error_line(bad, "bad.jsonl:1");
 }
@@ -123,7 +120,7 @@ TEST(Cli, PruneThenEvalAgainstTheBaselineWithAQualityGate) {
   EXPECT_EQ(report["end"].get<int>() - report["start"].get<int>(), 2);
   EXPECT_EQ(report["removed"].size(), 2u);
 
-  const std::vector<std::string> eval = {"eval", "-m", pruned, "--baseline", demo(), "--text", eval_text(),
+  const std::vector<std::string> eval = {"eval", "-m", pruned, "--baseline", test::demo_model_arg(), "--text", test::demo_evaluation_arg(),
                                          "--seq-len", "64", "--max-windows", "4", "--json"};
   const auto r = test::run_linearpatch(eval);
   ASSERT_EQ(r.exit_code, 0) << r.err;

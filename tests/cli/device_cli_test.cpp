@@ -12,12 +12,11 @@ namespace {
 
 using nlohmann::json;
 
-std::string demo() { return test::demo_model_dir().string(); }
 std::string text() { return test::demo_evaluation_text().string(); }
 
 json eval_on(const std::string& device) {
   const auto r = test::run_linearpatch(
-      {"eval", "-m", demo(), "--text", text(), "--seq-len", "64", "--max-windows", "6", "--device", device, "--json"});
+      {"eval", "-m", test::demo_model_arg(), "--text", text(), "--seq-len", "64", "--max-windows", "6", "--device", device, "--json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return json::parse(r.out);
 }
@@ -30,7 +29,7 @@ TEST(DeviceCli, SeveralCpuEntriesGiveTheOneDevicePerplexity) {
 
 TEST(DeviceCli, PruneReportsWhereTheLayersWent) {
   test::TempDir dir;
-  const auto r = test::run_linearpatch({"prune", "-m", demo(), "--layers", "2", "--calib", text(), "--calib-samples", "4",
+  const auto r = test::run_linearpatch({"prune", "-m", test::demo_model_arg(), "--layers", "2", "--calib", text(), "--calib-samples", "4",
                                         "--seq-len", "64", "--device", "cpu,cpu", "--out", (dir / "out").string(),
                                         "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -46,7 +45,7 @@ TEST(DeviceCli, PruneReportsWhereTheLayersWent) {
 TEST(DeviceCli, ListsThisMachineCannotServeAreUsageErrors) {
   // Refused on any machine: with or without CUDA, for different reasons.
   for (const std::string device : {"cuda:0,cuda:0", "cuda:99", "cpu,cuda:0", "cpu,gpu", "cpu,"}) {
-    const auto r = test::run_linearpatch({"eval", "-m", demo(), "--text", text(), "--device", device});
+    const auto r = test::run_linearpatch({"eval", "-m", test::demo_model_arg(), "--text", text(), "--device", device});
     EXPECT_EQ(r.exit_code, 2) << device << ": " << r.err;
     EXPECT_NE(r.err.find("--device " + device + ":"), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

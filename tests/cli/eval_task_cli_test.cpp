@@ -16,15 +16,7 @@ using nlohmann::json;
 
 using test::expect_one_error_line;
 
-std::string demo() { return test::demo_model_dir().string(); }
 
-const char* kPiqa =
-    R"({"goal": "To dry wet hands,", "sol1": "rub them on a towel.", "sol2": "put them in a pond.", "label": 0})"
-    "\n"
-    R"({"goal": "The capital of France", "sol1": "is Paris.", "sol2": "sings loudly.", "label": 0})"
-    "\n"
-    R"({"goal": "Water boils at", "sol1": "one hundred degrees.", "sol2": "the moon.", "label": 0})"
-    "\n";
 
 const char* kWinogrande =
     R"({"sentence": "The trophy did not fit in the case because the _ was too big.", "option1": "trophy", "option2": "case", "answer": "1"})"
@@ -32,10 +24,10 @@ const char* kWinogrande =
 
 TEST(EvalTaskCli, JsonResultsAndPerRowScores) {
   test::TempDir dir;
-  test::write_file(dir / "piqa.jsonl", kPiqa);
+  test::write_file(dir / "piqa.jsonl", test::kPiqaRows);
   test::write_file(dir / "wg.jsonl", kWinogrande);
   const auto scores = dir / "scores.jsonl";
-  const auto r = test::run_linearpatch({"eval", "-m", demo(), "--task", "piqa=" + (dir / "piqa.jsonl").string(),
+  const auto r = test::run_linearpatch({"eval", "-m", test::demo_model_arg(), "--task", "piqa=" + (dir / "piqa.jsonl").string(),
                                         "--task", "winogrande=" + (dir / "wg.jsonl").string(), "--scores",
                                         scores.string(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -66,8 +58,8 @@ TEST(EvalTaskCli, JsonResultsAndPerRowScores) {
 
 TEST(EvalTaskCli, RetainedPerformanceAgainstABaselineAndItsGate) {
   test::TempDir dir;
-  test::write_file(dir / "piqa.jsonl", kPiqa);
-  const std::vector<std::string> args = {"eval", "-m", demo(), "--baseline", demo(),
+  test::write_file(dir / "piqa.jsonl", test::kPiqaRows);
+  const std::vector<std::string> args = {"eval", "-m", test::demo_model_arg(), "--baseline", test::demo_model_arg(),
                                          "--task", "piqa=" + (dir / "piqa.jsonl").string(), "--json"};
   const auto r = test::run_linearpatch(args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -91,23 +83,23 @@ TEST(EvalTaskCli, RetainedPerformanceAgainstABaselineAndItsGate) {
 TEST(EvalTaskCli, BadRowsAndNamesExitWithStatus3) {
   test::TempDir dir;
   const auto file = dir / "piqa.jsonl";
-  test::write_file(file, std::string(kPiqa) + R"({"goal": "g", "sol1": "a", "label": 0})" + "\n");
-  auto r = test::run_linearpatch({"-q", "eval", "-m", demo(), "--task", "piqa=" + file.string()});
+  test::write_file(file, std::string(test::kPiqaRows) + R"({"goal": "g", "sol1": "a", "label": 0})" + "\n");
+  auto r = test::run_linearpatch({"-q", "eval", "-m", test::demo_model_arg(), "--task", "piqa=" + file.string()});
   EXPECT_EQ(r.exit_code, 3);
   expect_one_error_line(r, file.string() + ":4: field \"sol2\": missing");
 
   test::write_file(file, R"({"goal": "g", "sol1": "a", "sol2": "b", "label": 5})" "\n");
-  r = test::run_linearpatch({"-q", "eval", "-m", demo(), "--task", "piqa=" + file.string()});
+  r = test::run_linearpatch({"-q", "eval", "-m", test::demo_model_arg(), "--task", "piqa=" + file.string()});
   EXPECT_EQ(r.exit_code, 3);
   expect_one_error_line(r, file.string() + ":1: field \"label\": 5 is out of range for 2 choices");
 
-  r = test::run_linearpatch({"-q", "eval", "-m", demo(), "--task", "copa=" + file.string()});
+  r = test::run_linearpatch({"-q", "eval", "-m", test::demo_model_arg(), "--task", "copa=" + file.string()});
   EXPECT_EQ(r.exit_code, 3);
   expect_one_error_line(r, "unknown task 'copa'");
 }
 
 TEST(EvalTaskCli, NeedsTextOrTasks) {
-  const auto r = test::run_linearpatch({"-q", "eval", "-m", demo()});
+  const auto r = test::run_linearpatch({"-q", "eval", "-m", test::demo_model_arg()});
   EXPECT_EQ(r.exit_code, 2);
   expect_one_error_line(r, "--text or --task");
 }

@@ -18,20 +18,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string demo() { return test::demo_model_dir().string(); }
-std::string calib_text() { return test::demo_calibration_text().string(); }
-std::string eval_text() { return test::demo_evaluation_text().string(); }
 
-const char* kPiqa =
-    R"({"goal": "To dry wet hands,", "sol1": "rub them on a towel.", "sol2": "put them in a pond.", "label": 0})"
-    "\n"
-    R"({"goal": "The capital of France", "sol1": "is Paris.", "sol2": "sings loudly.", "label": 0})"
-    "\n"
-    R"({"goal": "Water boils at", "sol1": "one hundred degrees.", "sol2": "the moon.", "label": 0})"
-    "\n";
 
 std::vector<std::string> small(std::vector<std::string> args) {
-  args.insert(args.end(), {"--calib", calib_text(), "--calib-samples", "4", "--seq-len", "64"});
+  args.insert(args.end(), {"--calib", test::demo_calibration_arg(), "--calib-samples", "4", "--seq-len", "64"});
   return args;
 }
 
@@ -61,7 +51,7 @@ void expect_refused(const Refusal& c) {
 }
 
 TEST(UsageCli, ParseErrorsNameTheFix) {
-  const auto m = demo();
+  const auto m = test::demo_model_arg();
   const std::vector<Refusal> cases = {
       {{"prune", "-m", m, "--layers", "0", "--out", "OUT"}, "--layers: must be at least 1, got 0"},
       {{"prune", "-m", m, "--layers", "two", "--out", "OUT"}, "--layers: 'two' is not a whole number"},
@@ -75,8 +65,8 @@ TEST(UsageCli, ParseErrorsNameTheFix) {
       {{"score", "-m", m, "--calib-samples", "-3"}, "--calib-samples: must be at least 1, got -3"},
       {{"score", "-m", m, "--seed", "-1"}, "--seed: must be at least 0, got -1"},
       {{"score", "-m", m, "--metric", "iterative"}, "unknown value 'iterative'"},
-      {{"eval", "-m", m, "--text", eval_text(), "--seq-len", "1"}, "--seq-len: must be at least 2, got 1"},
-      {{"eval", "-m", m, "--max-ppl-ratio", "1.1", "--text", eval_text()}, "--max-ppl-ratio only applies with --baseline"},
+      {{"eval", "-m", m, "--text", test::demo_evaluation_arg(), "--seq-len", "1"}, "--seq-len: must be at least 2, got 1"},
+      {{"eval", "-m", m, "--max-ppl-ratio", "1.1", "--text", test::demo_evaluation_arg()}, "--max-ppl-ratio only applies with --baseline"},
       {{"tokenize", "-m", m, "--jsonl", "-", "--text", "x"}, "cannot be combined"},
       {{"synth", "--num-layers", "2", "--hidden", "64", "--intermediate", "64", "--heads", "2", "--vocab", "10",
         "--out", "OUT"},
@@ -92,7 +82,7 @@ TEST(UsageCli, ParseErrorsNameTheFix) {
 // An option that would do nothing in the given combination is refused the
 // same way, before any work.
 TEST(UsageCli, OptionsWithoutEffectAreRefused) {
-  const auto m = demo();
+  const auto m = test::demo_model_arg();
   const std::vector<Refusal> cases = {
       {{"prune", "-m", m, "--layers", "2", "--fold", "scalar", "--out", "OUT"}, "--fold has no effect without --emit vanilla"},
       {{"prune", "-m", m, "--layers", "2", "--fold-samples", "4", "--out", "OUT"}, "--fold-samples has no effect"},
@@ -103,8 +93,8 @@ TEST(UsageCli, OptionsWithoutEffectAreRefused) {
        "--start forces the block, so --metric has no effect"},
       {{"score", "-m", m, "--metric", "bi"}, "--metric bi ranks blocks of one size: add --layers N"},
       {{"score", "-m", m, "--patch", "auto"}, "--patch has no effect without --layers"},
-      {{"eval", "-m", m, "--text", eval_text(), "--limit", "3"}, "--limit has no effect without --task"},
-      {{"eval", "-m", m, "--text", eval_text(), "--scores", "OUT"}, "--scores has no effect without --task"},
+      {{"eval", "-m", m, "--text", test::demo_evaluation_arg(), "--limit", "3"}, "--limit has no effect without --task"},
+      {{"eval", "-m", m, "--text", test::demo_evaluation_arg(), "--scores", "OUT"}, "--scores has no effect without --task"},
       {{"eval", "-m", m, "--task", "piqa=x.jsonl", "--seq-len", "64"}, "--seq-len has no effect without --text"},
       {{"eval", "-m", m}, "eval needs --text or --task (or both)"},
   };
@@ -114,12 +104,12 @@ TEST(UsageCli, OptionsWithoutEffectAreRefused) {
 TEST(UsageCli, RefusalsAfterLoadingNameTheFlagThatFixesThem) {
   test::TempDir dir;
   fs::create_directory(dir / "taken");
-  expect_refused({small({"prune", "-m", demo(), "--layers", "2", "--out", (dir / "taken").string()}), "--force"});
-  expect_refused({small({"prune", "-m", demo(), "--layers", "9", "--out", "OUT"}), "--allow-edges"});
-  expect_refused({small({"prune", "-m", demo(), "--layers", "2", "--start", "0", "--out", "OUT"}), "--allow-edges"});
+  expect_refused({small({"prune", "-m", test::demo_model_arg(), "--layers", "2", "--out", (dir / "taken").string()}), "--force"});
+  expect_refused({small({"prune", "-m", test::demo_model_arg(), "--layers", "9", "--out", "OUT"}), "--allow-edges"});
+  expect_refused({small({"prune", "-m", test::demo_model_arg(), "--layers", "2", "--start", "0", "--out", "OUT"}), "--allow-edges"});
   // Impossible even with the edges: no flag to name.
   test::TempDir other;
-  const auto r = test::run_linearpatch(small({"prune", "-m", demo(), "--layers", "10", "--out", (other / "o").string()}));
+  const auto r = test::run_linearpatch(small({"prune", "-m", test::demo_model_arg(), "--layers", "10", "--out", (other / "o").string()}));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err.find("--allow-edges"), std::string::npos) << r.err;
 }
@@ -130,7 +120,7 @@ TEST(UsageCli, BaselineWithAnotherVocabularyIsRefusedBeforeLoading) {
   const auto synth = test::run_linearpatch({"synth", "--num-layers", "2", "--hidden", "64", "--intermediate", "128",
                                             "--heads", "2", "--vocab", "300", "--dtype", "f32", "--out", other, "-q"});
   ASSERT_EQ(synth.exit_code, 0) << synth.err;
-  const auto r = test::run_linearpatch({"eval", "-m", other, "--baseline", demo(), "--text", eval_text()});
+  const auto r = test::run_linearpatch({"eval", "-m", other, "--baseline", test::demo_model_arg(), "--text", test::demo_evaluation_arg()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   const auto error = r.err.substr(r.err.find("linearpatch: error: "));
   EXPECT_EQ(std::count(error.begin(), error.end(), '\n'), 1) << r.err;
@@ -164,7 +154,7 @@ TEST(UsageCli, HelpForACommandAndGlobalFlagsAnywhere) {
 }
 
 TEST(UsageCli, ScoreAnswersInTheTerminal) {
-  const auto every = test::run_linearpatch(small({"score", "-m", demo(), "-q"}));
+  const auto every = test::run_linearpatch(small({"score", "-m", test::demo_model_arg(), "-q"}));
   ASSERT_EQ(every.exit_code, 0) << every.err;
   EXPECT_NE(every.out.find("by cosine"), std::string::npos) << every.out;
   EXPECT_NE(every.out.find("by angular"), std::string::npos) << every.out;
@@ -173,7 +163,7 @@ TEST(UsageCli, ScoreAnswersInTheTerminal) {
     EXPECT_TRUE(std::regex_search(every.out, std::regex("\n +" + std::to_string(n) + "  \\[[0-9]+, [0-9]+\\)")))
         << n << "\n" << every.out;
 
-  const auto two = test::run_linearpatch(small({"score", "-m", demo(), "--layers", "2", "--held-out-samples", "1", "-q"}));
+  const auto two = test::run_linearpatch(small({"score", "-m", test::demo_model_arg(), "--layers", "2", "--held-out-samples", "1", "-q"}));
   ASSERT_EQ(two.exit_code, 0) << two.err;
   for (const char* column : {"cosine", "angular", "patched-kl"})
     EXPECT_NE(two.out.find(column), std::string::npos) << column << "\n" << two.out;
@@ -183,7 +173,7 @@ TEST(UsageCli, ScoreAnswersInTheTerminal) {
       << two.out;
   EXPECT_NE(two.out.find("block influence"), std::string::npos) << two.out;
 
-  const auto bi = test::run_linearpatch(small({"score", "-m", demo(), "--layers", "2", "--metric", "bi", "--json", "-q"}));
+  const auto bi = test::run_linearpatch(small({"score", "-m", test::demo_model_arg(), "--layers", "2", "--metric", "bi", "--json", "-q"}));
   ASSERT_EQ(bi.exit_code, 0) << bi.err;
   EXPECT_EQ(json::parse(bi.out)["metric"], "bi") << "what was asked is what the report says";
 }
@@ -191,14 +181,14 @@ TEST(UsageCli, ScoreAnswersInTheTerminal) {
 TEST(UsageCli, RecipesAndWhatRanIsWhatTheReportSays) {
   test::TempDir dir;
   const auto quality = test::run_linearpatch(
-      small({"prune", "-m", demo(), "--layers", "2", "--recipe", "quality", "--out", (dir / "q").string(), "--json", "-q"}));
+      small({"prune", "-m", test::demo_model_arg(), "--layers", "2", "--recipe", "quality", "--out", (dir / "q").string(), "--json", "-q"}));
   ASSERT_EQ(quality.exit_code, 0) << quality.err;
   const auto q = json::parse(quality.out);
   EXPECT_EQ(q["recipe"], "quality");
   EXPECT_EQ(q["metric"], "iterative");
   EXPECT_EQ(q["repair"], "auto");
 
-  const auto mixed = test::run_linearpatch(small({"prune", "-m", demo(), "--layers", "2", "--recipe", "quality",
+  const auto mixed = test::run_linearpatch(small({"prune", "-m", test::demo_model_arg(), "--layers", "2", "--recipe", "quality",
                                                   "--patch", "linearpatch", "--out", (dir / "m").string(), "--json"}));
   ASSERT_EQ(mixed.exit_code, 0) << mixed.err;
   const auto x = json::parse(mixed.out);
@@ -209,7 +199,7 @@ TEST(UsageCli, RecipesAndWhatRanIsWhatTheReportSays) {
   // A forced block says so, in the report, the summary and the checkpoint.
   const auto out = dir / "forced";
   const auto forced = test::run_linearpatch(
-      small({"prune", "-m", demo(), "--layers", "3", "--start", "6", "--patch", "none", "--out", out.string(), "-q"}));
+      small({"prune", "-m", test::demo_model_arg(), "--layers", "3", "--start", "6", "--patch", "none", "--out", out.string(), "-q"}));
   ASSERT_EQ(forced.exit_code, 0) << forced.err;
   EXPECT_NE(forced.out.find("removed 3 of 10 layers (the forced block): 6, 7, 8"), std::string::npos) << forced.out;
   EXPECT_TRUE(forced.err.empty()) << "the summary is the result: stdout; " << forced.err;
@@ -225,21 +215,21 @@ TEST(UsageCli, RecipesAndWhatRanIsWhatTheReportSays) {
                            "recipe paper", "gap [6, 9) = layers 6, 7, 8: none; layer 9 is now at position 6"})
     EXPECT_NE(inspect.out.find(line), std::string::npos) << line << "\n" << inspect.out;
   const auto pruned = json::parse(test::run_linearpatch({"inspect", "-m", out.string(), "--json"}).out)["pruned"];
-  EXPECT_EQ(pruned["source"], demo());
+  EXPECT_EQ(pruned["source"], test::demo_model_arg());
   EXPECT_EQ(pruned["removed_layers"], json::array({6, 7, 8}));
 }
 
 TEST(UsageCli, EvalRecordsTheBaselineAndEachGateAndLimitsTaskRows) {
   test::TempDir dir;
-  test::write_file(dir / "piqa.jsonl", kPiqa);
+  test::write_file(dir / "piqa.jsonl", test::kPiqaRows);
   const auto task = "piqa=" + (dir / "piqa.jsonl").string();
-  const auto r = test::run_linearpatch({"eval", "-m", demo(), "--baseline", demo(), "--text", eval_text(), "--seq-len",
+  const auto r = test::run_linearpatch({"eval", "-m", test::demo_model_arg(), "--baseline", test::demo_model_arg(), "--text", test::demo_evaluation_arg(), "--seq-len",
                                         "64", "--max-windows", "2", "--task", task, "--max-ppl-ratio", "1.5",
                                         "--min-retained", "0.5", "--json", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << "with --json, stdout holds the result and stderr only logs: " << r.err;
   const auto j = json::parse(r.out);
-  EXPECT_EQ(j["baseline_model"], demo());
+  EXPECT_EQ(j["baseline_model"], test::demo_model_arg());
   ASSERT_EQ(j["gates"].size(), 2u);
   EXPECT_EQ(j["gates"][0]["gate"], "max_ppl_ratio");
   EXPECT_NEAR(j["gates"][0]["value"].get<double>(), 1.0, 1e-9);
@@ -248,7 +238,7 @@ TEST(UsageCli, EvalRecordsTheBaselineAndEachGateAndLimitsTaskRows) {
   EXPECT_EQ(j["gates"][1]["gate"], "min_retained");
   EXPECT_EQ(j["gates"][1]["verdict"], "pass");
 
-  const auto one = test::run_linearpatch({"eval", "-m", demo(), "--task", task, "--limit", "1", "-q"});
+  const auto one = test::run_linearpatch({"eval", "-m", test::demo_model_arg(), "--task", task, "--limit", "1", "-q"});
   ASSERT_EQ(one.exit_code, 0) << one.err;
   EXPECT_TRUE(std::regex_search(one.out, std::regex("piqa +1 "))) << "one row scored:\n" << one.out;
   EXPECT_NE(one.out.find("n/a"), std::string::npos) << "a one-row task has no deviation:\n" << one.out;

@@ -18,11 +18,6 @@
 namespace lp {
 namespace {
 
-at::Tensor random_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randint(vocab, {B, T}, gen, at::kLong);
-}
-
 void expect_close(const at::Tensor& a, const at::Tensor& b, double atol, const std::string& what) {
   ASSERT_EQ(a.sizes(), b.sizes()) << what;
   const double diff = (a - b).abs().max().item<double>();
@@ -42,7 +37,7 @@ class RecordingObserver : public ForwardObserver {
 TEST(LlamaModel, LogitsOfAPrefixDoNotDependOnLaterTokens) {
   const auto config = test::tiny_config();
   LlamaModel model(config, test::random_weights(config, 1));
-  const auto ids = random_ids(1, 20, config.vocab_size, 2);
+  const auto ids = test::random_ids(1, 20, config.vocab_size, 2);
   const auto full = model.forward(ids);
   const auto prefix = model.forward(ids.narrow(1, 0, 12));
   expect_close(full.narrow(1, 0, 12), prefix, 1e-4, "prefix logits");
@@ -51,7 +46,7 @@ TEST(LlamaModel, LogitsOfAPrefixDoNotDependOnLaterTokens) {
 TEST(LlamaModel, WindowsInABatchAreIndependent) {
   const auto config = test::tiny_config();
   LlamaModel model(config, test::random_weights(config, 3));
-  const auto ids = random_ids(3, 16, config.vocab_size, 4);
+  const auto ids = test::random_ids(3, 16, config.vocab_size, 4);
   const auto batched = model.forward(ids);
   for (int64_t b = 0; b < 3; ++b)
     expect_close(batched[b], model.forward(ids.narrow(0, b, 1))[0], 1e-4, "window " + std::to_string(b));
@@ -72,7 +67,7 @@ TEST(LlamaModel, GroupedQueryAttentionEqualsMultiHeadWithRepeatedKvHeads) {
                               .repeat_interleave(group, 0)
                               .reshape({gqa.num_attention_heads * gqa.head_dim, -1});
     }
-  const auto ids = random_ids(2, 10, gqa.vocab_size, 6);
+  const auto ids = test::random_ids(2, 10, gqa.vocab_size, 6);
   expect_close(LlamaModel(gqa, weights).forward(ids), LlamaModel(mha, mha_weights).forward(ids), 1e-4, "logits");
 }
 
@@ -198,7 +193,7 @@ TEST(LlamaModel, StackedProjectionsGiveTheSameLogitsInEveryFamily) {
            {"head_dim 20", wide_heads},
            {"mistral, no GQA", mha}}) {
     const auto weights = test::random_weights(config, 21);
-    const auto ids = random_ids(2, 9, config.vocab_size, 22);
+    const auto ids = test::random_ids(2, 9, config.vocab_size, 22);
     const LlamaModel plain(config, weights);
     stack_projections_on_cpu_for_tests(true);
     const LlamaModel stacked(config, weights);
@@ -255,7 +250,7 @@ TEST(Rope, Llama3ScalingFollowsTheTransformersFormula) {
 TEST(LlamaModel, ObserverSeesEveryPositionOnceAlsoInSplitRuns) {
   const auto config = test::tiny_config();
   LlamaModel model(config, test::random_weights(config, 9));
-  const auto ids = random_ids(2, 7, config.vocab_size, 10);
+  const auto ids = test::random_ids(2, 7, config.vocab_size, 10);
   RecordingObserver full;
   const auto logits = model.forward(ids, &full);
   ASSERT_EQ(full.positions.size(), size_t(config.num_hidden_layers + 1));
@@ -273,7 +268,7 @@ TEST(LlamaModel, ObserverSeesEveryPositionOnceAlsoInSplitRuns) {
 TEST(LlamaModel, WithLayersRemovesLayersAndAppliesPatches) {
   const auto config = test::tiny_config();
   LlamaModel model(config, test::random_weights(config, 11));
-  const auto ids = random_ids(1, 8, config.vocab_size, 12);
+  const auto ids = test::random_ids(1, 8, config.vocab_size, 12);
   // Keeping every layer with an identity patch changes nothing.
   const auto eye = at::eye(config.hidden_size);
   expect_close(model.with_layers({0, 1, 2, 3, 4, 5}, {{3, eye}}).forward(ids), model.forward(ids), 1e-5, "identity patch");
@@ -293,7 +288,7 @@ TEST(LlamaModel, TiedEmbeddingsServeAsTheHead) {
   config.tie_word_embeddings = true;
   auto weights = test::random_weights(config, 13);
   LlamaModel model(config, weights);
-  const auto ids = random_ids(1, 4, config.vocab_size, 14);
+  const auto ids = test::random_ids(1, 4, config.vocab_size, 14);
   auto hidden = model.final_norm(model.run_layers(model.embed(ids), 0, config.num_hidden_layers));
   expect_close(model.forward(ids), at::matmul(hidden, weights["model.embed_tokens.weight"].t()), 1e-5, "tied head");
 }
@@ -304,7 +299,7 @@ TEST(LlamaModel, LoadsACheckpointWrittenInBf16) {
   test::TempDir dir;
   test::write_checkpoint(dir.path(), config, weights);
   for (auto& [name, w] : weights) w = w.to(at::kBFloat16).to(at::kFloat);  // what the file holds
-  const auto ids = random_ids(1, 6, config.vocab_size, 16);
+  const auto ids = test::random_ids(1, 6, config.vocab_size, 16);
   const auto loaded = LlamaModel::load(dir.path());
   EXPECT_EQ(loaded.compute_dtype(), at::kFloat);
   expect_close(loaded.forward(ids), LlamaModel(config, weights).forward(ids), 1e-5, "loaded logits");

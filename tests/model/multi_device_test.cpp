@@ -27,11 +27,6 @@ ModelOptions on_cpus(int devices, uint64_t max_device_bytes = 0) {
   return options;
 }
 
-at::Tensor random_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randint(vocab, {B, T}, gen, at::kLong);
-}
-
 void expect_equal(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
   ASSERT_EQ(a.sizes(), b.sizes()) << what;
   EXPECT_TRUE(at::equal(a, b)) << what << ": max abs difference " << (a - b).abs().max().item<double>();
@@ -43,7 +38,7 @@ std::vector<std::pair<int64_t, int64_t>> ranges(const LlamaModel& model) {
   return out;
 }
 
-class RecordingObserver : public ForwardObserver {
+class StreamRecorder : public ForwardObserver {
  public:
   void on_layer_input(int64_t layer, const at::Tensor& hidden) override {
     inputs.emplace_back(layer, hidden.clone());
@@ -54,7 +49,7 @@ class RecordingObserver : public ForwardObserver {
   std::vector<std::pair<int64_t, at::Tensor>> inputs, mlp_outputs;
 };
 
-void expect_same_records(const RecordingObserver& a, const RecordingObserver& b) {
+void expect_same_records(const StreamRecorder& a, const StreamRecorder& b) {
   ASSERT_EQ(a.inputs.size(), b.inputs.size());
   ASSERT_EQ(a.mlp_outputs.size(), b.mlp_outputs.size());
   for (size_t i = 0; i < a.inputs.size(); ++i) {
@@ -91,8 +86,8 @@ TEST(MultiDevice, ForwardEqualsOneDeviceInEveryFamily) {
       const auto weights = test::random_weights(config, 2);
       const LlamaModel single(config, weights), placed(config, weights, on_cpus(4));
       ASSERT_EQ(placed.devices().size(), 4u);
-      const auto ids = random_ids(2, 9, config.vocab_size, 3);
-      RecordingObserver a, b;
+      const auto ids = test::random_ids(2, 9, config.vocab_size, 3);
+      StreamRecorder a, b;
       expect_equal(placed.forward(ids, &b), single.forward(ids, &a),
                    std::string(model_type_name(family)) + (tied ? " tied" : "") + " logits");
       expect_same_records(a, b);
@@ -104,9 +99,9 @@ TEST(MultiDevice, SplitRunsHandOverTheStreamAtAnyBoundary) {
   const auto config = test::tiny_config();
   const auto weights = test::random_weights(config, 4);
   const LlamaModel single(config, weights), placed(config, weights, on_cpus(2));
-  const auto ids = random_ids(2, 7, config.vocab_size, 5);
+  const auto ids = test::random_ids(2, 7, config.vocab_size, 5);
   for (int64_t k = 0; k <= config.num_hidden_layers; ++k) {
-    RecordingObserver a, b;
+    StreamRecorder a, b;
     auto h_single = single.run_layers(single.embed(ids), 0, k, &a);
     auto h_placed = placed.run_layers(placed.embed(ids), 0, k, &b);
     EXPECT_EQ(h_placed.device(), placed.layer_device(k));
@@ -128,11 +123,11 @@ TEST(MultiDevice, PatchesApplyOnTheRangeOfTheirLayer) {
   patches.stream_input[4] = at::eye(C) + 0.05 * at::randn({C, C}, gen);      // first layer of a range
   patches.stream_input[6] = at::eye(C) + 0.05 * at::randn({C, C}, gen);      // the final norm's input
   patches.mlp_output[1] = at::eye(C) + 0.05 * at::randn({C, C}, gen);        // last layer before a boundary
-  const auto ids = random_ids(2, 8, config.vocab_size, 8);
+  const auto ids = test::random_ids(2, 8, config.vocab_size, 8);
   const auto pruned_single = single.without_layers({2, 3}, patches);
   const auto pruned_placed = placed.without_layers({2, 3}, patches);
   EXPECT_EQ(ranges(pruned_placed), (std::vector<std::pair<int64_t, int64_t>>{{0, 2}, {2, 2}, {2, 4}}));
-  RecordingObserver a, b;
+  StreamRecorder a, b;
   expect_equal(pruned_placed.forward(ids, &b), pruned_single.forward(ids, &a), "pruned and patched logits");
   expect_same_records(a, b);
   EXPECT_EQ(pruned_placed.patches().size(), 2u);
@@ -144,7 +139,7 @@ TEST(MultiDevice, TraceHeadAtIdsAndReplacedWeightsEqualOneDevice) {
   config.tie_word_embeddings = true;
   const auto weights = test::random_weights(config, 9);
   const LlamaModel single(config, weights), placed(config, weights, on_cpus(2));
-  const auto ids = random_ids(1, 6, config.vocab_size, 10);
+  const auto ids = test::random_ids(1, 6, config.vocab_size, 10);
   for (int64_t layer : {1, 3, 5}) {
     const auto a = single.trace_layer(layer, single.run_layers(single.embed(ids), 0, layer));
     const auto b = placed.trace_layer(layer, placed.run_layers(placed.embed(ids), 0, layer));
@@ -168,7 +163,7 @@ TEST(MultiDevice, CalibrationStatisticsEqualOneDevices) {
   const auto config = test::tiny_config();
   const auto weights = test::random_weights(config, 12);
   const LlamaModel single(config, weights), placed(config, weights, on_cpus(3));
-  const auto windows = random_ids(5, 10, config.vocab_size, 13);
+  const auto windows = test::random_ids(5, 10, config.vocab_size, 13);
   const std::vector<LeastSquaresStats::Fit> fits{{{2, 4}, LeastSquaresStats::Source::kMlpOutput},
                                                   {{1, 5}, LeastSquaresStats::Source::kStream}};
   struct Stats {
@@ -207,7 +202,7 @@ TEST(MultiDevice, ModelsBeyondTheDevicesCapacitiesStream) {
     if (l < 0) other += tensor.nbytes();
   }
   const LlamaModel single(config, weights);
-  const auto ids = random_ids(1, 8, config.vocab_size, 15);
+  const auto ids = test::random_ids(1, 8, config.vocab_size, 15);
   const LlamaModel fitting(config, weights, on_cpus(2, 3 * layer + other));
   EXPECT_EQ(ranges(fitting), (std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {3, 6}}));
   EXPECT_FALSE(fitting.streams_layers());
@@ -225,7 +220,7 @@ TEST(MultiDevice, AReplicaHoldsEverythingOnOneDevice) {
   const auto replica = placed.replica(at::kCPU);
   EXPECT_EQ(replica.devices().size(), 1u);
   EXPECT_EQ(replica.weight_bytes(), placed.weight_bytes());
-  const auto ids = random_ids(2, 5, config.vocab_size, 17);
+  const auto ids = test::random_ids(2, 5, config.vocab_size, 17);
   expect_equal(replica.forward(ids), placed.forward(ids), "replica logits");
 }
 
@@ -241,7 +236,7 @@ TEST(MultiDevice, EveryTensorIsOnItsRangesDevice) {
   const LlamaModel model(config, test::random_weights(config, 18), options);
   ASSERT_EQ(ranges(model), (std::vector<std::pair<int64_t, int64_t>>{{0, 3}, {3, 6}}));
   EXPECT_TRUE(model.device().is_meta());
-  const auto ids = random_ids(2, 8, config.vocab_size, 19);
+  const auto ids = test::random_ids(2, 8, config.vocab_size, 19);
   const auto logits = model.forward(ids);
   EXPECT_TRUE(logits.is_meta());
   EXPECT_EQ(logits.sizes(), at::IntArrayRef({2, 8, config.vocab_size}));

@@ -18,11 +18,11 @@ namespace lp {
 namespace {
 
 // Layer 3's attention and layer 2's MLP write (almost) nothing to the stream.
-struct Fixture {
+struct SublayerFixture {
   LlamaConfig config = test::tiny_config();
   TensorMap weights = test::random_weights(config, 91);
   at::Tensor windows;
-  Fixture() {
+  SublayerFixture() {
     weights["model.layers.3.self_attn.o_proj.weight"] = weights["model.layers.3.self_attn.o_proj.weight"] * 1e-4;
     weights["model.layers.2.mlp.down_proj.weight"] = weights["model.layers.2.mlp.down_proj.weight"] * 1e-4;
     auto gen = at::make_generator<at::CPUGeneratorImpl>(92);
@@ -31,7 +31,7 @@ struct Fixture {
 };
 
 TEST(SublayerSelection, IterativeRemovesTheSublayersThatDoNothingFirst) {
-  Fixture f;
+  SublayerFixture f;
   const LlamaModel dense(f.config, f.weights);
   HeldOutKl held_out(dense, f.windows, 2);
   const auto attention = select_sublayers_iteratively(dense, held_out, Unit::kAttention, 2, false);
@@ -50,7 +50,7 @@ TEST(SublayerSelection, IterativeRemovesTheSublayersThatDoNothingFirst) {
 }
 
 TEST(SublayerSelection, CosineRanksTheSublayersThatDoNothingFirst) {
-  Fixture f;
+  SublayerFixture f;
   const LlamaModel dense(f.config, f.weights);
   const auto attention = select_sublayers_by_cosine(dense, f.windows, Unit::kAttention, 1, false, 3);
   EXPECT_EQ(attention.removed, (std::vector<Site>{{3, Sublayer::kAttention}}));

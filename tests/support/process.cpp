@@ -52,4 +52,16 @@ void expect_one_error_line(const ProcessResult& r, const std::string& needle) {
   EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
 }
 
+const char* const kPiqaRows =
+    R"({"goal": "To dry wet hands,", "sol1": "rub them on a towel.", "sol2": "put them in a pond.", "label": 0})"
+    "\n"
+    R"({"goal": "The capital of France", "sol1": "is Paris.", "sol2": "sings loudly.", "label": 0})"
+    "\n"
+    R"({"goal": "Water boils at", "sol1": "one hundred degrees.", "sol2": "the moon.", "label": 0})"
+    "\n";
+
+std::string demo_model_arg() { return demo_model_dir().string(); }
+std::string demo_calibration_arg() { return demo_calibration_text().string(); }
+std::string demo_evaluation_arg() { return demo_evaluation_text().string(); }
+
 }  // namespace lp::test

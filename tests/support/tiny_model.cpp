@@ -116,4 +116,9 @@ void write_checkpoint(const std::filesystem::path& dir, const LlamaConfig& confi
   io::write_safetensors(dir / "model.safetensors", tensors);
 }
 
+at::Tensor random_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(vocab, {B, T}, gen, at::kLong);
+}
+
 }  // namespace lp::test

@@ -22,6 +22,9 @@ TensorMap random_weights(const LlamaConfig& config, uint64_t seed, double std = 
 // fields: layer_types and use_sliding_window for Qwen, sliding_window).
 std::string config_json(const LlamaConfig& config);
 
+// [B, T] token ids drawn uniformly from [0, vocab) with a seeded generator.
+at::Tensor random_ids(int64_t B, int64_t T, int64_t vocab, uint64_t seed);
+
 // Writes config.json + model.safetensors (bf16 unless `dtype` says otherwise).
 void write_checkpoint(const std::filesystem::path& dir, const LlamaConfig& config, const TensorMap& weights,
                       at::ScalarType dtype = at::kBFloat16);

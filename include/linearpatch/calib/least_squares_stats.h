@@ -26,6 +26,12 @@
 
 namespace lp {
 
+// The rows of x [..., C] as one float64 [N, C] matrix: normal equations are
+// summed in float64 so that millions of tokens do not lose the small terms.
+at::Tensor rows_float64(const at::Tensor& x);
+// sum += term; the first term becomes the sum.
+void accumulate_sum(at::Tensor& sum, const at::Tensor& term);
+
 struct NormalEquations {
   at::Tensor lhs;  // A [C, C] float64
   at::Tensor rhs;  // B [C, C] float64
