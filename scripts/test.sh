@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite (builds first if needed), then the torch-free
 # half (every parser of user files and the fuzz corpora) again under
-# AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh, ~3 min
+# AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh, ~2 min
 # on 2 cores; LP_SKIP_SANITIZERS=1 skips it). Extra arguments go to ctest,
 # e.g. scripts/test.sh -R torch.
 set -euo pipefail
