@@ -8,6 +8,7 @@
 #include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
+#include "linearpatch/eval/multiple_choice.h"
 #include "linearpatch/eval/perplexity.h"
 #include "linearpatch/io/checkpoint.h"
 #include "linearpatch/model/llama.h"
@@ -442,7 +443,24 @@ TEST(PrunePipeline, EvalTasksReportRetainedPerformance) {
   ASSERT_EQ(result.tasks->model.size(), 1u);
   EXPECT_EQ(result.tasks->model[0].metrics.rows, 3);
   EXPECT_EQ(result.tasks->baseline[0].metrics.rows, 3);
-  EXPECT_TRUE(to_json(result).contains("eval_tasks"));
+  // Retained performance is the pruned model's score over the dense one's,
+  // on the metric the report names, and the report carries that number.
+  const auto& retained = result.tasks->retained;
+  ASSERT_EQ(retained.tasks.size(), 1u);
+  const auto& task = retained.tasks[0];
+  const auto score = [&](const TaskMetrics& m) { return task.metric == "acc_norm" ? m.acc_norm.value() : m.acc; };
+  EXPECT_DOUBLE_EQ(task.model, score(result.tasks->model[0].metrics));
+  EXPECT_DOUBLE_EQ(task.baseline, score(result.tasks->baseline[0].metrics));
+  const auto reported = to_json(result)["eval_tasks"]["retained_performance"];
+  if (task.baseline > 0) {
+    ASSERT_TRUE(task.retained && retained.average);
+    EXPECT_DOUBLE_EQ(*task.retained, task.model / task.baseline);
+    EXPECT_DOUBLE_EQ(*retained.average, *task.retained);
+    EXPECT_DOUBLE_EQ(reported.get<double>(), *retained.average);
+  } else {
+    EXPECT_FALSE(task.retained);
+    EXPECT_TRUE(reported.is_null());
+  }
 
   write_text_file(dir / "bad.jsonl", R"({"context": "x", "choices": [" a"], "gold": 3})" "\n");
   auto bad = small_job(dir / "bad-out");
