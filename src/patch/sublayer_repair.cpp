@@ -26,13 +26,11 @@ class AttentionFitSums : public ForwardObserver {
     if (sums_.count(layer)) inputs_[layer] = hidden;
     const int64_t k = layer - 1;  // layer k's outputs are complete now
     if (!sums_.count(k)) return;
-    const auto C = hidden.size(-1);
-    const auto m = mlp_.at(k - 1).reshape({-1, C}).to(at::kDouble);
-    const auto attention = (hidden - mlp_.at(k) - inputs_.at(k)).reshape({-1, C}).to(at::kDouble);
+    const auto m = rows_float64(mlp_.at(k - 1));
+    const auto attention = rows_float64(hidden - mlp_.at(k) - inputs_.at(k));
     auto& s = sums_[k];
-    const auto lhs = at::matmul(m.t(), m), rhs = at::matmul(m.t(), m + attention);
-    s.lhs = s.lhs.defined() ? s.lhs + lhs : lhs;
-    s.rhs = s.rhs.defined() ? s.rhs + rhs : rhs;
+    accumulate_sum(s.lhs, at::matmul(m.t(), m));
+    accumulate_sum(s.rhs, at::matmul(m.t(), m + attention));
     s.tokens += m.size(0);
   }
   void on_mlp_output(int64_t layer, const at::Tensor& mlp_output) override {
