@@ -72,7 +72,8 @@ void SimilarityStats::on_layer_input(int64_t position, const at::Tensor& hidden)
     angular_sum_[position - gap][position] += (at::acos(last) / M_PI).sum().to(angular_sum_.device());
   }
   // After the last position nothing of this batch is needed any more.
-  const int64_t oldest_needed = position + 1 == num_positions_ ? num_positions_ : position + 1 - gaps_.back();
+  const int64_t oldest_needed =
+      position + 1 == num_positions_ || gaps_.empty() ? num_positions_ : position + 1 - gaps_.back();
   if (position + 1 < num_positions_) normalized_[{batch_, position}] = stash_copy(unit, stash_);
   forget_older_than(normalized_, batch_, oldest_needed);
 }
@@ -111,7 +112,8 @@ void MagnitudeStats::on_layer_input(int64_t position, const at::Tensor& hidden) 
     auto& sum = ratio_sum_[{position - gap, position}];
     sum = sum.defined() ? sum + ratio : ratio;
   }
-  const int64_t oldest_needed = position + 1 == num_positions_ ? num_positions_ : position + 1 - gaps_.back();
+  const int64_t oldest_needed =
+      position + 1 == num_positions_ || gaps_.empty() ? num_positions_ : position + 1 - gaps_.back();
   if (position + 1 < num_positions_) magnitudes_[{batch_, position}] = magnitude;
   forget_older_than(magnitudes_, batch_, oldest_needed);
 }

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <limits>
+
 #include "linearpatch/core/error.h"
 
 namespace lp {
@@ -61,6 +63,12 @@ int64_t LeastSquaresStats::layers_needed() const {
   int64_t needed = 0;
   for (const auto& fit : fits_) needed = std::max(needed, fit.gap.end);
   return needed;
+}
+
+int64_t LeastSquaresStats::first_layer_read() const {
+  int64_t first = std::numeric_limits<int64_t>::max();
+  for (const auto& fit : fits_) first = std::min(first, fit.gap.start - (fit.source == Source::kMlpOutput ? 1 : 0));
+  return first;
 }
 
 }  // namespace lp

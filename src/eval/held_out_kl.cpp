@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "linearpatch/core/error.h"
@@ -20,15 +21,16 @@ HeldOutKl::HeldOutKl(const LlamaModel& reference, const at::Tensor& windows, int
   }
 }
 
-void HeldOutKl::cache_base(const LlamaModel& base) {
+void HeldOutKl::cache_base(const LlamaModel& base, int64_t up_to) {
   c10::InferenceMode guard;
+  const int64_t last = up_to < 0 ? base.num_layers() : std::min(up_to, base.num_layers());
   base_inputs_.clear();
   for (int64_t w0 = 0; w0 < windows_.size(0); w0 += batch_size_) {
     const auto ids = windows_.narrow(0, w0, std::min(batch_size_, windows_.size(0) - w0));
     std::vector<at::Tensor> inputs{base.embed(ids)};
     // run_layers(h, l, l + 1) patches the input of l, then runs l: what
     // comes out is the stream entering l + 1 before its own patch.
-    for (int64_t l = 0; l < base.num_layers(); ++l) inputs.push_back(base.run_layers(inputs.back(), l, l + 1));
+    for (int64_t l = 0; l < last; ++l) inputs.push_back(base.run_layers(inputs.back(), l, l + 1));
     base_inputs_.push_back(std::move(inputs));
   }
 }

@@ -33,7 +33,8 @@ at::Tensor patched_input(const LlamaModel& model, int64_t position, const at::Te
 
 std::vector<NormalEquations> stream_fit_equations(const LlamaModel& dense, const std::vector<int64_t>& removed,
                                                   const LayerPatches& patches, const std::vector<LayerRange>& gaps,
-                                                  const at::Tensor& windows, int64_t batch_size) {
+                                                  const at::Tensor& windows, int64_t batch_size,
+                                                  const StreamStash* dense_streams) {
   c10::InferenceMode guard;
   const int64_t L = dense.num_layers();
   const auto pruned = dense.without_layers(removed, patches);
@@ -63,12 +64,20 @@ std::vector<NormalEquations> stream_fit_equations(const LlamaModel& dense, const
   stops.erase(std::unique(stops.begin(), stops.end()), stops.end());
 
   std::vector<NormalEquations> sums(gaps.size());
-  for (int64_t w0 = 0; w0 < windows.size(0); w0 += batch_size) {
+  for (int64_t w0 = 0, batch = 0; w0 < windows.size(0); w0 += batch_size, ++batch) {
     const auto ids = windows.narrow(0, w0, std::min(batch_size, windows.size(0) - w0));
     std::map<int64_t, at::Tensor> dense_stream;  // entering each gap's end, and the fork
-    auto h = dense.embed(ids);
-    int64_t at = 0;
+    at::Tensor h;
+    int64_t at = -1;
     for (const int64_t stop : stops) {
+      const int64_t kept = dense_streams ? dense_streams->nearest_at_or_below(stop) : -1;
+      if (kept > at) {
+        h = dense_streams->at(batch, kept);
+        at = kept;
+      } else if (at < 0) {
+        h = dense.embed(ids);
+        at = 0;
+      }
       h = dense.run_layers(h, at, stop);
       at = stop;
       dense_stream[stop] = h;

@@ -199,7 +199,11 @@ PruneResult run_prune(const PruneJob& job) {
     rotation = make_rotation(model, job.repair.rotation, job.calibration.seed);
   result.rotation = rotation ? rotation->description() : "none";
   std::optional<Calibrated> calibrated;
-  if (text) calibrated = calibrate(model, std::move(*text), job.calibration, needs, rotation ? &*rotation : nullptr, clock);
+  const bool least_squares = job.selection.unit == Unit::kLayer &&
+                             (job.repair.kind == RepairChoice::kMlpLstsq || job.repair.kind == RepairChoice::kAuto);
+  if (text)
+    calibrated = calibrate(model, std::move(*text), job.calibration, needs, rotation ? &*rotation : nullptr, clock,
+                           least_squares);
   std::optional<HeldOutKl> held_out;
   if (calibrated && calibrated->held_out_windows.defined())
     held_out.emplace(model, calibrated->held_out_windows, job.calibration.batch_size);

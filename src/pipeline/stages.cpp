@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 
 #include "linearpatch/calib/calibration.h"
 #include "linearpatch/calib/least_squares_stats.h"
+#include "linearpatch/calib/stream_stash.h"
 #include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/eval/perplexity.h"
@@ -37,50 +39,111 @@ int64_t new_position(const std::vector<int64_t>& removed, int64_t layer) {
   return layer - std::count_if(removed.begin(), removed.end(), [&](int64_t r) { return r < layer; });
 }
 
+// The dense fit of every gap, in one pass that resumes from the nearest
+// calibration checkpoint and feeds `stash` (may be null).
 std::vector<Repair> fit_mlp_lstsq(const LlamaModel& dense, const std::vector<LayerRange>& gaps,
-                                  const at::Tensor& windows, int64_t batch_size) {
+                                  const Calibrated& calibration, int64_t batch_size, StreamStash* stash) {
   std::vector<LeastSquaresStats::Fit> fits;
   for (const auto& gap : gaps) fits.push_back({gap, mlp_lstsq_source(gap)});
   LeastSquaresStats stats(fits);
-  run_calibration(dense, windows, batch_size, {&stats}, "least-squares fit", stats.layers_needed());
+  std::vector<ForwardObserver*> observers{&stats};
+  if (stash) observers.push_back(stash);
+  run_calibration(dense, calibration.fit_windows, batch_size, observers, "least-squares fit", stats.layers_needed(),
+                  calibration.checkpoints.get(), stats.first_layer_read());
   std::vector<Repair> repairs;
   for (size_t i = 0; i < gaps.size(); ++i) repairs.push_back(mlp_lstsq_repair(gaps[i], stats.equations(i)));
   return repairs;
+}
+
+// The dense streams the sequential refits of gaps 1.. read (where the first
+// gap forks off and each later gap's end), kept by the dense fit's pass
+// within stash_positions; null when they do not fit, and the refits
+// resume from the calibration checkpoints.
+std::unique_ptr<StreamStash> refit_stash(const LlamaModel& dense, const std::vector<LayerRange>& gaps,
+                                         const Calibrated& calibration) {
+  if (gaps.size() < 2 || !calibration.held_out_windows.defined() || dense.streams_layers()) return nullptr;
+  std::vector<int64_t> positions{std::max<int64_t>(gaps.front().start - 1, 0)};
+  for (size_t g = 1; g < gaps.size(); ++g) positions.push_back(gaps[g].end);
+  const int64_t allowed = stash_positions(dense.num_layers(), calibration.held_out_windows.size(0),
+                                          calibration.fit_windows.size(0));
+  if (static_cast<int64_t>(positions.size()) > allowed) return nullptr;
+  return std::make_unique<StreamStash>(positions, calibration.checkpoints.get());
 }
 
 // Gap g's least squares refitted on the stream of the model with gaps
 // 0..g-1 cut and repaired as `repairs` says (their final repairs: gaps are
 // settled in model order).
 Repair refit_gap(const LlamaModel& dense, const std::vector<Repair>& repairs, size_t g, const at::Tensor& windows,
-                 int64_t batch_size) {
+                 int64_t batch_size, const StreamStash* dense_streams) {
   std::vector<int64_t> earlier;
   for (size_t i = 0; i < g; ++i)
     for (int64_t l = repairs[i].gap.start; l < repairs[i].gap.end; ++l) earlier.push_back(l);
   const std::vector<Repair> settled(repairs.begin(), repairs.begin() + static_cast<std::ptrdiff_t>(g));
   const auto& gap = repairs[g].gap;
   return mlp_lstsq_repair(gap, stream_fit_equations(dense, earlier, layer_patches(settled), {gap}, windows,
-                                                    batch_size)
+                                                    batch_size, dense_streams)
                                    .front());
 }
+
+// The first position of the model without `removed` that `repair` changes:
+// the layer before the gap for a map on its MLP output, else the layer
+// after the gap (whose input a stream patch maps).
+int64_t first_changed_position(const std::vector<int64_t>& removed, const Repair& repair) {
+  if (repair.kind != RepairKind::kNone && repair.on_mlp_output) return new_position(removed, repair.gap.start - 1);
+  return new_position(removed, repair.gap.end);
+}
+
+// Held-out KL of models that differ only in the repair of gap g: the layers
+// below the first one any of them changes run once, not once per candidate
+// (the same numbers as whole forwards, at a fraction of the cost for a
+// deep gap).
+class GapTrials {
+ public:
+  GapTrials(const LlamaModel& dense, const std::vector<int64_t>& removed, std::vector<Repair>& repairs, size_t g,
+            const std::vector<Repair>& candidates, HeldOutKl& held_out)
+      : dense_(dense), removed_(removed), repairs_(repairs), g_(g), held_out_(held_out) {
+    first_ = first_changed_position(removed, repairs[g]);
+    for (const auto& c : candidates) first_ = std::min(first_, first_changed_position(removed, c));
+    held_out_.cache_base(dense.without_layers(removed, layer_patches(repairs)), first_);
+  }
+
+  // Gap g repaired by `candidate`, which stays in place.
+  double kl_with(const Repair& candidate) {
+    repairs_[g_] = candidate;
+    return held_out_.mean_kl(dense_.without_layers(removed_, layer_patches(repairs_)), first_);
+  }
+
+ private:
+  const LlamaModel& dense_;
+  const std::vector<int64_t>& removed_;
+  std::vector<Repair>& repairs_;
+  size_t g_;
+  HeldOutKl& held_out_;
+  int64_t first_ = 0;
+};
 
 // Per gap, in order, the kind with the lowest held-out KL while the other
 // gaps keep their current repair (LinearPatch until chosen). With `refit`,
 // a gap after the first also tries its least squares refitted on the
 // stream the earlier, chosen repairs give.
 void choose_repairs(const LlamaModel& dense, const std::vector<int64_t>& removed, std::vector<Repair>& repairs,
-                    const std::vector<Repair>& lstsq, const HeldOutKl& held_out, bool refit,
-                    const at::Tensor& fit_windows, int64_t batch_size, RepairOutcome& outcome) {
+                    const std::vector<Repair>& lstsq, HeldOutKl& held_out, bool refit,
+                    const at::Tensor& fit_windows, int64_t batch_size, const StreamStash* dense_streams,
+                    RepairOutcome& outcome) {
   for (size_t g = 0; g < repairs.size(); ++g) {
     std::vector<std::pair<std::string, Repair>> candidates{{"none", unrepaired(repairs[g].gap)},
                                                            {"linearpatch", repairs[g]},
                                                            {"mlp-lstsq", lstsq[g]}};
-    if (refit && g > 0) candidates.emplace_back("mlp-lstsq-refit", refit_gap(dense, repairs, g, fit_windows, batch_size));
+    if (refit && g > 0) candidates.emplace_back("mlp-lstsq-refit",
+                                            refit_gap(dense, repairs, g, fit_windows, batch_size, dense_streams));
+    std::vector<Repair> kinds;
+    for (const auto& c : candidates) kinds.push_back(c.second);
+    GapTrials trials(dense, removed, repairs, g, kinds, held_out);
     double best = std::numeric_limits<double>::infinity();
     std::string chosen_name;
     Repair chosen;
     for (const auto& [name, candidate] : candidates) {
-      repairs[g] = candidate;
-      const double kl = held_out.mean_kl(dense.without_layers(removed, layer_patches(repairs)));
+      const double kl = trials.kl_with(candidate);
       outcome.reports[g].candidates.emplace_back(name, kl);
       if (kl < best) {
         best = kl;
@@ -100,19 +163,19 @@ void choose_repairs(const LlamaModel& dense, const std::vector<int64_t>& removed
 // mlp-lstsq everywhere: each gap after the first refitted in model order,
 // the refit kept unless the held-out KL says the dense fit was better.
 void refit_in_sequence(const LlamaModel& dense, const std::vector<int64_t>& removed, std::vector<Repair>& repairs,
-                       const HeldOutKl* held_out, const at::Tensor& fit_windows, int64_t batch_size,
-                       RepairOutcome& outcome) {
+                       HeldOutKl* held_out, const at::Tensor& fit_windows, int64_t batch_size,
+                       const StreamStash* dense_streams, RepairOutcome& outcome) {
   for (size_t g = 1; g < repairs.size(); ++g) {
     const auto dense_fit = repairs[g];
-    const auto refitted = refit_gap(dense, repairs, g, fit_windows, batch_size);
+    const auto refitted = refit_gap(dense, repairs, g, fit_windows, batch_size, dense_streams);
     if (!held_out) {
       repairs[g] = refitted;
       continue;
     }
+    GapTrials trials(dense, removed, repairs, g, {refitted}, *held_out);
     GapReport::Refit r;
-    r.kl_dense_fit = held_out->mean_kl(dense.without_layers(removed, layer_patches(repairs)));
-    repairs[g] = refitted;
-    r.kl_refit = held_out->mean_kl(dense.without_layers(removed, layer_patches(repairs)));
+    r.kl_dense_fit = trials.kl_with(dense_fit);
+    r.kl_refit = trials.kl_with(refitted);
     r.kept = r.kl_refit <= r.kl_dense_fit;
     if (!r.kept) repairs[g] = dense_fit;
     spdlog::info("repair of {}: sequential refit, held-out KL {:.5f} -> {:.5f}{}", describe_range(repairs[g].gap),
@@ -187,8 +250,12 @@ CalibrationText prepare_calibration_text(const Tokenizer& tokenizer, const Calib
   return {windows.fit, windows.held_out, static_cast<int64_t>(tokens.size()), tokenizer.prefix_description()};
 }
 
+int64_t stash_positions(int64_t num_layers, int64_t held_out_windows, int64_t fit_windows) {
+  return (num_layers + 1) * held_out_windows / std::max<int64_t>(2 * fit_windows, 1);
+}
+
 Calibrated calibrate(const LlamaModel& model, CalibrationText text, const CalibrationOptions& options,
-                     const SelectionNeeds& needs, const Rotation* rotation, PhaseClock& clock) {
+                     const SelectionNeeds& needs, const Rotation* rotation, PhaseClock& clock, bool checkpoints) {
   Calibrated c;
   c.fit_windows = text.fit_windows;
   c.held_out_windows = needs.held_out ? text.held_out_windows : at::Tensor();
@@ -216,6 +283,15 @@ Calibrated calibrate(const LlamaModel& model, CalibrationText text, const Calibr
                                                    [rotation](const at::Tensor& x) { return rotation->apply(x); });
     observers.push_back(c.magnitude.get());
   }
+  const int64_t held_out = c.held_out_windows.defined() ? c.held_out_windows.size(0) : 0;
+  // A streamed model's memory is the budget the stream must not grow.
+  const int64_t kept = checkpoints && !model.streams_layers()
+                           ? stash_positions(model.num_layers(), held_out, c.fit_windows.size(0))
+                           : 0;
+  if (kept > 0) {
+    c.checkpoints = std::make_unique<StreamStash>(StreamStash::evenly_spaced(model.num_layers(), kept));
+    observers.push_back(c.checkpoints.get());
+  }
   clock.time("calibration",
              [&] { run_calibration(model, c.fit_windows, options.batch_size, observers, "calibration"); });
   // The first pass also waits for layers still on their way to the GPU.
@@ -225,10 +301,14 @@ Calibrated calibrate(const LlamaModel& model, CalibrationText text, const Calibr
 
 RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& removed, RepairChoice kind,
                           RefitChoice refit, const Calibrated* calibration, const Rotation* rotation,
-                          const HeldOutKl* held_out, int64_t batch_size) {
+                          HeldOutKl* held_out, int64_t batch_size) {
   const auto gaps = layer_runs(removed);
   const bool wants_lstsq = kind == RepairChoice::kMlpLstsq || kind == RepairChoice::kAuto;
-  const auto lstsq = wants_lstsq ? fit_mlp_lstsq(dense, gaps, calibration->fit_windows, batch_size)
+  const bool sequential = refit == RefitChoice::kSequential;
+  const auto stash = wants_lstsq && sequential ? refit_stash(dense, gaps, *calibration) : nullptr;
+  // Refits read the dense streams from the fit's pass, else from the checkpoints.
+  const StreamStash* dense_streams = stash ? stash.get() : calibration ? calibration->checkpoints.get() : nullptr;
+  const auto lstsq = wants_lstsq ? fit_mlp_lstsq(dense, gaps, *calibration, batch_size, stash.get())
                                  : std::vector<Repair>{};
   RepairOutcome outcome;
   for (size_t g = 0; g < gaps.size(); ++g) {
@@ -240,12 +320,12 @@ RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& r
     report.new_position = new_position(removed, gaps[g].end);
     outcome.reports.push_back(std::move(report));
   }
-  const bool sequential = refit == RefitChoice::kSequential;
   if (kind == RepairChoice::kAuto)
     choose_repairs(dense, removed, outcome.repairs, lstsq, *held_out, sequential, calibration->fit_windows, batch_size,
-                   outcome);
+                   dense_streams, outcome);
   if (kind == RepairChoice::kMlpLstsq && sequential)
-    refit_in_sequence(dense, removed, outcome.repairs, held_out, calibration->fit_windows, batch_size, outcome);
+    refit_in_sequence(dense, removed, outcome.repairs, held_out, calibration->fit_windows, batch_size, dense_streams,
+                      outcome);
   for (size_t g = 0; g < gaps.size(); ++g) {
     const auto& repair = outcome.repairs[g];
     auto& report = outcome.reports[g];

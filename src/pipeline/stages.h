@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "linearpatch/calib/activation_stats.h"
+#include "linearpatch/calib/stream_stash.h"
 #include "linearpatch/core/progress.h"
 #include "linearpatch/eval/held_out_kl.h"
 #include "linearpatch/patch/fold.h"
@@ -53,6 +54,9 @@ struct Calibrated {
   CalibrationSummary summary;
   std::unique_ptr<SimilarityStats> similarity;
   std::unique_ptr<MagnitudeStats> magnitude;  // null without LinearPatch statistics
+  // The dense stream at a few positions, for least-squares fits to resume
+  // from; null unless asked for.
+  std::unique_ptr<StreamStash> checkpoints;
 };
 
 // The calibration text tokenized and cut into windows: prepared before the
@@ -67,9 +71,18 @@ CalibrationText prepare_calibration_text(const Tokenizer& tokenizer, const Calib
                                          PhaseClock& clock);
 
 // Runs the windows through `model` once, collecting what `needs` asks for;
-// magnitude statistics only with a rotation.
+// magnitude statistics only with a rotation. With `checkpoints`, keeps the
+// stream at as many evenly spaced positions as the memory of the held-out
+// cache allows (see stash_positions), for least-squares repairs.
 Calibrated calibrate(const LlamaModel& model, CalibrationText text, const CalibrationOptions& options,
-                     const SelectionNeeds& needs, const Rotation* rotation, PhaseClock& clock);
+                     const SelectionNeeds& needs, const Rotation* rotation, PhaseClock& clock,
+                     bool checkpoints = false);
+
+// How many positions of the fit windows' stream a stash may keep: half as
+// many window-positions as the held-out cache of an iterative step holds
+// ((L + 1) positions of every held-out window), so that the checkpoints and
+// a refit's stash together cost at most what that cache does.
+int64_t stash_positions(int64_t num_layers, int64_t held_out_windows, int64_t fit_windows);
 
 // The rotation LinearPatch scales are estimated in (warns when the hidden
 // size has no Hadamard construction).
@@ -84,10 +97,11 @@ struct RepairOutcome {
 // `held_out`. With kSequential, the least-squares repair of every gap after
 // the first is refitted on the stream of the model with the earlier gaps cut
 // and repaired, and kept where the held-out KL (if any) does not rise.
-// `calibration` may be null for kNone only.
+// `calibration` may be null for kNone only. Judging replaces the base whose
+// stream `held_out` keeps.
 RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& removed, RepairChoice kind,
                           RefitChoice refit, const Calibrated* calibration, const Rotation* rotation,
-                          const HeldOutKl* held_out, int64_t batch_size);
+                          HeldOutKl* held_out, int64_t batch_size);
 
 // Training windows from the first 90 % of the distillation text, validation
 // windows from the last 10 %.

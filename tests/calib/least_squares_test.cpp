@@ -7,6 +7,7 @@
 
 #include "linearpatch/calib/calibration.h"
 #include "linearpatch/calib/least_squares_stats.h"
+#include "linearpatch/calib/stream_stash.h"
 #include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/model/llama.h"
@@ -68,6 +69,38 @@ TEST(LeastSquaresStats, EqualTheDirectSumsInAnyRunOrder) {
     EXPECT_LT(relative_difference(mlp.rhs, mlp_rhs), 1e-5);
     EXPECT_LT(relative_difference(stream.lhs, at::matmul(a.inputs[0].t(), a.inputs[0])), 1e-5);
     EXPECT_LT(relative_difference(stream.rhs, stream_rhs), 1e-5);
+  }
+}
+
+// A fit resumed from streams a first pass kept (in any run order) gives the
+// same sums bit for bit; a stash answers for its fallback's positions too.
+TEST(StreamStash, ResumedFitsEqualFitsFromTheEmbeddings) {
+  const auto config = test::tiny_config();
+  const auto weights = test::random_weights(config, 63);
+  const LlamaModel resident(config, weights);
+  ModelOptions streamed_options;
+  streamed_options.max_device_bytes = 1;
+  const LlamaModel streamed(config, weights, streamed_options);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(64);
+  const auto windows = at::randint(config.vocab_size, {5, 10}, gen, at::kLong);
+  const std::vector<LeastSquaresStats::Fit> fits{{{3, 4}, LeastSquaresStats::Source::kMlpOutput}};
+  EXPECT_EQ(StreamStash::evenly_spaced(config.num_hidden_layers, 1), std::vector<int64_t>{config.num_hidden_layers / 2});
+  for (const auto* model : {&resident, &streamed}) {
+    StreamStash checkpoints({1, 2});
+    run_calibration(*model, windows, 2, {&checkpoints}, "checkpoints");
+    const StreamStash later({4}, &checkpoints);
+    EXPECT_EQ(later.nearest_at_or_below(3), 2);
+    EXPECT_EQ(later.nearest_at_or_below(0), -1);
+    EXPECT_THROW(later.at(0, 4), Error) << "position 4 was never run through";
+
+    LeastSquaresStats from_embeddings(fits), resumed(fits);
+    run_calibration(*model, windows, 2, {&from_embeddings}, "fit", from_embeddings.layers_needed());
+    run_calibration(*model, windows, 2, {&resumed}, "fit", resumed.layers_needed(), &later, resumed.first_layer_read());
+    EXPECT_EQ(resumed.first_layer_read(), 2);
+    const auto a = from_embeddings.equations(0), b = resumed.equations(0);
+    EXPECT_EQ(a.tokens, b.tokens);
+    EXPECT_TRUE(at::equal(a.lhs, b.lhs));
+    EXPECT_TRUE(at::equal(a.rhs, b.rhs));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "distill/gradient_sum.h"
+#include "linearpatch/calib/calibration.h"
 #include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/core/file_util.h"
@@ -161,7 +162,7 @@ TEST(PrunePipeline, SequentialRefitReportsEachLaterGap) {
   const auto windows = split_windows(tokens, 64, 6, 2, 0);
   Calibrated calibrated;
   calibrated.fit_windows = windows.fit;
-  const HeldOutKl held_out(model, windows.held_out, 3);
+  HeldOutKl held_out(model, windows.held_out, 3);
   const std::vector<int64_t> removed{2, 5, 6};
   const auto dense = repair_gaps(model, removed, RepairChoice::kMlpLstsq, RefitChoice::kDense, &calibrated, nullptr,
                                  &held_out, 3);
@@ -178,6 +179,47 @@ TEST(PrunePipeline, SequentialRefitReportsEachLaterGap) {
   EXPECT_NEAR(final_kl, std::min(r.kl_dense_fit, r.kl_refit), 1e-9);
   EXPECT_EQ(r.kept, r.kl_refit <= r.kl_dense_fit);
   EXPECT_EQ(at::equal(sequential.repairs[1].matrix, dense.repairs[1].matrix), !r.kept);
+}
+
+// Least-squares fits that resume from kept dense streams (the calibration
+// pass's checkpoints, the fit pass's stash for the refits) run fewer layers
+// and give the same repairs and held-out KLs, bit for bit.
+TEST(PrunePipeline, RepairsFromKeptStreamsAreTheSame) {
+  const auto model = LlamaModel::load(demo_model());
+  const auto tokenizer = load_tokenizer(demo_model());
+  const auto tokens = tokenize_corpus(*tokenizer, {test::repo_dir() / "data" / "text" / "brown.calib.txt"});
+  const auto windows = split_windows(tokens, 64, 6, 3, 0);
+  CalibrationOptions options;
+  options.batch_size = 3;
+  SelectionNeeds needs;
+  needs.magnitude_gaps = {1, 2};
+  needs.held_out = true;
+  const auto rotation = make_rotation(model, RotationKind::kAuto, 0);
+  PhaseClock clock;
+  const auto calibrated = [&](bool checkpoints) {
+    return calibrate(model, {windows.fit, windows.held_out, 0, ""}, options, needs, &rotation, clock, checkpoints);
+  };
+  const auto plain = calibrated(false), kept = calibrated(true);
+  ASSERT_FALSE(plain.checkpoints);
+  ASSERT_TRUE(kept.checkpoints);
+  ASSERT_GE(stash_positions(model.num_layers(), 3, 6), 2) << "room for the refit's stash";
+  // The fit resumes below layer 4; the refit of [8, 9) reads the fork 4 and 9.
+  const std::vector<int64_t> removed{5, 6, 8};
+  for (const auto kind : {RepairChoice::kMlpLstsq, RepairChoice::kAuto}) {
+    HeldOutKl held_out(model, windows.held_out, 3);
+    const auto a = repair_gaps(model, removed, kind, RefitChoice::kSequential, &plain, &rotation, &held_out, 3);
+    const auto b = repair_gaps(model, removed, kind, RefitChoice::kSequential, &kept, &rotation, &held_out, 3);
+    ASSERT_EQ(a.repairs.size(), 2u);
+    ASSERT_EQ(b.repairs.size(), 2u);
+    for (size_t g = 0; g < 2; ++g) {
+      EXPECT_EQ(a.reports[g].candidates, b.reports[g].candidates) << "gap " << g;
+      ASSERT_EQ(a.repairs[g].matrix.defined(), b.repairs[g].matrix.defined());
+      if (a.repairs[g].matrix.defined()) EXPECT_TRUE(at::equal(a.repairs[g].matrix, b.repairs[g].matrix)) << "gap " << g;
+    }
+    ASSERT_TRUE(a.reports[1].refit);
+    ASSERT_TRUE(b.reports[1].refit);
+    EXPECT_EQ(a.reports[1].refit->kl_refit, b.reports[1].refit->kl_refit);
+  }
 }
 
 TEST(PrunePipeline, ForcedBlockWithoutPatchNeedsNoCalibration) {

@@ -56,6 +56,8 @@ class LeastSquaresStats : public ForwardObserver {
   NormalEquations equations(size_t index) const;
   // One past the last layer whose output any fit reads.
   int64_t layers_needed() const;
+  // The first layer whose input or MLP output any fit reads.
+  int64_t first_layer_read() const;
 
  private:
   struct Pending {

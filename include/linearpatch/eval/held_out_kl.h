@@ -28,9 +28,11 @@ class HeldOutKl {
   // windows [N, T] int64, run `batch_size` at a time.
   HeldOutKl(const LlamaModel& reference, const at::Tensor& windows, int64_t batch_size);
 
-  // Keeps `base`'s stream entering each of its layers 0..L (before any
-  // patch there) for every batch.
-  void cache_base(const LlamaModel& base);
+  // Keeps `base`'s stream entering each of its layers 0..up_to (before any
+  // patch there; up_to < 0: every layer and the final norm) for every batch.
+  // Candidates that differ from `base` only from layer up_to on then skip
+  // the layers below it.
+  void cache_base(const LlamaModel& base, int64_t up_to = -1);
   // Mean per-token KL of `candidate`, run from the cached stream at
   // `first_changed_layer` (a layer number of both base and candidate, below
   // which they agree: layers and every patch at a lower position). Without

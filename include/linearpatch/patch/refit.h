@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "linearpatch/calib/least_squares_stats.h"
+#include "linearpatch/calib/stream_stash.h"
 #include "linearpatch/core/layer_range.h"
 #include "linearpatch/model/llama.h"
 
@@ -30,9 +31,13 @@ namespace lp {
 // repaired by `patches`. Every gap must contain the removed layers it
 // touches and keep layer s - 1 and layer e (or e == L). Cost per batch of
 // `windows`: the dense model up to the last gap's end, the pruned one up to
-// the last layer read, plus one layer per gap.
+// the last layer read, plus one layer per gap. With `dense_streams` (kept
+// by a dense pass over the same windows in the same batches) the dense
+// model runs only from the kept position nearest below each point it is
+// read at.
 std::vector<NormalEquations> stream_fit_equations(const LlamaModel& dense, const std::vector<int64_t>& removed,
                                                   const LayerPatches& patches, const std::vector<LayerRange>& gaps,
-                                                  const at::Tensor& windows, int64_t batch_size);
+                                                  const at::Tensor& windows, int64_t batch_size,
+                                                  const StreamStash* dense_streams = nullptr);
 
 }  // namespace lp
