@@ -69,14 +69,16 @@ class DepthJudge {
       target_ = *t < 1 ? *t * static_cast<double>(in.parameters) : *t;
   }
 
-  Judged judge(const std::vector<int64_t>& removed) const {
+  // `scored`: the selection's repairs of this depth's set (Selection::scored_repairs).
+  Judged judge(const std::vector<int64_t>& removed, const std::vector<Repair>& scored) const {
     Judged j;
     j.point.layers = static_cast<int64_t>(removed.size());
     j.point.removed = removed;
     j.repairs = repair_gaps(in_.dense, removed, job_.repair.kind, job_.repair.refit, &in_.calibrated, in_.rotation,
-                            &in_.held_out, job_.calibration.batch_size);
+                            &in_.held_out, job_.calibration.batch_size, scored);
     const auto model = in_.dense.without_layers(removed, layer_patches(j.repairs.repairs));
-    j.point.held_out = held_out_figures(in_.held_out.quality(model), in_.held_out.windows());
+    j.point.held_out = held_out_figures(j.repairs.quality ? *j.repairs.quality : in_.held_out.quality(model),
+                                        in_.held_out.windows());
     if (in_.tasks) j.point.tasks = in_.tasks->compare(model);
     j.point.parameters = parameters_of(removed, j.repairs.repairs);
     for (const auto& b : budgets_)
@@ -191,10 +193,11 @@ DepthSearchResult search_nested(const PruneJob& job, const DepthSearchInputs& in
   DepthSearchResult result;
   std::optional<Judged> best;
   std::vector<IterativeStep> best_steps;
+  std::vector<Repair> best_scored;
   const QualityBudget* failed = nullptr;
   const bool quality = !judge.budgets().empty();
   const auto hook = [&](const IterativeResult& r) {
-    auto j = judge.judge(r.removed);
+    auto j = judge.judge(r.removed, r.scored_repairs);
     result.curve.push_back(j.point);
     if (j.failed) {
       failed = j.failed;
@@ -204,6 +207,7 @@ DepthSearchResult search_nested(const PruneJob& job, const DepthSearchInputs& in
     if (small_enough) {
       best = std::move(j);
       best_steps = r.steps;
+      best_scored = r.scored_repairs;
     }
     return quality || !small_enough;  // a size target alone removes just enough
   };
@@ -211,6 +215,7 @@ DepthSearchResult search_nested(const PruneJob& job, const DepthSearchInputs& in
   if (!best) no_depth(judge, result.curve, failed, deepest);
   result.selection.removed = best->point.removed;
   result.selection.steps = std::move(best_steps);
+  result.selection.scored_repairs = std::move(best_scored);
   result.repairs = std::move(best->repairs);
   result.outcome.chosen_layers = best->point.layers;
   result.outcome.bound_by = failed ? failed->name : quality ? "layers" : "target_params";
@@ -231,7 +236,7 @@ DepthSearchResult search_independent(const PruneJob& job, const DepthSearchInput
     auto options = job.selection;
     options.layers = depth;
     auto selection = select_layers(options, inputs);
-    auto j = judge.judge(selection.removed);
+    auto j = judge.judge(selection.removed, selection.scored_repairs);
     result.curve.push_back(j.point);
     const bool passes = j.passes();
     const auto* failed = j.failed;
@@ -299,7 +304,7 @@ std::vector<CurvePoint> metric_curve(const PruneJob& job, Metric metric, const D
   std::vector<CurvePoint> curve;
   if (metric == Metric::kIterative) {
     run_greedy(measured, in, deepest, [&](const IterativeResult& r) {
-      curve.push_back(judge.judge(r.removed).point);
+      curve.push_back(judge.judge(r.removed, r.scored_repairs).point);
       return true;
     });
     return curve;
@@ -308,7 +313,8 @@ std::vector<CurvePoint> metric_curve(const PruneJob& job, Metric metric, const D
   for (int64_t depth = 1; depth <= deepest; ++depth) {
     auto options = measured.selection;
     options.layers = depth;
-    curve.push_back(judge.judge(select_layers(options, inputs).removed).point);
+    const auto selection = select_layers(options, inputs);
+    curve.push_back(judge.judge(selection.removed, selection.scored_repairs).point);
   }
   return curve;
 }

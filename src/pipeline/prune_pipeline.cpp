@@ -260,8 +260,8 @@ PruneResult run_prune(const PruneJob& job) {
         return outcome;
       }
       return repair_gaps(model, result.selection.removed, job.repair.kind, job.repair.refit, calibration,
-                         rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr,
-                         job.calibration.batch_size);
+                         rotation ? &*rotation : nullptr, held_out ? &*held_out : nullptr, job.calibration.batch_size,
+                         result.selection.scored_repairs);
     });
   }
   const auto plan = make_prune_plan(L, result.selection.removed, result.selection.removed_sites);
@@ -273,6 +273,7 @@ PruneResult run_prune(const PruneJob& job) {
       if (point.layers == result.budget->chosen_layers) result.held_out = point.held_out;
   } else if (held_out) {
     result.held_out = clock.time("held_out_eval", [&] {
+      if (repaired.quality) return held_out_figures(*repaired.quality, held_out->windows());
       const auto pruned =
           model.without_sublayers(plan.removed_sublayers).without_layers(plan.removed, layer_patches(repaired.repairs));
       return held_out_figures(held_out->quality(pruned), held_out->windows());

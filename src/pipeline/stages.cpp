@@ -108,9 +108,9 @@ class GapTrials {
   }
 
   // Gap g repaired by `candidate`, which stays in place.
-  double kl_with(const Repair& candidate) {
+  HeldOutKl::Scores with(const Repair& candidate) {
     repairs_[g_] = candidate;
-    return held_out_.mean_kl(dense_.without_layers(removed_, layer_patches(repairs_)), first_);
+    return held_out_.scores(dense_.without_layers(removed_, layer_patches(repairs_)), first_);
   }
 
  private:
@@ -122,13 +122,22 @@ class GapTrials {
   int64_t first_ = 0;
 };
 
+// The least-squares map the selection scored `gap` with, if it scored one.
+const Repair* search_fit(const std::vector<Repair>& scored, const LayerRange& gap) {
+  for (const auto& r : scored)
+    if (r.gap.start == gap.start && r.gap.end == gap.end && r.kind == RepairKind::kMlpLstsq) return &r;
+  return nullptr;
+}
+
 // Per gap, in order, the kind with the lowest held-out KL while the other
 // gaps keep their current repair (LinearPatch until chosen). With `refit`,
 // a gap after the first also tries its least squares refitted on the
-// stream the earlier, chosen repairs give.
+// stream the earlier, chosen repairs give. A gap the selection scored with
+// a least-squares map also tries that map: the layers were chosen for it,
+// so the final repair is never one the selection would have judged worse.
 void choose_repairs(const LlamaModel& dense, const std::vector<int64_t>& removed, std::vector<Repair>& repairs,
-                    const std::vector<Repair>& lstsq, HeldOutKl& held_out, bool refit,
-                    const at::Tensor& fit_windows, int64_t batch_size, const StreamStash* dense_streams,
+                    const std::vector<Repair>& lstsq, const std::vector<Repair>& scored, HeldOutKl& held_out,
+                    bool refit, const at::Tensor& fit_windows, int64_t batch_size, const StreamStash* dense_streams,
                     RepairOutcome& outcome) {
   for (size_t g = 0; g < repairs.size(); ++g) {
     std::vector<std::pair<std::string, Repair>> candidates{{"none", unrepaired(repairs[g].gap)},
@@ -136,22 +145,28 @@ void choose_repairs(const LlamaModel& dense, const std::vector<int64_t>& removed
                                                            {"mlp-lstsq", lstsq[g]}};
     if (refit && g > 0) candidates.emplace_back("mlp-lstsq-refit",
                                             refit_gap(dense, repairs, g, fit_windows, batch_size, dense_streams));
+    if (const auto* searched = search_fit(scored, repairs[g].gap)) candidates.emplace_back("mlp-lstsq-search", *searched);
     std::vector<Repair> kinds;
     for (const auto& c : candidates) kinds.push_back(c.second);
     GapTrials trials(dense, removed, repairs, g, kinds, held_out);
     double best = std::numeric_limits<double>::infinity();
     std::string chosen_name;
     Repair chosen;
+    HeldOutQuality chosen_quality;
     for (const auto& [name, candidate] : candidates) {
-      const double kl = trials.kl_with(candidate);
-      outcome.reports[g].candidates.emplace_back(name, kl);
-      if (kl < best) {
-        best = kl;
+      const auto scores = trials.with(candidate);
+      outcome.reports[g].candidates.emplace_back(name, scores.mean_kl);
+      if (scores.mean_kl < best) {
+        best = scores.mean_kl;
         chosen = candidate;
         chosen_name = name;
+        chosen_quality = scores.quality;
       }
     }
     repairs[g] = chosen;
+    // Every gap is settled once the last one is: its winner is the final model.
+    if (g + 1 == repairs.size()) outcome.quality = chosen_quality;
+    outcome.reports[g].search_fit_kept = chosen_name == "mlp-lstsq-search";
     if (refit && g > 0) {
       const auto& kls = outcome.reports[g].candidates;
       outcome.reports[g].refit = GapReport::Refit{kls[2].second, kls[3].second, chosen_name == "mlp-lstsq-refit"};
@@ -174,10 +189,12 @@ void refit_in_sequence(const LlamaModel& dense, const std::vector<int64_t>& remo
     }
     GapTrials trials(dense, removed, repairs, g, {refitted}, *held_out);
     GapReport::Refit r;
-    r.kl_dense_fit = trials.kl_with(dense_fit);
-    r.kl_refit = trials.kl_with(refitted);
+    const auto with_dense_fit = trials.with(dense_fit), with_refit = trials.with(refitted);
+    r.kl_dense_fit = with_dense_fit.mean_kl;
+    r.kl_refit = with_refit.mean_kl;
     r.kept = r.kl_refit <= r.kl_dense_fit;
     if (!r.kept) repairs[g] = dense_fit;
+    if (g + 1 == repairs.size()) outcome.quality = (r.kept ? with_refit : with_dense_fit).quality;
     spdlog::info("repair of {}: sequential refit, held-out KL {:.5f} -> {:.5f}{}", describe_range(repairs[g].gap),
                  r.kl_dense_fit, r.kl_refit, r.kept ? "" : " (dense fit kept)");
     outcome.reports[g].refit = r;
@@ -301,7 +318,7 @@ Calibrated calibrate(const LlamaModel& model, CalibrationText text, const Calibr
 
 RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& removed, RepairChoice kind,
                           RefitChoice refit, const Calibrated* calibration, const Rotation* rotation,
-                          HeldOutKl* held_out, int64_t batch_size) {
+                          HeldOutKl* held_out, int64_t batch_size, const std::vector<Repair>& scored) {
   const auto gaps = layer_runs(removed);
   const bool wants_lstsq = kind == RepairChoice::kMlpLstsq || kind == RepairChoice::kAuto;
   const bool sequential = refit == RefitChoice::kSequential;
@@ -321,8 +338,8 @@ RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& r
     outcome.reports.push_back(std::move(report));
   }
   if (kind == RepairChoice::kAuto)
-    choose_repairs(dense, removed, outcome.repairs, lstsq, *held_out, sequential, calibration->fit_windows, batch_size,
-                   dense_streams, outcome);
+    choose_repairs(dense, removed, outcome.repairs, lstsq, scored, *held_out, sequential, calibration->fit_windows,
+                   batch_size, dense_streams, outcome);
   if (kind == RepairChoice::kMlpLstsq && sequential)
     refit_in_sequence(dense, removed, outcome.repairs, held_out, calibration->fit_windows, batch_size, dense_streams,
                       outcome);
@@ -332,6 +349,7 @@ RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& r
     report.repair = repair_kind_name(repair.kind);
     report.description = repair.description();
     if (report.refit && report.refit->kept) report.description += ", fitted on the stream of the model with the earlier gaps cut";
+    if (report.search_fit_kept) report.description += ", the map the layer search scored this gap with";
     if (repair.kind == RepairKind::kLinearPatch) {
       const auto d = summarize_scales(patch_scales(*calibration->magnitude, repair.gap.start, repair.gap.end));
       report.scales = std::array<double, 4>{d.mean, d.min, d.max, d.std};

@@ -91,6 +91,9 @@ Rotation make_rotation(const LlamaModel& model, RotationKind kind, uint64_t seed
 struct RepairOutcome {
   std::vector<Repair> repairs;  // one per gap, in gap order
   std::vector<GapReport> reports;
+  // The held-out figures of the repaired model, where choosing the repairs
+  // already measured them (kAuto, or a sequential refit of several gaps).
+  std::optional<HeldOutQuality> quality;
 };
 
 // One repair per gap of `removed`, as `kind` asks; kAuto judges the kinds on
@@ -98,10 +101,11 @@ struct RepairOutcome {
 // the first is refitted on the stream of the model with the earlier gaps cut
 // and repaired, and kept where the held-out KL (if any) does not rise.
 // `calibration` may be null for kNone only. Judging replaces the base whose
-// stream `held_out` keeps.
+// stream `held_out` keeps. kAuto also tries, per gap, the least-squares map
+// in `scored` (the selection's, Selection::scored_repairs) for that gap.
 RepairOutcome repair_gaps(const LlamaModel& dense, const std::vector<int64_t>& removed, RepairChoice kind,
                           RefitChoice refit, const Calibrated* calibration, const Rotation* rotation,
-                          HeldOutKl* held_out, int64_t batch_size);
+                          HeldOutKl* held_out, int64_t batch_size, const std::vector<Repair>& scored = {});
 
 // Training windows from the first 90 % of the distillation text, validation
 // windows from the last 10 %.

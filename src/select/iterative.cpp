@@ -139,6 +139,7 @@ Greedy greedy(const LlamaModel& dense, HeldOutKl& held_out, const IterativeOptio
     if (o.after_step) {
       IterativeResult so_far;
       so_far.removed = g.removed;
+      so_far.scored_repairs = g.repairs;
       so_far.steps = g.steps;
       if (!o.after_step(so_far)) break;
     }
@@ -218,12 +219,14 @@ IterativeResult select_iteratively(const LlamaModel& dense, HeldOutKl& held_out,
   IterativeResult result;
   result.steps = std::move(g.steps);
   result.removed = g.removed;
+  result.scored_repairs = g.repairs;
   if (o.search == SearchKind::kSwap && static_cast<int64_t>(result.steps.size()) == o.n) {
     result.search = swap_search(dense, held_out, o, eligible, g.removed);
     const auto& accepted = result.search->accepted;
     if (!accepted.empty()) {
       // Replays the accepted moves: the final set.
       for (const auto& move : accepted) result.removed = with_layer(without_layer(result.removed, move.restored), move.removed);
+      result.scored_repairs = fresh_repairs(dense, result.removed, o);
     }
   }
   return result;

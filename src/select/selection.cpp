@@ -119,6 +119,7 @@ Selection select_layers(const SelectionOptions& s, const SelectionInputs& in) {
       auto result = select_iteratively(in.dense, *in.held_out, o);
       selection.removed = std::move(result.removed);
       selection.steps = std::move(result.steps);
+      selection.scored_repairs = std::move(result.scored_repairs);
       selection.search = std::move(result.search);
       return selection;
     }

@@ -43,9 +43,19 @@ class HeldOutKl {
   // reference's states are the cached ones).
   HeldOutQuality quality(const LlamaModel& candidate) const;
 
+  // mean_kl and quality from one forward, run as mean_kl runs.
+  struct Scores {
+    double mean_kl = 0;
+    HeldOutQuality quality;
+  };
+  Scores scores(const LlamaModel& candidate, int64_t first_changed_layer = 0) const;
+
   int64_t windows() const { return windows_.size(0); }
 
  private:
+  // Batch b's input of the candidate's final norm, from the cache where allowed.
+  at::Tensor final_hidden(const LlamaModel& candidate, size_t b, int64_t first_changed_layer) const;
+
   const LlamaModel& reference_;
   at::Tensor windows_;
   int64_t batch_size_;

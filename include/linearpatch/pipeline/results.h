@@ -54,6 +54,7 @@ struct GapReport {
   std::string description;    // Repair::description()
   std::optional<std::array<double, 4>> scales;  // linearpatch: mean, min, max, std of d
   std::vector<std::pair<std::string, double>> candidates;  // auto: held-out KL of every kind tried
+  bool search_fit_kept = false;  // auto: the map the iterative selection scored this gap with was kept
   // Sequential refit of a least-squares repair (every gap after the first):
   // held-out KL of the whole model with this gap's dense fit and with its
   // refit (the earlier gaps as kept, the later ones as fitted so far);

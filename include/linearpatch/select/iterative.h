@@ -90,6 +90,8 @@ struct SearchOutcome {
 
 struct IterativeResult {
   std::vector<int64_t> removed;  // ascending: the final set
+  // One per gap of `removed`: the repairs its score was measured with.
+  std::vector<Repair> scored_repairs;
   std::vector<IterativeStep> steps;  // the greedy's nested steps
   std::optional<SearchOutcome> search;
 };

@@ -81,6 +81,7 @@ struct Selection {
   std::vector<Block> candidates;  // contiguous metrics: every block, best first
   std::vector<double> influence;  // bi: every layer's block influence
   std::vector<IterativeStep> steps;  // iterative: every greedy step's candidates
+  std::vector<Repair> scored_repairs;  // iterative: per gap, the repair the final set was scored with
   std::optional<SearchOutcome> search;  // iterative past greedy: the moves tried and kept
 };
 
