@@ -163,11 +163,13 @@ const std::map<std::string, Metric> kMetricFlags{{"cosine", Metric::kCosine},
                                                  {"bi", Metric::kBlockInfluence},
                                                  {"patched-kl", Metric::kPatchedKl},
                                                  {"iterative", Metric::kIterative}};
-// What score can rank by (iterative is a search, not a ranking).
+// What score can rank by (iterative: sublayer units only, in the order of
+// removal; for layers it is a search, not a ranking).
 const std::map<std::string, Metric> kScoreMetricFlags{{"cosine", Metric::kCosine},
                                                       {"angular", Metric::kAngular},
                                                       {"bi", Metric::kBlockInfluence},
-                                                      {"patched-kl", Metric::kPatchedKl}};
+                                                      {"patched-kl", Metric::kPatchedKl},
+                                                      {"iterative", Metric::kIterative}};
 const std::map<std::string, RepairChoice> kPatchFlags{{"none", RepairChoice::kNone},
                                                       {"linearpatch", RepairChoice::kLinearPatch},
                                                       {"mlp-lstsq", RepairChoice::kMlpLstsq},
@@ -299,13 +301,12 @@ void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool is_prune) {
                  is_prune ? "Number of decoder layers to remove (with a depth budget: the deepest to try)"
                           : "Number of decoder layers to remove (default: every block size)")
       ->check(at_least(1));
-  if (is_prune)
-    cmd.add_option("--unit", a.unit,
-                   "What --layers counts and removes: layer (whole decoder layers), attention or mlp (that branch "
-                   "of a layer; --metric iterative or cosine, --patch none, --emit exact), sublayer (either branch, "
-                   "by held-out KL per parameter removed; --metric iterative)")
-        ->capture_default_str()
-        ->check(enum_flag(kUnitFlags));
+  cmd.add_option("--unit", a.unit,
+                 std::string(is_prune ? "What --layers counts and removes" : "What is ranked and --layers counts") +
+                     ": layer (whole decoder layers), attention or mlp (that branch of a layer; --metric iterative "
+                     "or cosine), sublayer (either branch, by held-out KL per parameter removed; --metric iterative)")
+      ->capture_default_str()
+      ->check(enum_flag(kUnitFlags));
   cmd.add_option("--calib", a.calib,
                  "Calibration text files (plain, or .jsonl with a \"text\" field); default: the text shipped in data/text")
       ->check(existing_file());
@@ -331,10 +332,11 @@ void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool is_prune) {
         ->check(enum_flag(kMetricFlags));
   } else {
     cmd.add_option("--metric", a.metric,
-                   "Ranking printed first and marked in the SVG: cosine (mean per-token cosine of X^(l), X^(l+n)), "
-                   "angular (last-token angular distance), patched-kl (held-out KL to the dense model after "
-                   "repairing each candidate block; needs --layers), bi (ShortGPT block influence per layer; needs "
-                   "--layers)")
+                   "Ranking printed first and marked in the SVG: cosine (mean per-token cosine of X^(l), X^(l+n); "
+                   "of a sublayer's input and output with --unit attention|mlp), angular (last-token angular "
+                   "distance), patched-kl (held-out KL to the dense model after repairing each candidate block; "
+                   "needs --layers), bi (ShortGPT block influence per layer; needs --layers), iterative (--unit "
+                   "attention|mlp|sublayer with --layers: the units greedy selection removes, in order)")
         ->capture_default_str()
         ->check(enum_flag(kScoreMetricFlags));
   }
@@ -452,6 +454,18 @@ void check_prune_combinations(const CLI::App& cmd, const PruneArgs& a) {
 }
 
 void check_score_combinations(const CLI::App& cmd, const ScoreArgs& a) {
+  if (a.unit != "layer") {
+    if (a.metric == "iterative" && a.layers == 0)
+      throw UsageError("--metric iterative with --unit " + a.unit + " removes a number of units: add --layers N");
+    for (const char* option : {"--patch", "--rotation"})
+      refuse_without_effect(cmd, option, false, "with --unit " + a.unit + " (units are scored without repair)");
+    refuse_without_effect(cmd, "--held-out-samples", a.metric == "iterative", "without --metric iterative");
+    refuse_without_effect(cmd, "--svg", false, "with --unit " + a.unit + " (the heatmap is of layer blocks)");
+    return;
+  }
+  if (a.metric == "iterative")
+    throw UsageError("--metric iterative ranks sublayer units (--unit attention|mlp|sublayer); whole layers are "
+                     "removed iteratively by prune --metric iterative");
   if (a.layers == 0 && (a.metric == "bi" || a.metric == "patched-kl"))
     throw UsageError("--metric " + a.metric + " ranks blocks of one size: add --layers N");
   const bool patched = a.layers > 0;  // patched-kl is ranked only for one block size

@@ -38,9 +38,10 @@ void validate_calibration(const CalibrationOptions& c, const LlamaConfig& config
     throw UsageError("at least one held-out window is needed, got " + std::to_string(c.held_out_samples));
 }
 
-// Sublayer units: what this build can select, repair and write for them.
-void validate_units(const PruneJob& job, const LlamaConfig& config) {
-  const auto& s = job.selection;
+// Sublayer units, scored or pruned: which metrics rank them and how many
+// may go. `count_needed`: the selection removes a given number (iterative
+// always does; a cosine ranking without one lists every eligible site).
+void validate_unit_selection(const SelectionOptions& s, const LlamaConfig& config, bool count_needed) {
   const std::string unit = unit_name(s.unit) + " units";
   if (s.metric != Metric::kIterative && s.metric != Metric::kCosine)
     throw UsageError(unit + " are chosen by the iterative or cosine metric, not " + metric_name(s.metric));
@@ -48,6 +49,19 @@ void validate_units(const PruneJob& job, const LlamaConfig& config) {
     throw UsageError("sublayer units are chosen by the iterative metric (KL per parameter removed), not cosine");
   if (s.start) throw UsageError(unit + " cannot be forced as a block");
   if (s.search != SearchKind::kGreedy) throw UsageError(unit + " are chosen greedily; the swap search is for layers");
+  if (s.layers < 1 && (count_needed || s.metric == Metric::kIterative))
+    throw UsageError("the number of " + unit + " to remove must be at least 1");
+  const auto eligible = eligible_sites(config, s.unit, s.allow_edges);
+  if (eligible.empty() || s.layers > static_cast<int64_t>(eligible.size()))
+    throw UsageError("cannot remove " + std::to_string(std::max<int64_t>(s.layers, 1)) + " " + unit + ": " +
+                     std::to_string(eligible.size()) + " are eligible" +
+                     (s.allow_edges ? "" : " while the first and the last layer stay whole"));
+}
+
+// Sublayer units: what this build can select, repair and write for them.
+void validate_units(const PruneJob& job, const LlamaConfig& config) {
+  const auto& s = job.selection;
+  const std::string unit = unit_name(s.unit) + " units";
   if (job.budget) throw UsageError(unit + " take a number of units to remove, not a depth budget");
   const bool folded_attention = s.unit == Unit::kAttention && job.repair.kind == RepairChoice::kMlpLstsq;
   if (job.repair.kind != RepairChoice::kNone && !folded_attention)
@@ -55,12 +69,7 @@ void validate_units(const PruneJob& job, const LlamaConfig& config) {
                             "into the previous layer's down_proj (mlp-lstsq)");
   if (job.distill) throw UsageError(unit + " have no repair to distill");
   if (job.emit.mode == EmitMode::kVanilla) check_nemotron_writable(config);  // the vanilla form of such layers
-  if (s.layers < 1) throw UsageError("the number of " + unit + " to remove must be at least 1");
-  const auto eligible = eligible_sites(config, s.unit, s.allow_edges);
-  if (s.layers > static_cast<int64_t>(eligible.size()))
-    throw UsageError("cannot remove " + std::to_string(s.layers) + " " + unit + ": " +
-                     std::to_string(eligible.size()) + " are eligible" +
-                     (s.allow_edges ? "" : " while the first and the last layer stay whole"));
+  validate_unit_selection(s, config, /*count_needed=*/true);
 }
 
 void validate_selection(const SelectionOptions& s, const LlamaConfig& config) {
@@ -144,14 +153,17 @@ std::optional<RepairChoice> repair_choice_from_name(const std::string& name) { r
 std::optional<FoldChoice> fold_choice_from_name(const std::string& name) { return from_name(kFoldChoices, name); }
 
 void validate(const ScoreJob& job, const LlamaConfig& config) {
-  if (job.selection.unit != Unit::kLayer)
-    throw UsageError("scoring ranks blocks of whole layers; " + unit_name(job.selection.unit) +
-                     " units are chosen when pruning");
-  if (job.selection.metric == Metric::kIterative)
-    throw UsageError("scoring ranks contiguous blocks; iterative selection runs when pruning");
   if (!config.patches.empty())
     throw UsageError(job.model_dir.string() + " is already a pruned checkpoint; score the original dense model");
+  if (config.has_partial_layers())
+    throw UsageError(job.model_dir.string() + " already lacks some sublayers; score the original dense model");
   validate_calibration(job.calibration, config, job.model_dir.string());
+  if (job.selection.unit != Unit::kLayer) {
+    validate_unit_selection(job.selection, config, /*count_needed=*/false);
+    return;
+  }
+  if (job.selection.metric == Metric::kIterative)
+    throw UsageError("scoring ranks contiguous blocks of layers; iterative selection of layers runs when pruning");
   validate_selection(job.selection, config);
 }
 

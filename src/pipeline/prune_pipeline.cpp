@@ -155,6 +155,37 @@ std::string provenance(const PruneJob& job, const PruneResult& result) {
   return entry.dump();
 }
 
+// Sublayer units: with a count, the sites the selection removes (cosine:
+// beside every eligible site's score; iterative: each step's candidates);
+// without one, every eligible site ranked by cosine.
+ScoreResult score_units(const ScoreJob& job, const Tokenizer& tokenizer, const LlamaConfig& config, PhaseClock& clock) {
+  auto s = job.selection;
+  const bool iterative = s.metric == Metric::kIterative;
+  auto text = prepare_calibration_text(tokenizer, job.calibration, iterative, clock);
+  const auto model = clock.time("load", [&] { return LlamaModel::load(job.model_dir, job.model); });
+  const auto c = calibrate(model, std::move(text), job.calibration, selection_needs(s, config.num_hidden_layers),
+                           nullptr, clock);
+  ScoreResult result;
+  result.model = job.model_dir.string();
+  result.layers = config.num_hidden_layers;
+  result.metric = metric_name(s.metric);
+  result.unit = unit_name(s.unit);
+  if (s.layers > 0) result.n = s.layers;
+  else s.layers = static_cast<int64_t>(eligible_sites(config, s.unit, s.allow_edges).size());
+  result.sites = clock.time("selection", [&] {
+    std::optional<HeldOutKl> held_out;
+    if (iterative) held_out.emplace(model, c.held_out_windows, job.calibration.batch_size);
+    SelectionInputs inputs{model, nullptr, nullptr, nullptr, held_out ? &*held_out : nullptr};
+    inputs.fit_windows = c.fit_windows;
+    inputs.batch_size = job.calibration.batch_size;
+    return select_layers(s, inputs);
+  });
+  if (!result.n) result.sites.removed_sites.clear();  // ranked, none chosen
+  result.calibration = c.summary;
+  result.memory = memory_use(model);
+  return result;
+}
+
 }  // namespace
 
 PruneResult run_prune(const PruneJob& job) {
@@ -327,6 +358,12 @@ ScoreResult run_score(const ScoreJob& job) {
   const auto& tokenizer = checked.tokenizer;
   const int64_t L = checked.config.num_hidden_layers;
   const auto& s = job.selection;
+  if (s.unit != Unit::kLayer) {
+    auto result = score_units(job, *tokenizer, checked.config, clock);
+    clock.add("total", total.seconds());
+    result.timings = clock.timings();
+    return result;
+  }
   const bool ranked_by_kl = s.layers > 0 && (job.rank_patched_kl || s.metric == Metric::kPatchedKl);
   auto text = prepare_calibration_text(*tokenizer, job.calibration, ranked_by_kl, clock);
   const auto model = clock.time("load", [&] { return LlamaModel::load(job.model_dir, job.model); });

@@ -1,6 +1,7 @@
 // The one place where pipeline results become JSON and human summaries.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "linearpatch/pipeline/results.h"
@@ -252,11 +253,46 @@ Report to_json(const PruneResult& r) {
   return out;
 }
 
+namespace {
+
+// A ranking of sublayer units: every site with its score, best first
+// (cosine: the most similar; iterative: the order of removal, with the
+// held-out KL after each step).
+Json ranked_sites_json(const Selection& s) {
+  if (!s.site_cosine.empty()) return site_scores_json(s.site_cosine);
+  auto out = Json::array();
+  for (const auto& step : s.site_steps) {
+    auto entry = site_json(step.removed);
+    entry["held_out_kl"] = step.kl;
+    out.push_back(entry);
+  }
+  return out;
+}
+
+void add_unit_scores(Json& out, const ScoreResult& r) {
+  out["unit"] = r.unit;
+  if (r.n) {
+    out["n"] = *r.n;
+    out["removed_sublayers"] = sites_json(r.sites.removed_sites);
+  }
+  out["ranked"] = ranked_sites_json(r.sites);
+  if (!r.sites.site_steps.empty()) out["sublayer_steps"] = site_steps_json(r.sites.site_steps);
+}
+
+}  // namespace
+
 Report to_json(const ScoreResult& r) {
   Json out;
   out["model"] = r.model;
   out["num_layers"] = r.layers;
   out["metric"] = r.metric;
+  if (r.unit != "layer") {
+    add_unit_scores(out, r);
+    out["calibration"] = calibration_json(r.calibration);
+    out["timings"] = timings_json(r.timings);
+    add_memory(out, r.memory);
+    return out;
+  }
   if (r.n) {
     out["n"] = *r.n;
     Json rankings = Json::object();
@@ -287,11 +323,16 @@ Report to_json(const ScoreResult& r) {
 std::string summarize(const PruneResult& r) {
   std::ostringstream out;
   const bool forced = r.metric == "forced";
-  if (r.unit != "layer")
+  if (r.unit != "layer") {
     out << "removed " << r.selection.removed_sites.size() << " " << r.unit << " units (chosen by " << r.metric
-        << "): " << describe_sites(r.selection.removed_sites) << "\n";
-  out << "removed " << r.selection.removed.size() << " of " << r.layers << " layers ("
-      << (forced ? "the forced block" : "chosen by " + r.metric) << "): " << describe_layers(r.selection.removed);
+        << "): " << describe_sites(r.selection.removed_sites);
+    // A layer that lost both its sublayers is gone as a whole.
+    if (!r.selection.removed.empty())
+      out << "\n  layers without either sublayer, removed whole: " << describe_layers(r.selection.removed);
+  } else {
+    out << "removed " << r.selection.removed.size() << " of " << r.layers << " layers ("
+        << (forced ? "the forced block" : "chosen by " + r.metric) << "): " << describe_layers(r.selection.removed);
+  }
   if (!r.recipe.empty()) {
     out << "\nrecipe " << r.recipe;
     if (!r.recipe_overrides.empty()) {
@@ -398,8 +439,39 @@ std::string score_with_n(const ScoreResult& r) {
   return out;
 }
 
+std::string unit_ranking_text(const ScoreResult& r) {
+  const auto& s = r.sites;
+  const auto chosen = [&](const Site& site) {
+    return std::binary_search(s.removed_sites.begin(), s.removed_sites.end(), site) ? "  *" : "";
+  };
+  std::string out;
+  if (!s.site_cosine.empty()) {
+    out = "every eligible " + r.unit + " unit, most redundant first (cosine: mean per-token cosine between the "
+          "sublayer's input and output stream, higher = more redundant):";
+    out += fmt::format("\n  {:>4}  {:<16} {:>9}", "rank", "site", "cosine");
+    for (size_t i = 0; i < s.site_cosine.size(); ++i) {
+      const auto& [site, cosine] = s.site_cosine[i];
+      out += fmt::format("\n  {:>4}  {:<16} {:>9}{}", i + 1, describe_sites({site}), fixed(cosine, 5), chosen(site));
+    }
+  } else {
+    out = r.unit + " units in the order iterative selection removes them (held-out KL to the dense model after each "
+          "step, lower = better" + (r.unit == "sublayer" ? "; chosen by KL increase per parameter removed" : "") + "):";
+    out += fmt::format("\n  {:>4}  {:<16} {:>11}", "step", "site", "held-out KL");
+    for (size_t i = 0; i < s.site_steps.size(); ++i)
+      out += fmt::format("\n  {:>4}  {:<16} {:>11}", i + 1, describe_sites({s.site_steps[i].removed}),
+                         fixed(s.site_steps[i].kl, 5));
+  }
+  if (r.n)
+    out += "\n" + std::string(s.site_cosine.empty() ? "" : "* ") + "removing " + std::to_string(*r.n) + " " + r.unit +
+           " units by " + r.metric + ": " + describe_sites(s.removed_sites);
+  return out;
+}
+
 }  // namespace
 
-std::string summarize(const ScoreResult& r) { return r.n ? score_with_n(r) : score_without_n(r); }
+std::string summarize(const ScoreResult& r) {
+  if (r.unit != "layer") return unit_ranking_text(r);
+  return r.n ? score_with_n(r) : score_without_n(r);
+}
 
 }  // namespace lp

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <set>
 
 #include "linearpatch/tokenizer/tokenizer.h"
 #include "support/process.h"
@@ -78,6 +79,30 @@ TEST(Cli, AttentionUnitsWriteANemotronCheckpointAndRefuseWhatTheyCannotDo) {
     expect_one_error_line(refused, "units");
     EXPECT_FALSE(fs::exists(dir / "refused"));
   }
+}
+
+// score ranks sublayer units: iterative over either kind, in the order of
+// removal, each unit a real site of the model (no edge layer).
+TEST(Cli, ScoreRanksSublayerUnitsBySite) {
+  const auto r = test::run_linearpatch({"score", "-m", test::demo_model_arg(), "--unit", "sublayer", "--metric", "iterative",
+                                        "--layers", "2", "--calib", test::demo_calibration_arg(), "--calib-samples", "4",
+                                        "--held-out-samples", "2", "--seq-len", "64", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = json::parse(r.out);
+  EXPECT_EQ(report["unit"], "sublayer");
+  ASSERT_EQ(report["ranked"].size(), 2u);
+  std::set<std::pair<int64_t, std::string>> ranked;
+  for (const auto& site : report["ranked"]) {
+    EXPECT_GE(site["layer"].get<int64_t>(), 1);
+    EXPECT_LE(site["layer"].get<int64_t>(), 8);
+    const auto sublayer = site["sublayer"].get<std::string>();
+    EXPECT_TRUE(sublayer == "attention" || sublayer == "mlp") << sublayer;
+    ranked.insert({site["layer"].get<int64_t>(), sublayer});
+  }
+  EXPECT_EQ(ranked.size(), 2u);
+  for (const auto& site : report["removed_sublayers"])
+    EXPECT_EQ(ranked.count({site["layer"].get<int64_t>(), site["sublayer"].get<std::string>()}), 1u);
+  EXPECT_EQ(report["sublayer_steps"][0]["candidates"].size(), 16u) << "attention and MLP of layers 1..8";
 }
 
 // Architectures whose maths differ end before any work: one line naming the

@@ -64,7 +64,7 @@ TEST(UsageCli, ParseErrorsNameTheFix) {
       {{"prune", "-m", m, "--layers", "2", "--lr", "-1", "--distill", "--out", "OUT"}, "--lr: must be above 0"},
       {{"score", "-m", m, "--calib-samples", "-3"}, "--calib-samples: must be at least 1, got -3"},
       {{"score", "-m", m, "--seed", "-1"}, "--seed: must be at least 0, got -1"},
-      {{"score", "-m", m, "--metric", "iterative"}, "unknown value 'iterative'"},
+      {{"score", "-m", m, "--metric", "iterative"}, "--metric iterative ranks sublayer units"},
       {{"eval", "-m", m, "--text", test::demo_evaluation_arg(), "--seq-len", "1"}, "--seq-len: must be at least 2, got 1"},
       {{"eval", "-m", m, "--max-ppl-ratio", "1.1", "--text", test::demo_evaluation_arg()}, "--max-ppl-ratio only applies with --baseline"},
       {{"tokenize", "-m", m, "--jsonl", "-", "--text", "x"}, "cannot be combined"},

@@ -150,6 +150,12 @@ struct ScoreResult {
   std::string model, metric;
   int64_t layers = 0;
   std::optional<int64_t> n;
+  // What was ranked: blocks of whole layers ("layer"), or attention, mlp or
+  // sublayer units, whose ranking is in the removed_sites, site_cosine
+  // (every eligible site, most similar first) or site_steps (iterative,
+  // in the order of removal) of `sites`.
+  std::string unit = "layer";
+  Selection sites;
   std::map<std::string, std::vector<Block>> rankings;   // with n: by metric name
   std::map<int64_t, std::vector<Block>> blocks_by_n;    // without n: every size, by the metric
   std::map<std::string, std::map<int64_t, Block>> best_by_n;  // without n: each size's best block per metric
