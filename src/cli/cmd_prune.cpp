@@ -50,7 +50,7 @@ struct DistillArgs {
 
 // How deep when no depth is given (PruneJob::budget).
 struct BudgetArgs {
-  double max_ppl_ratio = 0, max_kl = 0, min_retained = 0;
+  double max_ppl_ratio = 0, max_kl = 0, min_retained = 0, target_kv = 0;
   std::string target_params;
   std::vector<CLI::Option*> given;
 };
@@ -260,7 +260,12 @@ void add_budget_args(CLI::App& cmd, BudgetArgs& b) {
                      "at least this")
           ->check(CLI::PositiveNumber));
   add(cmd.add_option("--target-params", b.target_params,
-                     "At most this many parameters: a count (6.5B, 800M) or a fraction of the dense model's (0.8)"));
+                     "At most this many parameters: a count (6.5B, 800M) or a fraction of the dense model's (0.8); "
+                     "with --unit attention|mlp|sublayer, the fewest units that reach it"));
+  add(cmd.add_option("--target-kv", b.target_kv,
+                     "With --unit attention|sublayer: keep at most this fraction of the attention KV cache (0.75: "
+                     "remove attention from a quarter of the layers), with the fewest units")
+          ->check(CLI::Range(0.0, 1.0)));
 }
 
 // "6.5B", "800M", "12000", or a fraction below 1 ("0.8").
@@ -289,6 +294,7 @@ std::optional<DepthBudget> budget_of(const BudgetArgs& b) {
   budget.max_kl = set(b.given[1], b.max_kl);
   budget.min_retained = set(b.given[2], b.min_retained);
   if (b.given[3]->count()) budget.target_params = parse_parameter_count(b.target_params);
+  budget.target_kv = set(b.given[4], b.target_kv);
   if (budget.min_retained > 1)
     throw UsageError("--min-retained is a fraction (0.9 for 90 %), got " + std::to_string(*budget.min_retained));
   return budget;
@@ -418,7 +424,7 @@ PruneJob prune_job(const PruneArgs& a, std::vector<std::string> overrides) {
   job.budget = budget_of(a.budget);
   if (!job.budget && a.layers == 0)
     throw UsageError("prune needs --layers N, or a depth budget (--max-ppl-ratio, --max-kl, --min-retained, "
-                     "--target-params) to choose N");
+                     "--target-params, --target-kv) to choose N");
   if (job.budget && job.budget->min_retained && a.eval_tasks.empty())
     throw UsageError("--min-retained needs --task NAME=FILE rows to measure the retained performance on");
   for (const auto& metric : a.curve_metrics) job.compare_metrics.push_back(to_enum(kMetricFlags, metric));
@@ -448,9 +454,16 @@ void check_prune_combinations(const CLI::App& cmd, const PruneArgs& a) {
   refuse_without_effect(cmd, "--rotation", a.patch != "none", "with --patch none");
   refuse_without_effect(cmd, "--limit", !a.eval_tasks.empty(), "without --task");
   const bool budget = budget_of(a.budget).has_value();
-  for (const char* option : {"--curve", "--curve-metrics"})
+  for (const char* option : {"--curve", "--curve-metrics"}) {
     refuse_without_effect(cmd, option, budget, "without a depth budget (--max-ppl-ratio, --max-kl, --min-retained, "
                                                "--target-params)");
+    refuse_without_effect(cmd, option, a.unit == "layer", "with --unit " + a.unit + " (a unit budget has no curve)");
+  }
+  for (const char* option : {"--max-ppl-ratio", "--max-kl", "--min-retained"})
+    refuse_without_effect(cmd, option, a.unit == "layer",
+                          "with --unit " + a.unit + " (units take --target-params or --target-kv)");
+  refuse_without_effect(cmd, "--target-kv", a.unit == "attention" || a.unit == "sublayer",
+                        "with --unit " + a.unit + " (it removes attention sublayers: --unit attention or sublayer)");
 }
 
 void check_score_combinations(const CLI::App& cmd, const ScoreArgs& a) {

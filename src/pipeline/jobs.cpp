@@ -49,7 +49,7 @@ void validate_unit_selection(const SelectionOptions& s, const LlamaConfig& confi
     throw UsageError("sublayer units are chosen by the iterative metric (KL per parameter removed), not cosine");
   if (s.start) throw UsageError(unit + " cannot be forced as a block");
   if (s.search != SearchKind::kGreedy) throw UsageError(unit + " are chosen greedily; the swap search is for layers");
-  if (s.layers < 1 && (count_needed || s.metric == Metric::kIterative))
+  if (s.layers < 1 && count_needed)
     throw UsageError("the number of " + unit + " to remove must be at least 1");
   const auto eligible = eligible_sites(config, s.unit, s.allow_edges);
   if (eligible.empty() || s.layers > static_cast<int64_t>(eligible.size()))
@@ -62,14 +62,27 @@ void validate_unit_selection(const SelectionOptions& s, const LlamaConfig& confi
 void validate_units(const PruneJob& job, const LlamaConfig& config) {
   const auto& s = job.selection;
   const std::string unit = unit_name(s.unit) + " units";
-  if (job.budget) throw UsageError(unit + " take a number of units to remove, not a depth budget");
+  if (job.budget) {
+    const auto& b = *job.budget;
+    if (b.judges_quality())
+      throw UsageError(unit + " take a parameter or KV-cache target; quality limits choose a depth of whole layers");
+    if (!b.target_params && !b.target_kv) throw UsageError(unit + " need a parameter or KV-cache target");
+    if (b.target_params && !(*b.target_params > 0 && std::isfinite(*b.target_params)))
+      throw UsageError("the parameter target must be a positive number, got " + std::to_string(*b.target_params));
+    if (b.target_kv && !(*b.target_kv >= 0 && *b.target_kv < 1))
+      throw UsageError("the KV-cache target is the fraction kept, at least 0 and below 1, got " +
+                       std::to_string(*b.target_kv));
+    if (b.target_kv && s.unit == Unit::kMlp)
+      throw UsageError("a KV-cache target removes attention: mlp units keep every layer's KV cache");
+    if (!job.compare_metrics.empty()) throw UsageError("curves are compared along a depth budget of whole layers");
+  }
   const bool folded_attention = s.unit == Unit::kAttention && job.repair.kind == RepairChoice::kMlpLstsq;
   if (job.repair.kind != RepairChoice::kNone && !folded_attention)
     throw UsageError(unit + " are removed without repair, or (attention units) with the least-squares map folded "
                             "into the previous layer's down_proj (mlp-lstsq)");
   if (job.distill) throw UsageError(unit + " have no repair to distill");
   if (job.emit.mode == EmitMode::kVanilla) check_nemotron_writable(config);  // the vanilla form of such layers
-  validate_unit_selection(s, config, /*count_needed=*/true);
+  validate_unit_selection(s, config, /*count_needed=*/!job.budget);  // a budget's count is a cap
 }
 
 void validate_selection(const SelectionOptions& s, const LlamaConfig& config) {
@@ -92,6 +105,8 @@ void validate_selection(const SelectionOptions& s, const LlamaConfig& config) {
 
 void validate_budget(const PruneJob& job) {
   const auto& b = *job.budget;
+  if (b.target_kv)
+    throw UsageError("a KV-cache target counts attention sublayers: it needs attention or sublayer units");
   if (!b.judges_quality() && !b.target_params)
     throw UsageError("a depth budget needs a quality limit or a parameter target");
   if (job.selection.start) throw UsageError("a forced block has one depth; a budget chooses the depth");
@@ -124,7 +139,7 @@ int64_t deepest_removal(const SelectionOptions& selection, int64_t num_layers) {
 }
 
 void check_size_target(const PruneJob& job, const LlamaConfig& config) {
-  if (!job.budget || !job.budget->target_params) return;
+  if (!job.budget || !job.budget->target_params || job.selection.unit != Unit::kLayer) return;
   const double dense = static_cast<double>(config.parameter_count());
   const double target = *job.budget->target_params < 1 ? *job.budget->target_params * dense : *job.budget->target_params;
   auto smallest = config;
@@ -159,7 +174,7 @@ void validate(const ScoreJob& job, const LlamaConfig& config) {
     throw UsageError(job.model_dir.string() + " already lacks some sublayers; score the original dense model");
   validate_calibration(job.calibration, config, job.model_dir.string());
   if (job.selection.unit != Unit::kLayer) {
-    validate_unit_selection(job.selection, config, /*count_needed=*/false);
+    validate_unit_selection(job.selection, config, /*count_needed=*/job.selection.metric == Metric::kIterative);
     return;
   }
   if (job.selection.metric == Metric::kIterative)

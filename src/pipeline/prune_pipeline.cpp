@@ -16,6 +16,7 @@
 #include "pipeline/depth_search.h"
 #include "pipeline/preflight.h"
 #include "pipeline/stages.h"
+#include "pipeline/unit_budget.h"
 
 namespace lp {
 namespace {
@@ -196,8 +197,10 @@ PruneResult run_prune(const PruneJob& job) {
   const auto& tokenizer = checked.tokenizer;
   const auto& tasks = checked.tasks;
   const int64_t L = checked.config.num_hidden_layers;
-  const auto needs = job.budget ? budget_needs(job, L) : job_needs(job, L);
+  const bool depth_budget = job.budget && job.selection.unit == Unit::kLayer;  // units: pipeline/unit_budget.h
+  const auto needs = depth_budget ? budget_needs(job, L) : job_needs(job, L);
   check_size_target(job, checked.config);
+  check_unit_targets(job, checked.config);
   std::optional<CalibrationText> text;
   if (!pure_surgery(job)) text = prepare_calibration_text(*tokenizer, job.calibration, needs.held_out, clock);
   AtomicOutputDir output(job.output_dir, job.overwrite, {job.model_dir});
@@ -243,7 +246,7 @@ PruneResult run_prune(const PruneJob& job) {
   const RepairKind scoring = job.selection.score_repair.value_or(scoring_repair(job.repair.kind));
   const at::Tensor fit_windows = calibrated ? search_fit_windows(*calibrated) : at::Tensor();
   RepairOutcome repaired;
-  if (job.budget) {
+  if (depth_budget) {
     std::optional<TaskBaseline> task_baseline;
     if (!tasks.empty())
       clock.time("eval_tasks_dense", [&] {
@@ -280,7 +283,11 @@ PruneResult run_prune(const PruneJob& job) {
       // Sublayer cosines are measured on every calibration window.
       if (job.selection.unit != Unit::kLayer && calibrated) inputs.fit_windows = calibrated->fit_windows;
       inputs.batch_size = job.calibration.batch_size;
-      return select_layers(job.selection, inputs);
+      if (!job.budget) return select_layers(job.selection, inputs);
+      auto chosen = choose_units_within_budget(job, inputs);
+      result.budget = std::move(chosen.outcome);
+      result.n = result.budget->chosen_layers;
+      return std::move(chosen.selection);
     });
     repaired = clock.time("repair", [&] {
       if (job.selection.unit != Unit::kLayer) {  // validate() allows mlp-lstsq for attention units only
@@ -299,7 +306,7 @@ PruneResult run_prune(const PruneJob& job) {
   spdlog::info("removing layers {}", describe_layers(plan.removed));
   if (!plan.removed_sublayers.empty()) spdlog::info("removing sublayers {}", describe_sites(plan.removed_sublayers));
   result.selection.removed = plan.removed;  // sublayer units: layers that lost both sublayers
-  if (job.budget) {
+  if (depth_budget) {
     for (const auto& point : result.curve)
       if (point.layers == result.budget->chosen_layers) result.held_out = point.held_out;
   } else if (held_out) {

@@ -149,9 +149,12 @@ Json curve_json(const std::vector<CurvePoint>& curve) {
   return out;
 }
 
-Json budget_json(const BudgetOutcome& b) {
+Json budget_json(const BudgetOutcome& b, const std::string& unit) {
   Json limits = Json::object();
   for (const auto& [name, limit] : b.limits) limits[name] = limit;
+  if (unit != "layer")  // a count of sublayer units; no quality judged, no curve
+    return {{"chosen_units", b.chosen_layers}, {"unit", unit}, {"bound_by", b.bound_by}, {"limits", limits},
+            {"search", b.search}};
   return {{"chosen_layers", b.chosen_layers},
           {"bound_by", b.bound_by},
           {"limits", limits},
@@ -232,8 +235,8 @@ Report to_json(const PruneResult& r) {
   if (r.tasks) out["eval_tasks"] = task_comparison_json(*r.tasks);
   if (r.held_out) out["held_out"] = held_out_json(*r.held_out);
   if (r.budget) {
-    out["budget"] = budget_json(*r.budget);
-    out["curve"] = curve_json(r.curve);
+    out["budget"] = budget_json(*r.budget, r.unit);
+    if (r.unit == "layer") out["curve"] = curve_json(r.curve);
     for (const auto& [metric, curve] : r.compared_curves) out["compared_curves"][metric] = curve_json(curve);
   }
   out["parameters"] = {{"before", r.parameters_before},
@@ -365,7 +368,10 @@ std::string summarize(const PruneResult& r) {
         << (r.distill->data_parallel_ranks > 1
                 ? ", data-parallel over " + std::to_string(r.distill->data_parallel_ranks) + " devices"
                 : "");
-  if (r.budget)
+  if (r.budget && r.unit != "layer")
+    out << "\nbudget: " << r.budget->chosen_layers << " " << r.unit << " units, the fewest that meet every target ("
+        << r.budget->bound_by << " bound it)";
+  else if (r.budget)
     out << "\nbudget: " << r.budget->chosen_layers << " layers, the deepest of " << r.curve.size()
         << " depths tried that meets every limit (" << r.budget->bound_by << " bound it)";
   if (r.held_out)

@@ -83,7 +83,8 @@ std::vector<Site> eligible_sites(const LlamaConfig& config, Unit unit, bool allo
 }
 
 SublayerSelection select_sublayers_iteratively(const LlamaModel& dense, HeldOutKl& held_out, Unit unit, int64_t n,
-                                               bool allow_edges) {
+                                               bool allow_edges,
+                                               const std::function<bool(const std::vector<Site>&)>& enough) {
   const auto eligible = eligible_sites(dense.config(), unit, allow_edges);
   if (n < 1 || n > static_cast<int64_t>(eligible.size()))
     throw UsageError("cannot remove " + std::to_string(n) + " " + unit_name(unit) + " units: " +
@@ -117,6 +118,7 @@ SublayerSelection select_sublayers_iteratively(const LlamaModel& dense, HeldOutK
     spdlog::info("iterative {} selection, step {}/{}: {} (KL {:.5f}); removed so far: {}", unit_name(unit), step + 1, n,
                  describe_sites({chosen.removed}), chosen.kl, describe_sites(result.removed));
     result.steps.push_back(std::move(chosen));
+    if (enough && enough(result.removed)) break;
   }
   progress.finish();
   return result;

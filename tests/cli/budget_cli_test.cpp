@@ -62,5 +62,17 @@ TEST(BudgetCli, NoDepthMeetingTheBudgetExitsFourWritingNothing) {
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
 }
 
+// A KV-cache target the allowed attention units cannot reach: exit 4, one
+// line, nothing written (checked from config.json before any work).
+TEST(BudgetCli, UnreachableKvTargetOfAttentionUnitsExitsFour) {
+  test::TempDir dir;
+  const auto r = test::run_linearpatch(
+      budget_prune((dir / "kv").string(), {"--unit", "attention", "--layers", "2", "--target-kv", "0.7"}));
+  EXPECT_EQ(r.exit_code, 4) << r.err;
+  EXPECT_NE(r.err.find("target_kv"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "kv"));
+}
+
 }  // namespace
 }  // namespace lp

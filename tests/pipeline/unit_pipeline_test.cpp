@@ -78,5 +78,97 @@ TEST(UnitPipeline, ScoreRefusesWhatPruneRefuses) {
   EXPECT_THROW(validate(bad, config), UsageError) << "layers are ranked as blocks";
 }
 
+PruneJob unit_budget_job(const std::filesystem::path& out, Unit unit, Metric metric) {
+  PruneJob job;
+  job.model_dir = test::demo_model_dir();
+  job.calibration = unit_calibration();
+  job.selection.unit = unit;
+  job.selection.metric = metric;
+  job.repair.kind = RepairChoice::kNone;
+  job.budget.emplace();
+  job.output_dir = out;
+  return job;
+}
+
+int64_t attention_removed(const std::vector<Site>& sites) {
+  return std::count_if(sites.begin(), sites.end(), [](const Site& s) { return s.sublayer == Sublayer::kAttention; });
+}
+
+// A parameter target between two counts of attention units: the larger
+// count is chosen, the first of the cosine ranking, and the written model
+// is within the target while one unit fewer would not be.
+TEST(UnitPipeline, ParameterTargetChoosesTheFewestUnitsReachingIt) {
+  test::TempDir dir;
+  const auto config = read_llama_config(test::demo_model_dir());
+  const double dense = static_cast<double>(config.parameter_count());
+  const double unit = static_cast<double>(sublayer_parameter_count(config, Sublayer::kAttention));
+  auto job = unit_budget_job(dir / "params", Unit::kAttention, Metric::kCosine);
+  job.budget->target_params = dense - 2.5 * unit;
+  const auto r = run_prune(job);
+  ASSERT_TRUE(r.budget);
+  EXPECT_EQ(r.budget->chosen_layers, 3);
+  EXPECT_EQ(r.budget->bound_by, "target_params");
+  ASSERT_EQ(r.selection.removed_sites.size(), 3u);
+  std::vector<Site> first;
+  for (size_t i = 0; i < 3; ++i) first.push_back(r.selection.site_cosine[i].first);
+  std::sort(first.begin(), first.end());
+  EXPECT_EQ(r.selection.removed_sites, first);
+  EXPECT_LE(static_cast<double>(r.parameters_after), *job.budget->target_params);
+  EXPECT_GT(static_cast<double>(r.parameters_after) + unit, *job.budget->target_params);
+  EXPECT_EQ(to_json(r)["budget"]["chosen_units"], 3);
+}
+
+// Sublayer units by KL per parameter: the steps end when the layers keeping
+// attention are at most the KV fraction, at the step that got there.
+TEST(UnitPipeline, KvTargetStopsTheGreedyAtTheFirstStepReachingIt) {
+  test::TempDir dir;
+  auto job = unit_budget_job(dir / "kv", Unit::kSublayer, Metric::kIterative);
+  job.budget->target_kv = 0.8;  // 10 layers: at least 2 attention sublayers go
+  const auto r = run_prune(job);
+  ASSERT_TRUE(r.budget);
+  EXPECT_EQ(r.budget->bound_by, "target_kv");
+  EXPECT_EQ(attention_removed(r.selection.removed_sites), 2);
+  ASSERT_FALSE(r.selection.site_steps.empty());
+  EXPECT_EQ(r.selection.site_steps.back().removed.sublayer, Sublayer::kAttention) << "the step that reached it";
+  EXPECT_EQ(r.budget->chosen_layers, static_cast<int64_t>(r.selection.removed_sites.size()));
+  EXPECT_EQ(r.selection.site_steps.size(), r.selection.removed_sites.size());
+  const auto written = read_llama_config(job.output_dir);
+  int64_t with_attention = 0;
+  for (int64_t l = 0; l < written.num_hidden_layers; ++l) with_attention += written.layer_spec(l).attention ? 1 : 0;
+  EXPECT_EQ(with_attention, 8) << "80 % of the KV cache kept";
+}
+
+TEST(UnitPipeline, TargetsNoCountMeetsFailBeforeAnyOutput) {
+  test::TempDir dir;
+  auto kv = unit_budget_job(dir / "kv", Unit::kAttention, Metric::kCosine);
+  kv.selection.layers = 2;  // the cap: 8 of 10 layers keep attention
+  kv.budget->target_kv = 0.7;
+  EXPECT_THROW(run_prune(kv), GateFailed);
+  EXPECT_FALSE(std::filesystem::exists(kv.output_dir));
+  auto params = unit_budget_job(dir / "params", Unit::kMlp, Metric::kCosine);
+  params.budget->target_params = 0.1;
+  EXPECT_THROW(run_prune(params), GateFailed);
+  EXPECT_FALSE(std::filesystem::exists(params.output_dir));
+}
+
+TEST(UnitPipeline, UnitBudgetsRefuseQualityLimitsAndMisplacedKvTargets) {
+  const auto config = read_llama_config(test::demo_model_dir());
+  auto job = unit_budget_job("unused", Unit::kAttention, Metric::kCosine);
+  job.budget->target_kv = 0.75;
+  EXPECT_NO_THROW(validate(job, config));
+  auto bad = job;
+  bad.budget->max_kl = 0.1;
+  EXPECT_THROW(validate(bad, config), UsageError);
+  bad = job;
+  bad.selection.unit = Unit::kMlp;
+  EXPECT_THROW(validate(bad, config), UsageError);
+  bad = job;
+  bad.selection.unit = Unit::kLayer;
+  EXPECT_THROW(validate(bad, config), UsageError);
+  bad = job;
+  bad.budget->target_kv = 1;
+  EXPECT_THROW(validate(bad, config), UsageError);
+}
+
 }  // namespace
 }  // namespace lp

@@ -90,6 +90,10 @@ struct DepthBudget {
   // At most this many parameters; values below 1 are a fraction of the
   // dense model's.
   std::optional<double> target_params;
+  // Attention or sublayer units only: at most this fraction of the
+  // attention sublayers' KV cache kept (layers keeping their attention
+  // over all layers).
+  std::optional<double> target_kv;
   bool judges_quality() const { return max_ppl_ratio || max_kl || min_retained; }
 };
 
@@ -127,7 +131,8 @@ struct PruneJob {
 void validate(const ScoreJob& job, const LlamaConfig& config);
 void validate(const PruneJob& job, const LlamaConfig& config);
 // The budget's size target against the dense model's config: throws
-// GateFailed when even the deepest removal leaves too many parameters.
+// GateFailed when even the deepest removal leaves too many parameters
+// (whole layers; units: pipeline/unit_budget.h).
 void check_size_target(const PruneJob& job, const LlamaConfig& config);
 
 }  // namespace lp

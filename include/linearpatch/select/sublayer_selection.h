@@ -15,6 +15,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -48,8 +49,11 @@ struct SublayerSelection {
   std::vector<std::pair<Site, double>> cosine;  // cosine: every eligible site, most similar first
 };
 
+// Up to n steps; with `enough`, the steps end at the first set of removed
+// sites (sorted) it accepts.
 SublayerSelection select_sublayers_iteratively(const LlamaModel& dense, HeldOutKl& held_out, Unit unit, int64_t n,
-                                               bool allow_edges);
+                                               bool allow_edges,
+                                               const std::function<bool(const std::vector<Site>&)>& enough = {});
 SublayerSelection select_sublayers_by_cosine(const LlamaModel& dense, const at::Tensor& windows, Unit unit, int64_t n,
                                              bool allow_edges, int64_t batch_size);
 
