@@ -150,6 +150,7 @@ struct LlamaModel::Impl {
   std::vector<size_t> layer_slot;             // per layer, its slot
   std::map<int64_t, at::Tensor> patches;      // float32, on its layer's device: stream entering layer k
   std::map<int64_t, at::Tensor> mlp_patches;  // float32, on its layer's device: MLP output of layer k
+  std::map<int64_t, at::Tensor> attention_patches;  // float32, on its layer's device: attention output of layer k
   std::shared_ptr<UploadCache> uploads;       // set when decoder layers stay in host memory (one slot)
 
   size_t slot_of(int64_t position) const {
@@ -181,7 +182,8 @@ struct LlamaModel::Impl {
     return at::linear(x, cast(w), b.defined() ? cast(b) : b);
   }
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
-  at::Tensor attention_block(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
+  // Layer `l`'s (this model's numbering) stream after attention.
+  at::Tensor attention_block(int64_t l, const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const;
   at::Tensor mlp_activation(const LayerWeights& w, const at::Tensor& h_mid) const;
   // down_proj(mlp_activation): what the MLP adds to the stream; zeros when the layer has none.
   at::Tensor mlp_output(const LayerWeights& w, const at::Tensor& h_mid) const;
@@ -214,7 +216,8 @@ at::Tensor LlamaModel::Impl::rms_norm(const at::Tensor& x, const at::Tensor& wei
 }
 
 // h + o_proj(attention(norm(h))): the stream after the attention half.
-at::Tensor LlamaModel::Impl::attention_block(const LayerWeights& w, const at::Tensor& h, const RopeTables& rope) const {
+at::Tensor LlamaModel::Impl::attention_block(int64_t l, const LayerWeights& w, const at::Tensor& h,
+                                             const RopeTables& rope) const {
   const int64_t B = h.size(0), T = h.size(1);
   const int64_t n_heads = config.num_attention_heads, n_kv = config.num_key_value_heads;
   const int64_t D = config.head_dim;
@@ -242,7 +245,10 @@ at::Tensor LlamaModel::Impl::attention_block(const LayerWeights& w, const at::Te
   }
   q = apply_rope(q.transpose(1, 2), rope);
   k = apply_rope(k.transpose(1, 2), rope);
-  return h + linear(causal_attention(q, k, v, w.attention_window), w[LT::kOProj], w[LT::kOBias]);
+  auto out = linear(causal_attention(q, k, v, w.attention_window), w[LT::kOProj], w[LT::kOBias]);
+  if (const auto patch = attention_patches.find(l); patch != attention_patches.end())
+    out = at::matmul(out.to(at::kFloat), patch->second).to(dtype);
+  return h + out;
 }
 
 // silu(gate(x)) * up(x) for x = norm(h_mid): what down_proj maps.
@@ -260,7 +266,7 @@ at::Tensor LlamaModel::Impl::mlp_output(const LayerWeights& w, const at::Tensor&
 at::Tensor LlamaModel::Impl::layer_forward(int64_t l, const at::Tensor& h, const RopeTables& rope,
                                            ForwardObserver* observer) const {
   const auto w = layer(l);
-  auto h_mid = attention_block(*w, h, rope);
+  auto h_mid = attention_block(l, *w, h, rope);
   if (!w->has(Sublayer::kMlp) && !observer && !mlp_patches.count(l)) return h_mid;
   auto mlp_out = mlp_output(*w, h_mid);
   if (const auto patch = mlp_patches.find(l); patch != mlp_patches.end())
@@ -484,7 +490,7 @@ uint64_t LlamaModel::weight_bytes() const {
   uint64_t bytes = m.embed_tokens.nbytes() + m.norm.nbytes();
   if (!m.lm_head.is_same(m.embed_tokens)) bytes += m.lm_head.nbytes();
   for (const auto& layer : m.layers) bytes += layer_bytes(*layer);
-  for (const auto* patches : {&m.patches, &m.mlp_patches})
+  for (const auto* patches : {&m.patches, &m.mlp_patches, &m.attention_patches})
     for (const auto& [position, patch] : *patches) bytes += patch.nbytes();
   return bytes;
 }
@@ -502,7 +508,7 @@ LlamaModel LlamaModel::replica(const at::Device& device) const {
   impl->embed_tokens = impl_->embed_tokens.to(device);
   impl->norm = impl_->norm.to(device);
   impl->lm_head = impl_->config.tie_word_embeddings ? impl->embed_tokens : impl_->lm_head.to(device);
-  for (auto* patches : {&impl->patches, &impl->mlp_patches})
+  for (auto* patches : {&impl->patches, &impl->mlp_patches, &impl->attention_patches})
     for (auto& [position, patch] : *patches) patch = patch.to(device);
   LlamaModel result = *this;
   result.impl_ = std::move(impl);
@@ -623,7 +629,7 @@ LlamaModel::LayerTrace LlamaModel::trace_layer(int64_t layer, const at::Tensor& 
   const auto input = impl_->to_position(hidden, layer);
   const auto rope = rope_tables(impl_->slots[impl_->slot_of(layer)].inv_freq, input.size(1), impl_->dtype);
   LayerTrace trace;
-  trace.after_attention = impl_->attention_block(*w, input, rope);
+  trace.after_attention = impl_->attention_block(layer, *w, input, rope);
   if (w->has(Sublayer::kMlp)) trace.mlp_activation = impl_->mlp_activation(*w, trace.after_attention);
   trace.output = trace.after_attention + impl_->mlp_output(*w, trace.after_attention);
   for (auto* t : {&trace.after_attention, &trace.mlp_activation, &trace.output}) *t = impl_->to_head(*t);
@@ -631,7 +637,8 @@ LlamaModel::LayerTrace LlamaModel::trace_layer(int64_t layer, const at::Tensor& 
 }
 
 LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers, std::map<int64_t, at::Tensor> patches,
-                                   std::map<int64_t, at::Tensor> mlp_patches) const {
+                                   std::map<int64_t, at::Tensor> mlp_patches,
+                                   std::map<int64_t, at::Tensor> attention_patches) const {
   auto impl = std::make_shared<Impl>(*impl_);
   impl->layers.clear();
   impl->layer_slot.clear();
@@ -654,17 +661,19 @@ LlamaModel LlamaModel::with_layers(const std::vector<int64_t>& kept_layers, std:
     TORCH_CHECK(patch.sizes() == at::IntArrayRef({C, C}), "patch must be [hidden, hidden]");
     patch = patch.to(impl->device_of(position), at::kFloat);
   }
-  for (auto& [layer, patch] : mlp_patches) {
-    TORCH_CHECK(layer >= 0 && layer < static_cast<int64_t>(kept_layers.size()), "MLP patch of layer ", layer,
-                " out of range");
-    TORCH_CHECK(patch.sizes() == at::IntArrayRef({C, C}), "MLP patch must be [hidden, hidden]");
-    patch = patch.to(impl->device_of(layer), at::kFloat);
-  }
+  for (auto* by_layer : {&mlp_patches, &attention_patches})
+    for (auto& [layer, patch] : *by_layer) {
+      TORCH_CHECK(layer >= 0 && layer < static_cast<int64_t>(kept_layers.size()), "sublayer-output patch of layer ",
+                  layer, " out of range");
+      TORCH_CHECK(patch.sizes() == at::IntArrayRef({C, C}), "sublayer-output patch must be [hidden, hidden]");
+      patch = patch.to(impl->device_of(layer), at::kFloat);
+    }
   impl->config.patches.clear();
   for (const auto& [position, patch] : patches)
     impl->config.patches.push_back({position, patch_tensor_name(position)});
   impl->patches = std::move(patches);
   impl->mlp_patches = std::move(mlp_patches);
+  impl->attention_patches = std::move(attention_patches);
   impl->config.num_hidden_layers = static_cast<int64_t>(kept_layers.size());
   LlamaModel result = *this;
   result.impl_ = std::move(impl);
@@ -691,7 +700,8 @@ LlamaModel LlamaModel::without_layers(const std::vector<int64_t>& removed, const
     }
     return out;
   };
-  return with_layers(kept, renumber(patches.stream_input, L, "stream"), renumber(patches.mlp_output, L - 1, "MLP"));
+  return with_layers(kept, renumber(patches.stream_input, L, "stream"), renumber(patches.mlp_output, L - 1, "MLP"),
+                     renumber(patches.attention_output, L - 1, "attention"));
 }
 
 LlamaModel LlamaModel::without_sublayers(const std::vector<Site>& sites) const {

@@ -87,14 +87,16 @@ Fold fold_mlp_repairs(const LlamaModel& dense, const std::vector<Repair>& repair
   Fold fold;
   fold.kind = "exact";
   for (const auto& repair : repairs) {
-    if (repair.kind == RepairKind::kNone || !repair.on_mlp_output) continue;
-    const int64_t layer = repair.gap.start - 1;
+    if (repair.kind == RepairKind::kNone || repair.on_stream()) continue;
+    const bool attention = repair.on_attention_output;
+    const int64_t layer = attention ? repair.gap.start : repair.gap.start - 1;
+    const std::string projection = attention ? "self_attn.o_proj" : "mlp.down_proj";
     const auto T = repair.matrix.to(at::kFloat);
-    const auto name = layer_tensor_name(layer, "mlp.down_proj.weight");
+    const auto name = layer_tensor_name(layer, projection + ".weight");
     // y = (a Wᵀ) T = a (Tᵀ W)ᵀ
     fold.replaced[name] = at::matmul(T.t(), current_value(dense, fold, name)).contiguous();
-    if (dense.config().mlp_bias) {
-      const auto bias = layer_tensor_name(layer, "mlp.down_proj.bias");
+    if (attention ? dense.config().o_bias : dense.config().mlp_bias) {
+      const auto bias = layer_tensor_name(layer, projection + ".bias");
       fold.replaced[bias] = at::matmul(current_value(dense, fold, bias), T);
     }
   }
@@ -107,7 +109,7 @@ Fold fold_stream_repairs(const LlamaModel& dense, const std::vector<int64_t>& re
   Fold fold = std::move(start);
   fold.kind = fold_kind_name(kind);
   for (const auto& repair : repairs) {
-    if (repair.kind == RepairKind::kNone || repair.on_mlp_output) continue;
+    if (!repair.on_stream()) continue;
     if (kind == FoldKind::kScalar) fold_scalar(dense, repair, fold);
     else fold_least_squares(dense, removed, repair, windows, batch_size, fold);
   }

@@ -29,6 +29,9 @@ std::string Repair::description() const {
   if (on_mlp_output)
     return repair_kind_name(kind) + ": on the MLP output of layer " + std::to_string(gap.start - 1) +
            ", folded into its down_proj";
+  if (on_attention_output)
+    return repair_kind_name(kind) + ": on the attention output of layer " + std::to_string(gap.start) +
+           ", folded into its o_proj";
   return repair_kind_name(kind) + ": on the stream entering layer " + std::to_string(gap.end) +
          (kind == RepairKind::kMlpLstsq ? " (least squares; no MLP before a gap at layer 0)" : "");
 }
@@ -44,6 +47,7 @@ LayerPatches layer_patches(const std::vector<Repair>& repairs) {
   for (const auto& repair : repairs) {
     if (repair.kind == RepairKind::kNone) continue;
     if (repair.on_mlp_output) patches.mlp_output[repair.gap.start - 1] = repair.matrix;
+    else if (repair.on_attention_output) patches.attention_output[repair.gap.start] = repair.matrix;
     else patches.stream_input[repair.gap.end] = repair.matrix;
   }
   return patches;

@@ -76,10 +76,10 @@ void validate_units(const PruneJob& job, const LlamaConfig& config) {
       throw UsageError("a KV-cache target removes attention: mlp units keep every layer's KV cache");
     if (!job.compare_metrics.empty()) throw UsageError("curves are compared along a depth budget of whole layers");
   }
-  const bool folded_attention = s.unit == Unit::kAttention && job.repair.kind == RepairChoice::kMlpLstsq;
-  if (job.repair.kind != RepairChoice::kNone && !folded_attention)
-    throw UsageError(unit + " are removed without repair, or (attention units) with the least-squares map folded "
-                            "into the previous layer's down_proj (mlp-lstsq)");
+  if (job.repair.kind != RepairChoice::kNone && job.repair.kind != RepairChoice::kMlpLstsq)
+    throw UsageError(unit + " are removed without repair, or with least-squares maps folded exactly (mlp-lstsq: a "
+                            "removed attention's into the previous layer's down_proj, a removed MLP's into the same "
+                            "layer's o_proj)");
   if (job.distill) throw UsageError(unit + " have no repair to distill");
   if (job.emit.mode == EmitMode::kVanilla) check_nemotron_writable(config);  // the vanilla form of such layers
   validate_unit_selection(s, config, /*count_needed=*/!job.budget);  // a budget's count is a cap

@@ -290,11 +290,11 @@ PruneResult run_prune(const PruneJob& job) {
       return std::move(chosen.selection);
     });
     repaired = clock.time("repair", [&] {
-      if (job.selection.unit != Unit::kLayer) {  // validate() allows mlp-lstsq for attention units only
+      if (job.selection.unit != Unit::kLayer) {  // validate() allows none and mlp-lstsq
         RepairOutcome outcome;
         if (job.repair.kind == RepairChoice::kMlpLstsq)
-          outcome.repairs = fit_attention_repairs(model, result.selection.removed_sites, calibrated->fit_windows,
-                                                  job.calibration.batch_size);
+          outcome.repairs = fit_sublayer_repairs(model, result.selection.removed_sites, calibrated->fit_windows,
+                                                 job.calibration.batch_size);
         return outcome;
       }
       return repair_gaps(model, result.selection.removed, job.repair.kind, job.repair.refit, calibration,

@@ -384,13 +384,12 @@ Emitted emit_repairs(const LlamaModel& dense, const PrunePlan& plan, const std::
                      const EmitOptions& emit, const Calibrated* calibration, int64_t batch_size) {
   Emitted out;
   auto exact = fold_mlp_repairs(dense, repairs);
-  const bool has_stream_patch = std::any_of(repairs.begin(), repairs.end(), [](const Repair& r) {
-    return r.kind != RepairKind::kNone && !r.on_mlp_output;
-  });
+  const bool has_stream_patch =
+      std::any_of(repairs.begin(), repairs.end(), [](const Repair& r) { return r.on_stream(); });
   if (emit.mode == EmitMode::kExact || !has_stream_patch) {
     out.edits.replaced = std::move(exact.replaced);
     for (const auto& r : repairs)
-      if (r.kind != RepairKind::kNone && !r.on_mlp_output) out.edits.patches[new_layer_index(plan, r.gap.end)] = r.matrix;
+      if (r.on_stream()) out.edits.patches[new_layer_index(plan, r.gap.end)] = r.matrix;
     return out;
   }
   const auto& held_out = calibration->held_out_windows;

@@ -83,6 +83,33 @@ TEST(SublayerRepair, AttentionRepairHelpsAndFoldsExactly) {
   EXPECT_NEAR(kl.quality(patched).ppl, kl.quality(folded).ppl, 1e-3 * kl.quality(patched).ppl);
 }
 
+// The least-squares map for a removed MLP, on the attention output beside
+// it, brings the model closer to the dense one on windows it was not
+// fitted on, and folded into o_proj gives the same outputs as applied.
+TEST(SublayerRepair, MlpRepairHelpsAndFoldsExactly) {
+  const auto config = test::tiny_config();
+  const LlamaModel dense(config, test::random_weights(config, 95));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(96);
+  const auto fit = at::randint(config.vocab_size, {64, 32}, gen, at::kLong);
+  const auto held_out = at::randint(config.vocab_size, {4, 24}, gen, at::kLong);
+  const std::vector<Site> sites = {{1, Sublayer::kMlp}, {2, Sublayer::kMlp}, {4, Sublayer::kAttention}, {4, Sublayer::kMlp}};
+  const auto repairs = fit_mlp_repairs(dense, sites, fit, 3);
+  ASSERT_EQ(repairs.size(), 2u) << "layer 4 lost its attention too: no attention output to map";
+  EXPECT_TRUE(repairs[0].on_attention_output);
+  EXPECT_EQ(repairs[1].gap.start, 2);
+  EXPECT_TRUE(fit_attention_repairs(dense, sites, fit, 3).empty()) << "layer 4's attention follows a removed MLP";
+  const auto unrepaired = dense.without_sublayers(sites);
+  const auto patched = unrepaired.without_layers({}, layer_patches(repairs));
+  HeldOutKl kl(dense, held_out, 4);
+  EXPECT_LT(kl.mean_kl(patched), kl.mean_kl(unrepaired));
+  const auto fold = fold_mlp_repairs(dense, repairs);
+  EXPECT_EQ(fold.replaced.count("model.layers.1.self_attn.o_proj.weight"), 1u);
+  const auto folded = dense.with_replaced_weights(fold.replaced).without_sublayers(sites);
+  const auto a = patched.forward(held_out), b = folded.forward(held_out);
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-3);
+  EXPECT_NEAR(kl.quality(patched).ppl, kl.quality(folded).ppl, 1e-3 * kl.quality(patched).ppl);
+}
+
 TEST(SublayerSelection, UnsupportedCombinationsAreRefusedUpFront) {
   const auto config = test::tiny_config();
   PruneJob job;
@@ -98,6 +125,8 @@ TEST(SublayerSelection, UnsupportedCombinationsAreRefusedUpFront) {
   bad.repair.kind = RepairChoice::kMlpLstsq;
   EXPECT_NO_THROW(validate(bad, config)) << "attention units fold into the previous down_proj";
   bad.selection.unit = Unit::kMlp;
+  EXPECT_NO_THROW(validate(bad, config)) << "MLP units fold into the same layer's o_proj";
+  bad.repair.kind = RepairChoice::kAuto;
   EXPECT_THROW(validate(bad, config), UsageError);
   bad = job;
   bad.emit.mode = EmitMode::kVanilla;

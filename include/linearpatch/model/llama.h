@@ -53,11 +53,14 @@ class ForwardObserver {
 //                    layer count: the input of the final norm) — where a
 //                    LinearPatch repairs the gap that ends at e;
 //   mlp_output[l]:   on the MLP output of kept layer l before it joins the
-//                    stream — a map that folds exactly into down_proj.
+//                    stream — a map that folds exactly into down_proj;
+//   attention_output[l]: on the attention output of kept layer l (o_proj's
+//                    result) — folds exactly into o_proj.
 struct LayerPatches {
   std::map<int64_t, at::Tensor> stream_input;
   std::map<int64_t, at::Tensor> mlp_output;
-  bool empty() const { return stream_input.empty() && mlp_output.empty(); }
+  std::map<int64_t, at::Tensor> attention_output{};
+  bool empty() const { return stream_input.empty() && mlp_output.empty() && attention_output.empty(); }
 };
 
 struct ModelOptions {
@@ -180,10 +183,12 @@ class LlamaModel {
   LayerTrace trace_layer(int64_t layer, const at::Tensor& hidden) const;
 
   // A model sharing these weights with only `kept_layers` (ascending,
-  // original numbering) and `patches` / `mlp_patches` keyed by the new
-  // layer numbering. Tensors that require gradients keep them (training).
+  // original numbering) and `patches` / `mlp_patches` / `attention_patches`
+  // keyed by the new layer numbering. Tensors that require gradients keep
+  // them (training).
   LlamaModel with_layers(const std::vector<int64_t>& kept_layers, std::map<int64_t, at::Tensor> patches,
-                         std::map<int64_t, at::Tensor> mlp_patches = {}) const;
+                         std::map<int64_t, at::Tensor> mlp_patches = {},
+                         std::map<int64_t, at::Tensor> attention_patches = {}) const;
   // The same in the numbering of this model: `removed` layers go (any
   // order), `patches` are keyed by this model's layer numbers. Throws Error
   // when a patch sits on a removed layer.

@@ -38,8 +38,9 @@ struct Fold {
   bool untie_embeddings = false;
 };
 
-// The exact fold of every repair applied on an MLP output; stream repairs
-// are left alone.
+// The exact fold of every repair applied on a sublayer's output (an MLP
+// output into that down_proj, an attention output into that o_proj);
+// stream repairs are left alone.
 Fold fold_mlp_repairs(const LlamaModel& dense, const std::vector<Repair>& repairs);
 
 // Folds the stream repairs of `repairs` (the others are ignored) on top of

@@ -34,9 +34,14 @@ struct Repair {
   RepairKind kind = RepairKind::kNone;
   // [C, C] float32 on the CPU, x <- x @ matrix; undefined for kNone.
   at::Tensor matrix;
-  // Where the matrix applies: the MLP output of layer gap.start - 1, or
-  // (false) the stream entering layer gap.end.
+  // Where the matrix applies: the MLP output of layer gap.start - 1, the
+  // attention output of layer gap.start (the repair of that layer's removed
+  // MLP), or (neither) the stream entering layer gap.end.
   bool on_mlp_output = false;
+  bool on_attention_output = false;
+  // A map on the stream: an extra tensor in exact checkpoints, folded only
+  // approximately into plain ones (the others fold exactly).
+  bool on_stream() const { return kind != RepairKind::kNone && !on_mlp_output && !on_attention_output; }
 
   std::string description() const;  // "mlp-lstsq: on the MLP output of layer 3, folded into its down_proj"
 };
