@@ -322,6 +322,8 @@ PruneResult run_prune(const PruneJob& job) {
       return distill_repairs(model, plan.removed, repaired.repairs, *tokenizer, *job.distill, job.calibration);
     });
   result.gaps = std::move(repaired.reports);
+  if (job.selection.unit != Unit::kLayer)
+    for (const auto& r : repaired.repairs) result.sublayer_repairs.push_back(r.description());
 
   auto emitted = clock.time("emit", [&] {
     return emit_repairs(model, plan, repaired.repairs, job.emit, calibration, job.calibration.batch_size);

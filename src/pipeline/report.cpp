@@ -209,6 +209,7 @@ Report to_json(const PruneResult& r) {
     out["removed_sublayers"] = sites_json(r.selection.removed_sites);
     if (!r.selection.site_steps.empty()) out["sublayer_steps"] = site_steps_json(r.selection.site_steps);
     if (!r.selection.site_cosine.empty()) out["sublayer_cosine"] = site_scores_json(r.selection.site_cosine);
+    out["sublayer_repairs"] = r.sublayer_repairs;
   }
   // Half-open [start, end) runs in the original numbering; start/end only
   // where they describe the whole removal.
@@ -332,6 +333,7 @@ std::string summarize(const PruneResult& r) {
     // A layer that lost both its sublayers is gone as a whole.
     if (!r.selection.removed.empty())
       out << "\n  layers without either sublayer, removed whole: " << describe_layers(r.selection.removed);
+    for (const auto& repair : r.sublayer_repairs) out << "\n  " << repair;
   } else {
     out << "removed " << r.selection.removed.size() << " of " << r.layers << " layers ("
         << (forced ? "the forced block" : "chosen by " + r.metric) << "): " << describe_layers(r.selection.removed);

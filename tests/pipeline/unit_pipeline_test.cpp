@@ -116,6 +116,7 @@ TEST(UnitPipeline, ParameterTargetChoosesTheFewestUnitsReachingIt) {
   EXPECT_LE(static_cast<double>(r.parameters_after), *job.budget->target_params);
   EXPECT_GT(static_cast<double>(r.parameters_after) + unit, *job.budget->target_params);
   EXPECT_EQ(to_json(r)["budget"]["chosen_units"], 3);
+  EXPECT_TRUE(r.sublayer_repairs.empty()) << "--patch none";
 }
 
 // Sublayer units by KL per parameter: the steps end when the layers keeping
@@ -124,6 +125,7 @@ TEST(UnitPipeline, KvTargetStopsTheGreedyAtTheFirstStepReachingIt) {
   test::TempDir dir;
   auto job = unit_budget_job(dir / "kv", Unit::kSublayer, Metric::kIterative);
   job.budget->target_kv = 0.8;  // 10 layers: at least 2 attention sublayers go
+  job.repair.kind = RepairChoice::kMlpLstsq;
   const auto r = run_prune(job);
   ASSERT_TRUE(r.budget);
   EXPECT_EQ(r.budget->bound_by, "target_kv");
@@ -136,6 +138,18 @@ TEST(UnitPipeline, KvTargetStopsTheGreedyAtTheFirstStepReachingIt) {
   int64_t with_attention = 0;
   for (int64_t l = 0; l < written.num_hidden_layers; ++l) with_attention += written.layer_spec(l).attention ? 1 : 0;
   EXPECT_EQ(with_attention, 8) << "80 % of the KV cache kept";
+  // A removed MLP is repaired beside a kept attention, a removed attention
+  // after and before kept MLPs; each is folded, none is a stream patch.
+  const auto& sites = r.selection.removed_sites;
+  const auto gone = [&](int64_t layer, Sublayer s) { return std::count(sites.begin(), sites.end(), Site{layer, s}) > 0; };
+  size_t repairable = 0;
+  for (const auto& site : sites)
+    repairable += site.sublayer == Sublayer::kMlp ? !gone(site.layer, Sublayer::kAttention)
+                                                  : site.layer > 0 && !gone(site.layer - 1, Sublayer::kMlp) &&
+                                                        !gone(site.layer, Sublayer::kMlp);
+  EXPECT_EQ(r.sublayer_repairs.size(), repairable);
+  for (const auto& repair : r.sublayer_repairs) EXPECT_NE(repair.find("folded into"), std::string::npos) << repair;
+  EXPECT_TRUE(LlamaModel::load(job.output_dir).patches().empty());
 }
 
 TEST(UnitPipeline, TargetsNoCountMeetsFailBeforeAnyOutput) {

@@ -122,6 +122,7 @@ struct PruneResult {
   int64_t layers = 0, n = 0;
   std::string metric;  // "forced" when the block was given, not chosen
   std::string unit = "layer";  // what n counts: layer, attention, mlp, sublayer
+  std::vector<std::string> sublayer_repairs;  // sublayer units: Repair::description() of each folded repair
   std::string recipe;
   std::vector<std::string> recipe_overrides;
   Selection selection;
