@@ -104,8 +104,13 @@ UnitBudgetChoice choose_units_within_budget(const PruneJob& job, const Selection
   SublayerSelection picked;
   UnitBudgetChoice choice;
   if (s.metric == Metric::kIterative) {
-    picked = select_sublayers_iteratively(in.dense, *in.held_out, s.unit, cap, s.allow_edges, enough);
-    choice.outcome.search = "greedy, stopping at the first step that meets every target";
+    // Once the parameter target holds, only attention brings the KV target closer.
+    const auto helps = [&](const std::vector<Site>& removed, const Site& site) {
+      return !targets.params_met(removed) || site.sublayer == Sublayer::kAttention;
+    };
+    picked = select_sublayers_iteratively(in.dense, *in.held_out, s.unit, cap, s.allow_edges, enough, helps);
+    choice.outcome.search = "greedy over the units that bring an unmet target closer, stopping at the first step "
+                            "that meets every target";
   } else {
     picked = select_sublayers_by_cosine(in.dense, in.fit_windows, s.unit, cap, s.allow_edges, in.batch_size);
     picked.removed.clear();

@@ -83,8 +83,8 @@ std::vector<Site> eligible_sites(const LlamaConfig& config, Unit unit, bool allo
 }
 
 SublayerSelection select_sublayers_iteratively(const LlamaModel& dense, HeldOutKl& held_out, Unit unit, int64_t n,
-                                               bool allow_edges,
-                                               const std::function<bool(const std::vector<Site>&)>& enough) {
+                                               bool allow_edges, const SiteSetTest& enough,
+                                               const SiteCandidateTest& helps) {
   const auto eligible = eligible_sites(dense.config(), unit, allow_edges);
   if (n < 1 || n > static_cast<int64_t>(eligible.size()))
     throw UsageError("cannot remove " + std::to_string(n) + " " + unit_name(unit) + " units: " +
@@ -100,6 +100,7 @@ SublayerSelection select_sublayers_iteratively(const LlamaModel& dense, HeldOutK
     double best = std::numeric_limits<double>::infinity();
     for (const auto& site : eligible) {
       if (std::binary_search(result.removed.begin(), result.removed.end(), site)) continue;
+      if (helps && !helps(result.removed, site)) continue;
       const double kl = held_out.mean_kl(current.without_sublayers({site}), site.layer);
       // Damage per parameter only where units differ in size.
       const double score = unit == Unit::kSublayer
@@ -113,6 +114,7 @@ SublayerSelection select_sublayers_iteratively(const LlamaModel& dense, HeldOutK
         chosen.kl = kl;
       }
     }
+    if (chosen.candidates.empty()) break;
     result.removed = with_site(result.removed, chosen.removed);
     current_kl = chosen.kl;
     spdlog::info("iterative {} selection, step {}/{}: {} (KL {:.5f}); removed so far: {}", unit_name(unit), step + 1, n,

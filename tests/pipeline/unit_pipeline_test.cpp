@@ -119,8 +119,9 @@ TEST(UnitPipeline, ParameterTargetChoosesTheFewestUnitsReachingIt) {
   EXPECT_TRUE(r.sublayer_repairs.empty()) << "--patch none";
 }
 
-// Sublayer units by KL per parameter: the steps end when the layers keeping
-// attention are at most the KV fraction, at the step that got there.
+// Sublayer units by KL per parameter under a KV target alone: only
+// attention brings it closer, and the steps end when the layers keeping
+// attention are at most the KV fraction.
 TEST(UnitPipeline, KvTargetStopsTheGreedyAtTheFirstStepReachingIt) {
   test::TempDir dir;
   auto job = unit_budget_job(dir / "kv", Unit::kSublayer, Metric::kIterative);
@@ -130,9 +131,11 @@ TEST(UnitPipeline, KvTargetStopsTheGreedyAtTheFirstStepReachingIt) {
   ASSERT_TRUE(r.budget);
   EXPECT_EQ(r.budget->bound_by, "target_kv");
   EXPECT_EQ(attention_removed(r.selection.removed_sites), 2);
+  EXPECT_EQ(r.selection.removed_sites.size(), 2u) << "no MLP removed on the way";
   ASSERT_FALSE(r.selection.site_steps.empty());
-  EXPECT_EQ(r.selection.site_steps.back().removed.sublayer, Sublayer::kAttention) << "the step that reached it";
-  EXPECT_EQ(r.budget->chosen_layers, static_cast<int64_t>(r.selection.removed_sites.size()));
+  for (const auto& [site, score] : r.selection.site_steps.front().candidates)
+    EXPECT_EQ(site.sublayer, Sublayer::kAttention) << describe_sites({site});
+  EXPECT_EQ(r.budget->chosen_layers, 2);
   EXPECT_EQ(r.selection.site_steps.size(), r.selection.removed_sites.size());
   const auto written = read_llama_config(job.output_dir);
   int64_t with_attention = 0;

@@ -50,10 +50,14 @@ struct SublayerSelection {
 };
 
 // Up to n steps; with `enough`, the steps end at the first set of removed
-// sites (sorted) it accepts.
+// sites (sorted) it accepts; with `helps`, a step considers only the
+// candidates it accepts given the sites removed so far (none left: the
+// steps end).
+using SiteSetTest = std::function<bool(const std::vector<Site>&)>;
+using SiteCandidateTest = std::function<bool(const std::vector<Site>&, const Site&)>;
 SublayerSelection select_sublayers_iteratively(const LlamaModel& dense, HeldOutKl& held_out, Unit unit, int64_t n,
-                                               bool allow_edges,
-                                               const std::function<bool(const std::vector<Site>&)>& enough = {});
+                                               bool allow_edges, const SiteSetTest& enough = {},
+                                               const SiteCandidateTest& helps = {});
 SublayerSelection select_sublayers_by_cosine(const LlamaModel& dense, const at::Tensor& windows, Unit unit, int64_t n,
                                              bool allow_edges, int64_t batch_size);
 
