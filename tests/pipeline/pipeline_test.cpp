@@ -219,7 +219,9 @@ TEST(PrunePipeline, RepairsFromKeptStreamsAreTheSame) {
     for (size_t g = 0; g < 2; ++g) {
       EXPECT_EQ(a.reports[g].candidates, b.reports[g].candidates) << "gap " << g;
       ASSERT_EQ(a.repairs[g].matrix.defined(), b.repairs[g].matrix.defined());
-      if (a.repairs[g].matrix.defined()) EXPECT_TRUE(at::equal(a.repairs[g].matrix, b.repairs[g].matrix)) << "gap " << g;
+      if (a.repairs[g].matrix.defined()) {
+        EXPECT_TRUE(at::equal(a.repairs[g].matrix, b.repairs[g].matrix)) << "gap " << g;
+      }
     }
     ASSERT_TRUE(a.reports[1].refit);
     ASSERT_TRUE(b.reports[1].refit);
