@@ -1,6 +1,7 @@
 #include "linearpatch/pipeline/jobs.h"
 
 #include <cmath>
+#include <iomanip>
 #include <sstream>
 
 #include "linearpatch/calib/text_data.h"
@@ -129,7 +130,8 @@ std::string describe_parameters(double count) {
   out.precision(4);
   if (count >= 1e9) out << count / 1e9 << "B";
   else if (count >= 1e6) out << count / 1e6 << "M";
-  else out << count;
+  else if (count >= 1e3) out << count / 1e3 << "K";
+  else out << std::fixed << std::setprecision(0) << count;
   return out.str();
 }
 
