@@ -104,7 +104,8 @@ const std::vector<Recipe>& recipes() {
        "the LinearPatch paper: the most redundant block by cosine, one LinearPatch over the gap; the fastest",
        {{"--metric", "cosine"}, {"--patch", "linearpatch"}}},
       {"quality",
-       "the lowest perplexity measured (docs/results.md: at or below paper on every fixture model/n pair): greedy "
+       "the lowest perplexity measured (docs/results.md: below paper on every fixture model/n pair but one, which "
+       "gets paper's block and perplexity): greedy "
        "layer-by-layer removal by held-out KL, per gap the repair with the lowest held-out KL; 2.3-9x the time of "
        "paper on CPU",
        {{"--metric", "iterative"}, {"--patch", "auto"}, {"--score-repair", "kept"}, {"--refit", "sequential"}}},
