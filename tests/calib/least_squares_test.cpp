@@ -40,15 +40,30 @@ class Recorder : public ForwardObserver {
   }
 };
 
+// One tiny model run resident and streamed (layer-major, batches
+// interleaved), and five windows of ten tokens.
+struct BothRunOrders {
+  explicit BothRunOrders(uint64_t seed)
+      : weights(test::random_weights(config, seed)), resident(config, weights), streamed(config, weights, streaming()) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
+    windows = at::randint(config.vocab_size, {5, 10}, gen, at::kLong);
+  }
+  static ModelOptions streaming() {
+    ModelOptions options;
+    options.max_device_bytes = 1;
+    return options;
+  }
+  LlamaConfig config = test::tiny_config();
+  TensorMap weights;
+  LlamaModel resident, streamed;
+  at::Tensor windows;
+};
+
 TEST(LeastSquaresStats, EqualTheDirectSumsInAnyRunOrder) {
-  const auto config = test::tiny_config();
-  const auto weights = test::random_weights(config, 61);
-  const LlamaModel resident(config, weights);
-  ModelOptions streamed_options;
-  streamed_options.max_device_bytes = 1;
-  const LlamaModel streamed(config, weights, streamed_options);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(62);
-  const auto windows = at::randint(config.vocab_size, {5, 10}, gen, at::kLong);
+  const BothRunOrders f(61);
+  const auto& resident = f.resident;
+  const auto& streamed = f.streamed;
+  const auto& windows = f.windows;
   Recorder recorder;
   run_calibration(resident, windows, 5, {&recorder}, "record");
   const auto& a = recorder.a;
@@ -75,14 +90,11 @@ TEST(LeastSquaresStats, EqualTheDirectSumsInAnyRunOrder) {
 // A fit resumed from streams a first pass kept (in any run order) gives the
 // same sums bit for bit; a stash answers for its fallback's positions too.
 TEST(StreamStash, ResumedFitsEqualFitsFromTheEmbeddings) {
-  const auto config = test::tiny_config();
-  const auto weights = test::random_weights(config, 63);
-  const LlamaModel resident(config, weights);
-  ModelOptions streamed_options;
-  streamed_options.max_device_bytes = 1;
-  const LlamaModel streamed(config, weights, streamed_options);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(64);
-  const auto windows = at::randint(config.vocab_size, {5, 10}, gen, at::kLong);
+  const BothRunOrders f(63);
+  const auto& config = f.config;
+  const auto& resident = f.resident;
+  const auto& streamed = f.streamed;
+  const auto& windows = f.windows;
   const std::vector<LeastSquaresStats::Fit> fits{{{3, 4}, LeastSquaresStats::Source::kMlpOutput}};
   EXPECT_EQ(StreamStash::evenly_spaced(config.num_hidden_layers, 1), std::vector<int64_t>{config.num_hidden_layers / 2});
   for (const auto* model : {&resident, &streamed}) {
