@@ -394,16 +394,21 @@ TEST(PrunePipeline, DataParallelDistillationReportsItsRanks) {
   EXPECT_LT(kl_two, two["distill"]["val_kl_before"].get<double>());
 }
 
+// `--metric iterative --patch auto`, n layers.
+PruneJob iterative_auto_job(const fs::path& out, int64_t n) {
+  auto job = small_job(out);
+  job.selection.metric = Metric::kIterative;
+  job.selection.layers = n;
+  job.repair.kind = RepairChoice::kAuto;
+  return job;
+}
+
 // Iterative selection and per-gap repair choice: every step reports its
 // candidates, every gap the held-out KL of each kind, and the kind kept is
 // the one with the lowest.
 TEST(PrunePipeline, IterativeSelectionWithAutomaticRepairs) {
   test::TempDir dir;
-  auto job = small_job(dir / "out");
-  job.selection.metric = Metric::kIterative;
-  job.selection.layers = 3;
-  job.repair.kind = RepairChoice::kAuto;
-  const auto result = run_prune(job);
+  const auto result = run_prune(iterative_auto_job(dir / "out", 3));
   ASSERT_EQ(result.selection.steps.size(), 3u);
   EXPECT_EQ(result.selection.steps[0].candidates.size(), 8u) << "layers 1..8";
   EXPECT_EQ(result.selection.steps[2].candidates.size(), 6u);
@@ -433,11 +438,7 @@ TEST(PrunePipeline, IterativeSelectionWithAutomaticRepairs) {
 // held-out windows as the score that chose the layer.
 TEST(PrunePipeline, AutoTriesTheMapTheSelectionScored) {
   test::TempDir dir;
-  auto job = small_job(dir / "out");
-  job.selection.metric = Metric::kIterative;
-  job.selection.layers = 1;
-  job.repair.kind = RepairChoice::kAuto;
-  const auto result = run_prune(job);
+  const auto result = run_prune(iterative_auto_job(dir / "out", 1));
   ASSERT_EQ(result.gaps.size(), 1u);
   ASSERT_EQ(result.selection.scored_repairs.size(), 1u);
   const auto& candidates = result.gaps.front().candidates;
