@@ -8,7 +8,8 @@ layers, the repair kinds kept and the prune wall time.
   scripts/compare_choices.py [--binary build/src/cli/linearpatch]
                              [--runs tiny-llama2-s:5 demo-llama3-d:3 ...]
                              [--variants cosine/linearpatch iterative/auto ...]
-                             [--json results.json]
+                             [--json results.json] [--device cuda --dtype float32]
+  scripts/compare_choices.py --model DIR --layers N [N ...] --calib FILE ... --texts FILE ...
 
 Default runs: every n of every reference file, variants cosine/linearpatch
 and iterative/auto; --all-variants adds none, mlp-lstsq, auto (cosine),
@@ -17,7 +18,10 @@ issue 18 on iterative/auto: today's (candidates scored with LinearPatch,
 dense least-squares fits), + kept-repair scoring, + sequential refit,
 + swap search, + distillation (small settings, --distill-samples).
 --calib-samples and --eval-windows shrink the protocol (say so next to the
-numbers). Standard library only.
+numbers). --model runs one model that is not a fixture (its calibration and
+evaluation files named), with a dense row first. --device and --dtype go to
+every prune and eval (the GPU machine: --device cuda --dtype float32, so the
+numbers compare with the CPU's). Standard library only.
 """
 import argparse
 import json
@@ -54,14 +58,54 @@ def variant_command(args, variant):
     return metric, patch, list(flags)
 
 
+def device_flags(args):
+    return (["--device", args.device] if args.device else []) + (["--dtype", args.dtype] if args.dtype else [])
+
+
 def prune(args, model, calib, n, variant, out):
     metric, patch, flags = variant_command(args, variant)
     cmd = [args.binary, "-q", "prune", "--model", model, "--layers", str(n), "--calib", *calib, "--calib-samples",
            str(args.calib_samples), "--seq-len", "512", "--seed", str(args.seed), "--metric", metric, "--patch",
-           patch, "--json", "--out", out, *flags]
+           patch, "--json", "--out", out, *flags, *device_flags(args)]
     start = time.time()
     report = run(cmd)
     return report, time.time() - start
+
+
+def save(args, rows):
+    """After every row, so a run stopped at a deadline keeps what it measured."""
+    if args.json:
+        json.dump(rows, open(args.json, "w"), indent=1)
+
+
+def cells(ppl):
+    return " | ".join(f"{ppl.get(t + '.visible', float('nan')):.2f}" for t in ["brown", "web", "kdocs"])
+
+
+def fixture_runs(args):
+    """(name, model dir, n, calibration files, evaluation files, dense perplexities) of the reference files."""
+    fixtures = os.path.join(args.shared, "fixtures")
+    pairs = []
+    if args.runs:
+        pairs = [(r.split(":")[0], int(r.split(":")[1])) for r in args.runs]
+    else:
+        for name in CALIB:
+            ref = json.load(open(os.path.join(fixtures, "reference", f"{name}.json")))
+            pairs += [(name, r["n"]) for r in ref["runs"]]
+    runs = []
+    for name, n in pairs:
+        ref = json.load(open(os.path.join(fixtures, "reference", f"{name}.json")))
+        texts = [os.path.join(fixtures, "text", f"{t}.txt") for t in ref["dense"]]
+        calib = [os.path.join(fixtures, "text", f"{t}.calib.txt") for t in CALIB[name]]
+        runs.append((name, os.path.join(fixtures, "models", name), n, calib, texts, ref["dense"]))
+    return runs
+
+
+def model_runs(args):
+    if not (args.layers and args.calib and args.texts):
+        raise SystemExit("--model needs --layers, --calib and --texts")
+    name = os.path.basename(os.path.normpath(args.model))
+    return [(name, args.model, n, args.calib, args.texts, None) for n in args.layers]
 
 
 def main():
@@ -78,45 +122,43 @@ def main():
     parser.add_argument("--distill-samples", type=int, default=128)
     parser.add_argument("--calib-samples", type=int, default=128)
     parser.add_argument("--eval-windows", type=int, default=64)
+    parser.add_argument("--device", default="")
+    parser.add_argument("--dtype", default="")
+    parser.add_argument("--model", help="a model directory that is not a fixture (with --layers, --calib, --texts)")
+    parser.add_argument("--layers", nargs="+", type=int, default=[])
+    parser.add_argument("--calib", nargs="+", default=[])
+    parser.add_argument("--texts", nargs="+", default=[])
     args = parser.parse_args()
-    fixtures = os.path.join(args.shared, "fixtures")
     variants = args.variants or (ALL_VARIANTS if args.all_variants else BASE_VARIANTS)
     if args.quality and not args.variants:
         variants = list(QUALITY_VARIANTS) + ([args.distill + "+distill"] if args.distill else [])
-    runs = []
-    if args.runs:
-        runs = [(r.split(":")[0], int(r.split(":")[1])) for r in args.runs]
-    else:
-        for name in CALIB:
-            ref = json.load(open(os.path.join(fixtures, "reference", f"{name}.json")))
-            runs += [(name, r["n"]) for r in ref["runs"]]
+    runs = model_runs(args) if args.model else fixture_runs(args)
     rows = []
     print("| model | n | metric / repair | removed | repairs | " + " | ".join(["brown", "web", "kdocs"]) +
           " | prune s | selection + repair s |", flush=True)
     print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
-    for name, n in runs:
-        model = os.path.join(fixtures, "models", name)
-        ref = json.load(open(os.path.join(fixtures, "reference", f"{name}.json")))
-        texts = [os.path.join(fixtures, "text", f"{t}.txt") for t in ref["dense"]]
-        calib = [os.path.join(fixtures, "text", f"{t}.calib.txt") for t in CALIB[name]]
+    if args.model:
+        dense = evaluate(args.binary, args.model, args.texts, args.eval_windows, device_flags(args))
+        print(f"| {os.path.basename(args.model)} | 0 | dense | [] | - | {cells(dense)} | - | - |", flush=True)
+        rows.append({"model": os.path.basename(args.model), "n": 0, "variant": "dense", "ppl": dense})
+        save(args, rows)
+    for name, model, n, calib, texts, dense in runs:
         for variant in variants:
             with tempfile.TemporaryDirectory() as tmp:
                 report, seconds = prune(args, model, calib, n, variant, os.path.join(tmp, "out"))
-                ppl = evaluate(args.binary, os.path.join(tmp, "out"), texts, args.eval_windows)
+                ppl = evaluate(args.binary, os.path.join(tmp, "out"), texts, args.eval_windows, device_flags(args))
             repairs = ",".join(g["repair"] + ("(refit)" if g.get("refit", {}).get("kept") == "sequential" else "")
                                for g in report["gaps"])
             row = {"model": name, "n": n, "variant": variant, "removed": report["removed"], "repairs": repairs,
-                   "ppl": ppl, "seconds": seconds, "dense": ref["dense"], "timings": report.get("timings"),
+                   "ppl": ppl, "seconds": seconds, "dense": dense, "timings": report.get("timings"),
                    "search": report.get("search"), "refit": [g.get("refit") for g in report["gaps"]],
                    "distill": report.get("distill")}
             rows.append(row)
-            cells = " | ".join(f"{ppl.get(t + '.visible', float('nan')):.2f}" for t in ["brown", "web", "kdocs"])
+            save(args, rows)
             phases = dict(report.get("timings") or {})
             chosen = phases.get("selection", 0) + phases.get("repair", 0)
-            print(f"| {name} | {n} | {variant} | {report['removed']} | {repairs} | {cells} | {seconds:.1f} | "
+            print(f"| {name} | {n} | {variant} | {report['removed']} | {repairs} | {cells(ppl)} | {seconds:.1f} | "
                   f"{chosen:.1f} |", flush=True)
-    if args.json:
-        json.dump(rows, open(args.json, "w"), indent=1)
 
 
 if __name__ == "__main__":

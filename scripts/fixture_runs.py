@@ -21,8 +21,8 @@ def run(cmd):
     return json.loads(result.stdout)
 
 
-def evaluate(binary, model_dir, texts, windows=64):
+def evaluate(binary, model_dir, texts, windows=64, extra=()):
     """Perplexity per text (name without .txt) under the reference protocol: 64 windows of 512 tokens."""
     out = run([binary, "-q", "eval", "--model", model_dir, "--seq-len", "512", "--max-windows", str(windows), "--json",
-               "--text", *texts])
+               "--text", *texts, *extra])
     return {os.path.basename(t["text"]).replace(".txt", ""): t["ppl"] for t in out["texts"]}

@@ -4,7 +4,7 @@ transformers and give the perplexity linearpatch gives (issue "Checkpoints
 that load everywhere"). Runs where transformers is installed (the GPU
 machine; transformers 5.17 there).
 
-  python3 scripts/hf_compat_check.py --expected expected.json [--device cuda] [--tolerance 0.005]
+  python3 scripts/hf_compat_check.py --expected expected.json [--device cuda] [--tolerance 0.005] [--generate N]
 
 expected.json: [{"model": DIR, "kind": "exact"|"vanilla", "text": FILE, "seq_len": 512,
                  "max_windows": 64, "ppl": <linearpatch eval --json "ppl">, "shards": N}, ...]
@@ -56,7 +56,22 @@ PLAIN_CLASS = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM", "qw
                "qwen3": "Qwen3ForCausalLM", "nemotron-nas": "DeciLMForCausalLM"}
 
 
-def check(entry, device, tolerance):
+def cached_generation_problems(model, tokenizer, text, steps, device):
+    """Greedy generate() with the KV cache must pick the tokens a cache-free loop picks: a layer without
+    attention has no cache entry, and a cache indexed by layer number would then hold the wrong keys."""
+    ids = tokenizer(text[:2000], add_special_tokens=False, return_tensors="pt")["input_ids"][:, :64].to(device)
+    with torch.no_grad():
+        cached = model.generate(ids, max_new_tokens=steps, do_sample=False, use_cache=True,
+                                pad_token_id=tokenizer.eos_token_id)[0, ids.shape[1]:].tolist()
+        plain = ids
+        for _ in range(steps):
+            plain = torch.cat((plain, model(plain, use_cache=False).logits[:, -1:].argmax(-1)), dim=1)
+    plain = plain[0, ids.shape[1]:].tolist()
+    print(f"  generate({steps}) with cache: {cached}; without: {plain}")
+    return [] if cached == plain else [f"cached generation differs from cache-free greedy: {cached} vs {plain}"]
+
+
+def check(entry, device, tolerance, generate=0):
     model, info = AutoModelForCausalLM.from_pretrained(entry["model"], trust_remote_code=True, dtype=torch.float32,
                                                        output_loading_info=True)
     model.to(device).eval()
@@ -74,6 +89,8 @@ def check(entry, device, tolerance):
     relative = ppl / entry["ppl"] - 1
     if abs(relative) > tolerance:
         problems.append(f"perplexity differs by {relative * 100:+.3f} %")
+    if generate:
+        problems += cached_generation_problems(model, tokenizer, text, generate, device)
     print(f"{entry['model']:40} {entry['kind']:8} {architecture:28} transformers ppl {ppl:10.4f}  linearpatch "
           f"{entry['ppl']:10.4f}  ({relative * 100:+.3f} %, {tokens} tokens, {entry.get('shards', '?')} weight files)  {'ok' if not problems else 'FAIL: ' + '; '.join(problems)}")
     return not problems
@@ -84,9 +101,10 @@ def main():
     parser.add_argument("--expected", required=True)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tolerance", type=float, default=0.005)
+    parser.add_argument("--generate", type=int, default=0, help="also compare N greedy tokens with and without the KV cache")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, device {args.device}")
-    results = [check(entry, args.device, args.tolerance) for entry in json.load(open(args.expected))]
+    results = [check(entry, args.device, args.tolerance, args.generate) for entry in json.load(open(args.expected))]
     sys.exit(0 if all(results) else 1)
 
 
