@@ -5,131 +5,131 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
+#include "linearpatch/calib/calibration.h"
 #include "linearpatch/calib/least_squares_stats.h"
-#include "linearpatch/core/progress.h"
 #include "linearpatch/model/llama.h"
 
 namespace lp {
 namespace {
 
-// Σ mᵀm and Σ mᵀ(m + a) per repaired layer k (m: layer k - 1's MLP output,
-// a: layer k's attention output = stream after attention - input). The
-// dense stream after attention of layer k is the input of k + 1 less the
-// MLP output of k.
-class AttentionFitSums : public ForwardObserver {
+// The normal equations of every repaired site, from one dense pass. A fit
+// at layer k reads layer k's input and MLP output (an attention fit also
+// layer k - 1's MLP output) and completes when the input of k + 1 arrives:
+// the stream after k's attention is that input less k's MLP output. What a
+// fit still needs is kept per (batch, layer), since a streamed
+// (layer-major) run interleaves the batches.
+//
+//  * removed attention of k: x = m_(k-1), y = m_(k-1) + a_k (a_k: k's
+//    attention output), a map on the MLP output before it;
+//  * removed MLP of k: x = a_k, y = a_k + m_k, a map on k's attention output.
+//
+// Sums: A = Σ xᵀx, B = Σ xᵀy.
+class SublayerFitSums : public ForwardObserver {
  public:
-  explicit AttentionFitSums(const std::vector<int64_t>& layers) {
-    for (const int64_t k : layers) sums_[k];
+  explicit SublayerFitSums(const std::vector<Site>& fits) {
+    for (const auto& site : fits) sums_[site];
   }
+  void begin_batch(int64_t batch) override { batch_ = batch; }
   void on_layer_input(int64_t layer, const at::Tensor& hidden) override {
-    if (sums_.count(layer)) inputs_[layer] = hidden;
+    if (fitted(layer, Sublayer::kAttention) || fitted(layer, Sublayer::kMlp)) inputs_[{batch_, layer}] = hidden;
     const int64_t k = layer - 1;  // layer k's outputs are complete now
-    if (!sums_.count(k)) return;
-    const auto m = rows_float64(mlp_.at(k - 1));
-    const auto attention = rows_float64(hidden - mlp_.at(k) - inputs_.at(k));
-    auto& s = sums_[k];
-    accumulate_sum(s.lhs, at::matmul(m.t(), m));
-    accumulate_sum(s.rhs, at::matmul(m.t(), m + attention));
-    s.tokens += m.size(0);
+    if (fitted(k, Sublayer::kAttention)) attention_terms(k, hidden);
+    if (fitted(k, Sublayer::kMlp)) mlp_terms(k, hidden);
+    inputs_.erase({batch_, k});
+    mlp_.erase({batch_, k - 1});
   }
   void on_mlp_output(int64_t layer, const at::Tensor& mlp_output) override {
-    if (sums_.count(layer) || sums_.count(layer + 1)) mlp_[layer] = mlp_output;
+    if (fitted(layer, Sublayer::kAttention) || fitted(layer, Sublayer::kMlp) || fitted(layer + 1, Sublayer::kAttention))
+      mlp_[{batch_, layer}] = mlp_output;
   }
-  const NormalEquations& sums(int64_t layer) const { return sums_.at(layer); }
+  const NormalEquations& sums(const Site& site) const { return sums_.at(site); }
+  // One past the last layer whose output a fit reads.
+  int64_t layers_needed() const { return sums_.empty() ? 0 : sums_.rbegin()->first.layer + 1; }
 
  private:
-  std::map<int64_t, NormalEquations> sums_;
-  std::map<int64_t, at::Tensor> inputs_, mlp_;
-};
+  bool fitted(int64_t layer, Sublayer sublayer) const { return sums_.count({layer, sublayer}) > 0; }
+  // Layer k's input and MLP output, on the device of k.
+  const at::Tensor& input(int64_t k) const { return inputs_.at({batch_, k}); }
+  const at::Tensor& mlp(int64_t k) const { return mlp_.at({batch_, k}); }
 
-// Σ aᵀa and Σ aᵀ(a + m) per repaired layer k (a: layer k's attention
-// output, m: its MLP output); a + m is the input of k + 1 less that of k.
-class MlpFitSums : public ForwardObserver {
- public:
-  explicit MlpFitSums(const std::vector<int64_t>& layers) {
-    for (const int64_t k : layers) sums_[k];
+  void attention_terms(int64_t k, const at::Tensor& next_input) {
+    const auto& x = input(k);
+    const auto m = rows_float64(mlp(k - 1).to(x.device()));  // layers may live on different devices
+    const auto attention = rows_float64(next_input.to(x.device()) - mlp(k) - x);
+    add(sums_[{k, Sublayer::kAttention}], m, m + attention);
   }
-  void on_layer_input(int64_t layer, const at::Tensor& hidden) override {
-    if (sums_.count(layer)) inputs_[layer] = hidden;
-    const int64_t k = layer - 1;  // layer k's outputs are complete now
-    if (!sums_.count(k)) return;
-    const auto both = rows_float64(hidden - inputs_.at(k));
-    const auto attention = both - rows_float64(mlp_.at(k));
-    auto& s = sums_[k];
-    accumulate_sum(s.lhs, at::matmul(attention.t(), attention));
-    accumulate_sum(s.rhs, at::matmul(attention.t(), both));
-    s.tokens += attention.size(0);
+  void mlp_terms(int64_t k, const at::Tensor& next_input) {
+    const auto& x = input(k);
+    const auto both = rows_float64(next_input.to(x.device()) - x);
+    const auto attention = both - rows_float64(mlp(k));
+    add(sums_[{k, Sublayer::kMlp}], attention, both);
   }
-  void on_mlp_output(int64_t layer, const at::Tensor& mlp_output) override {
-    if (sums_.count(layer)) mlp_[layer] = mlp_output;
+  static void add(NormalEquations& s, const at::Tensor& x, const at::Tensor& y) {
+    accumulate_sum(s.lhs, at::matmul(x.t(), x));
+    accumulate_sum(s.rhs, at::matmul(x.t(), y));
+    s.tokens += x.size(0);
   }
-  const NormalEquations& sums(int64_t layer) const { return sums_.at(layer); }
 
- private:
-  std::map<int64_t, NormalEquations> sums_;
-  std::map<int64_t, at::Tensor> inputs_, mlp_;
+  std::map<Site, NormalEquations> sums_;
+  std::map<std::pair<int64_t, int64_t>, at::Tensor> inputs_, mlp_;  // (batch, layer) -> tensor
+  int64_t batch_ = 0;
 };
 
 bool has_site(const std::vector<Site>& sites, const Site& site) {
   return std::find(sites.begin(), sites.end(), site) != sites.end();
 }
 
-// The dense model run over `windows` with `observer` watching.
-void observe_dense(const LlamaModel& dense, const at::Tensor& windows, int64_t batch_size, ForwardObserver& observer,
-                   const std::string& what) {
-  Progress progress(what, windows.size(0), "windows");
-  for (int64_t w0 = 0; w0 < windows.size(0); w0 += batch_size) {
-    const auto ids = windows.narrow(0, w0, std::min(batch_size, windows.size(0) - w0));
-    dense.run_layers(dense.embed(ids), 0, dense.num_layers(), &observer);
-    progress.advance(ids.size(0));
+// The removed sites that get a repair (see the header): attention where the
+// MLP before it and the one beside it are kept, MLP where its attention is.
+std::vector<Site> repairable(const std::vector<Site>& removed, bool attention, bool mlp) {
+  const auto lost = [&](int64_t layer, Sublayer s) { return has_site(removed, {layer, s}); };
+  std::vector<Site> sites;
+  for (const auto& site : removed) {
+    if (site.sublayer == Sublayer::kAttention && attention && site.layer > 0 &&
+        !lost(site.layer - 1, Sublayer::kMlp) && !lost(site.layer, Sublayer::kMlp))
+      sites.push_back(site);
+    if (site.sublayer == Sublayer::kMlp && mlp && !lost(site.layer, Sublayer::kAttention)) sites.push_back(site);
   }
-  progress.finish();
+  return sites;
+}
+
+std::vector<Repair> fit(const LlamaModel& dense, const std::vector<Site>& sites, const at::Tensor& windows,
+                        int64_t batch_size) {
+  c10::InferenceMode guard;
+  std::vector<Repair> repairs;
+  if (sites.empty()) return repairs;
+  SublayerFitSums sums(sites);
+  run_calibration(dense, windows, batch_size, {&sums}, "sublayer repairs", sums.layers_needed());
+  // Attention repairs first, each kind in the order the sites were removed.
+  for (const auto kind : {Sublayer::kAttention, Sublayer::kMlp})
+    for (const auto& site : sites) {
+      if (site.sublayer != kind) continue;
+      const auto map = solve_ridge(sums.sums(site)).to(at::kFloat).contiguous();
+      Repair repair{{site.layer, site.layer}, RepairKind::kMlpLstsq, map};
+      repair.on_mlp_output = kind == Sublayer::kAttention;
+      repair.on_attention_output = kind == Sublayer::kMlp;
+      repairs.push_back(std::move(repair));
+    }
+  return repairs;
 }
 
 }  // namespace
 
+std::vector<Repair> fit_attention_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
+                                          const at::Tensor& windows, int64_t batch_size) {
+  return fit(dense, repairable(removed, true, false), windows, batch_size);
+}
+
 std::vector<Repair> fit_mlp_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
                                     const at::Tensor& windows, int64_t batch_size) {
-  c10::InferenceMode guard;
-  std::vector<int64_t> layers;
-  for (const auto& site : removed)
-    if (site.sublayer == Sublayer::kMlp && !has_site(removed, {site.layer, Sublayer::kAttention}))
-      layers.push_back(site.layer);
-  std::vector<Repair> repairs;
-  if (layers.empty()) return repairs;
-  MlpFitSums sums(layers);
-  observe_dense(dense, windows, batch_size, sums, "MLP repairs");
-  for (const int64_t k : layers) {
-    Repair repair{{k, k}, RepairKind::kMlpLstsq, solve_ridge(sums.sums(k)).to(at::kFloat).contiguous()};
-    repair.on_attention_output = true;
-    repairs.push_back(std::move(repair));
-  }
-  return repairs;
+  return fit(dense, repairable(removed, false, true), windows, batch_size);
 }
 
 std::vector<Repair> fit_sublayer_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
                                          const at::Tensor& windows, int64_t batch_size) {
-  auto repairs = fit_attention_repairs(dense, removed, windows, batch_size);
-  for (auto& repair : fit_mlp_repairs(dense, removed, windows, batch_size)) repairs.push_back(std::move(repair));
-  return repairs;
-}
-
-std::vector<Repair> fit_attention_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
-                                          const at::Tensor& windows, int64_t batch_size) {
-  c10::InferenceMode guard;
-  const auto lost_mlp = [&](int64_t layer) { return has_site(removed, {layer, Sublayer::kMlp}); };
-  std::vector<int64_t> layers;
-  for (const auto& site : removed)
-    if (site.sublayer == Sublayer::kAttention && site.layer > 0 && !lost_mlp(site.layer - 1) && !lost_mlp(site.layer))
-      layers.push_back(site.layer);
-  std::vector<Repair> repairs;
-  if (layers.empty()) return repairs;
-  AttentionFitSums sums(layers);
-  observe_dense(dense, windows, batch_size, sums, "attention repairs");
-  for (const int64_t k : layers)
-    repairs.push_back({{k, k}, RepairKind::kMlpLstsq, solve_ridge(sums.sums(k)).to(at::kFloat).contiguous(), true});
-  return repairs;
+  return fit(dense, repairable(removed, true, true), windows, batch_size);
 }
 
 }  // namespace lp

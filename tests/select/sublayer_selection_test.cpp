@@ -110,6 +110,38 @@ TEST(SublayerRepair, MlpRepairHelpsAndFoldsExactly) {
   EXPECT_NEAR(kl.quality(patched).ppl, kl.quality(folded).ppl, 1e-3 * kl.quality(patched).ppl);
 }
 
+// Both kinds of repair come from one pass over the dense model; a streamed
+// (layer-major) run interleaves the batches and must give the same maps bit
+// for bit, as must each kind fitted alone.
+TEST(SublayerRepair, OnePassFitsTheSameRepairsResidentOrStreamed) {
+  const auto config = test::tiny_config();
+  const auto weights = test::random_weights(config, 97);
+  ModelOptions streaming;
+  streaming.max_device_bytes = 1;  // every layer uploaded in turn: layer-major calibration
+  const LlamaModel resident(config, weights), streamed(config, weights, streaming);
+  ASSERT_TRUE(streamed.streams_layers());
+  const auto windows = test::random_ids(7, 12, config.vocab_size, 98);
+  // Repaired: attention 1, 2, 5 (the MLP before each kept), MLP 3; layer 0's attention cannot be.
+  const std::vector<Site> sites = {{0, Sublayer::kAttention}, {1, Sublayer::kAttention}, {2, Sublayer::kAttention},
+                                   {3, Sublayer::kMlp},       {5, Sublayer::kAttention}};
+  const auto a = fit_sublayer_repairs(resident, sites, windows, 3);
+  const auto b = fit_sublayer_repairs(streamed, sites, windows, 3);
+  const auto alone = [&] {
+    auto repairs = fit_attention_repairs(resident, sites, windows, 3);
+    for (auto& r : fit_mlp_repairs(resident, sites, windows, 3)) repairs.push_back(std::move(r));
+    return repairs;
+  }();
+  ASSERT_EQ(a.size(), 4u);
+  for (const auto* other : {&b, &alone}) {
+    ASSERT_EQ(other->size(), a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ((*other)[i].description(), a[i].description());
+      EXPECT_TRUE(at::equal((*other)[i].matrix, a[i].matrix)) << a[i].description();
+    }
+  }
+  EXPECT_TRUE(a[3].on_attention_output) << "attention repairs first, then the MLP one";
+}
+
 TEST(SublayerSelection, UnsupportedCombinationsAreRefusedUpFront) {
   const auto config = test::tiny_config();
   PruneJob job;

@@ -33,7 +33,7 @@ std::vector<Repair> fit_attention_repairs(const LlamaModel& dense, const std::ve
 // attention output of layer k).
 std::vector<Repair> fit_mlp_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
                                     const at::Tensor& windows, int64_t batch_size);
-// Both kinds, attention repairs first.
+// Both kinds from one pass over `windows`, attention repairs first.
 std::vector<Repair> fit_sublayer_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
                                          const at::Tensor& windows, int64_t batch_size);
 
