@@ -13,6 +13,12 @@ from `linearpatch tokenize` (the tokenizer is not what is checked). With
 --compare, `linearpatch eval` scores the same windows and the script exits
 1 when the two perplexities differ by more than --tolerance (relative).
 
+Also reads linearpatch's exact form of a sublayer-pruned LLaMA or Mistral
+checkpoint (`--emit exact`): the "linearpatch" entry's "layers" say which
+sublayers each layer has, and each of its "patches" W is applied as h @ W to
+the stream entering its layer (the final norm's input for the layer count),
+as modeling_linearpatch.py does in transformers.
+
 Needs only torch (1.13 works) and numpy: /usr/bin/python3 on the build host.
 """
 import argparse
@@ -81,14 +87,26 @@ def rotate(x, cos, sin):
     return x * cos + rotated * sin
 
 
+def exact_form_blocks(config):
+    """block_configs for linearpatch's exact form (no ffn_mult: the MLP size is the checkpoint's)."""
+    group = config["num_attention_heads"] // config.get("num_key_value_heads", config["num_attention_heads"])
+    layers = config["linearpatch"].get("layers") or [{}] * config["num_hidden_layers"]
+    return [{"attention": {"no_op": not spec.get("attention", True), "n_heads_in_group": group},
+             "ffn": {"no_op": not spec.get("mlp", True), "ffn_mult": None}} for spec in layers]
+
+
 class Nemotron:
     def __init__(self, directory):
         self.config = json.loads((pathlib.Path(directory) / "config.json").read_text())
-        assert self.config["model_type"] == "nemotron-nas", "not a Nemotron-NAS checkpoint"
-        self.w = read_safetensors(directory)
         c = self.config
+        exact = "linearpatch" in c and c["model_type"] in ("llama", "mistral")
+        assert c["model_type"] == "nemotron-nas" or exact, "neither Nemotron-NAS nor the exact form of a LLaMA"
+        self.blocks = exact_form_blocks(c) if exact else c["block_configs"]
+        self.patches = {int(p["layer"]): p["tensor"] for p in c.get("linearpatch", {}).get("patches", [])} if exact else {}
+        self.w = read_safetensors(directory)
         self.hidden, self.heads = c["hidden_size"], c["num_attention_heads"]
         self.head_dim = self.hidden // self.heads
+        assert not exact or c.get("head_dim", self.head_dim) == self.head_dim, "head_dim other than hidden / heads"
         self.eps = c["rms_norm_eps"]
         self.inv_freq = rope_frequencies(c, self.head_dim)
 
@@ -108,7 +126,9 @@ class Nemotron:
 
     def mlp(self, prefix, x, block):
         gate = x @ self.w[prefix + "gate_proj.weight"].T
-        assert gate.shape[-1] == intermediate_size(block["ffn_mult"], self.hidden), prefix + " size differs from ffn_mult"
+        if block["ffn_mult"] is not None:
+            size = intermediate_size(block["ffn_mult"], self.hidden)
+            assert gate.shape[-1] == size, prefix + " size differs from ffn_mult"
         up = x @ self.w[prefix + "up_proj.weight"].T
         return (torch.nn.functional.silu(gate) * up) @ self.w[prefix + "down_proj.weight"].T
 
@@ -118,14 +138,18 @@ class Nemotron:
         angles = torch.cat((angles, angles), dim=-1)
         cos, sin = angles.cos(), angles.sin()
         h = self.w["model.embed_tokens.weight"][torch.tensor(ids)]
-        for l, block in enumerate(self.config["block_configs"]):
+        for l, block in enumerate(self.blocks):
             p = f"model.layers.{l}."
+            if l in self.patches:
+                h = h @ self.w[self.patches[l]]
             if not block["attention"]["no_op"]:
                 h = h + self.attention(p + "self_attn.", rms_norm(h, self.w[p + "input_layernorm.weight"], self.eps),
                                        block["attention"], cos, sin)
             if not block["ffn"]["no_op"]:
                 h = h + self.mlp(p + "mlp.", rms_norm(h, self.w[p + "post_attention_layernorm.weight"], self.eps),
                                  block["ffn"])
+        if len(self.blocks) in self.patches:
+            h = h @ self.w[self.patches[len(self.blocks)]]
         head = self.w.get("lm_head.weight", self.w["model.embed_tokens.weight"])
         return rms_norm(h, self.w["model.norm.weight"], self.eps) @ head.T
 

@@ -356,7 +356,10 @@ void add_selection_args(CLI::App& cmd, SelectionArgs& a, bool is_prune) {
                  std::string(is_prune ? "" : "How patched-kl repairs each candidate: ") +
                      "linearpatch (H diag(d) H^T on the stream), mlp-lstsq (least-squares map on the "
                      "MLP output before the gap, folded into its down_proj), auto (per gap, the kind with the lowest "
-                     "held-out KL), none (plain removal)" + (is_prune ? "; default: the recipe's" : ""))
+                     "held-out KL), none (plain removal)" +
+                     (is_prune ? "; default: the recipe's (with --unit attention|mlp|sublayer: none; they take none, "
+                                 "mlp-lstsq, or linearpatch with --emit exact)"
+                               : ""))
       ->check(enum_flag(kPatchFlags));
   cmd.add_option("--rotation", a.rotation,
                  "Basis of the LinearPatch scales: auto (Hadamard, else random orthogonal), hadamard, random, none")

@@ -151,6 +151,27 @@ std::string describe_sites(const std::vector<Site>& sites) {
   return text.empty() ? "none" : text;
 }
 
+namespace {
+int64_t boundary_before(const Site& site) { return 2 * site.layer + (site.sublayer == Sublayer::kMlp ? 1 : 0); }
+}  // namespace
+
+std::vector<Site> SiteRun::sites() const {
+  std::vector<Site> sites;
+  for (int64_t b = begin; b < end; ++b) sites.push_back({b / 2, b % 2 ? Sublayer::kMlp : Sublayer::kAttention});
+  return sites;
+}
+
+std::vector<SiteRun> site_runs(std::vector<Site> removed) {
+  std::sort(removed.begin(), removed.end());
+  std::vector<SiteRun> runs;
+  for (const auto& site : removed) {
+    const int64_t b = boundary_before(site);
+    if (!runs.empty() && runs.back().end == b) ++runs.back().end;
+    else if (runs.empty() || runs.back().end < b) runs.push_back({b, b + 1});
+  }
+  return runs;
+}
+
 std::vector<LayerTensorSpec> layer_tensor_specs(const LlamaConfig& config) {
   std::vector<LayerTensorSpec> specs;
   for (const auto& row : family_rows(config.family)) {

@@ -7,9 +7,12 @@
 #include <map>
 #include <utility>
 
+#include "linearpatch/calib/activation_stats.h"
 #include "linearpatch/calib/calibration.h"
 #include "linearpatch/calib/least_squares_stats.h"
 #include "linearpatch/model/llama.h"
+#include "linearpatch/patch/linear_patch.h"
+#include "linearpatch/patch/rotation.h"
 
 namespace lp {
 namespace {
@@ -77,6 +80,33 @@ class SublayerFitSums : public ForwardObserver {
   int64_t batch_ = 0;
 };
 
+// Shows `inner` the dense stream at every sublayer boundary (SiteRun's
+// numbering) as if each were a layer input: 2k the input of layer k,
+// 2k + 1 the stream after its attention (the input of k + 1 less k's MLP
+// output), 2L the final norm's input.
+class SublayerBoundaries : public ForwardObserver {
+ public:
+  explicit SublayerBoundaries(ForwardObserver& inner) : inner_(inner) {}
+  void begin_batch(int64_t batch) override {
+    batch_ = batch;
+    inner_.begin_batch(batch);
+  }
+  void on_layer_input(int64_t layer, const at::Tensor& hidden) override {
+    if (layer > 0) {
+      const auto mlp = mlp_.find({batch_, layer - 1});
+      inner_.on_layer_input(2 * layer - 1, hidden - mlp->second.to(hidden.device()));
+      mlp_.erase(mlp);
+    }
+    inner_.on_layer_input(2 * layer, hidden);
+  }
+  void on_mlp_output(int64_t layer, const at::Tensor& mlp_output) override { mlp_[{batch_, layer}] = mlp_output; }
+
+ private:
+  ForwardObserver& inner_;
+  std::map<std::pair<int64_t, int64_t>, at::Tensor> mlp_;  // (batch, layer) -> MLP output
+  int64_t batch_ = 0;
+};
+
 bool has_site(const std::vector<Site>& sites, const Site& site) {
   return std::find(sites.begin(), sites.end(), site) != sites.end();
 }
@@ -130,6 +160,29 @@ std::vector<Repair> fit_mlp_repairs(const LlamaModel& dense, const std::vector<S
 std::vector<Repair> fit_sublayer_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
                                          const at::Tensor& windows, int64_t batch_size) {
   return fit(dense, repairable(removed, true, true), windows, batch_size);
+}
+
+std::vector<Repair> fit_stream_patches(const LlamaModel& dense, const std::vector<Site>& removed,
+                                       const at::Tensor& windows, int64_t batch_size, const Rotation& rotation) {
+  c10::InferenceMode guard;
+  const auto runs = site_runs(removed);
+  std::vector<Repair> repairs;
+  if (runs.empty()) return repairs;
+  std::vector<int64_t> lengths;
+  int64_t end_layer = 0;  // the last boundary read is the input of this layer or the stream inside the one before
+  for (const auto& run : runs) {
+    lengths.push_back(run.end - run.begin);
+    end_layer = std::max(end_layer, (run.end + 1) / 2);
+  }
+  MagnitudeStats stats(2 * dense.num_layers() + 1, lengths, [&](const at::Tensor& x) { return rotation.apply(x); });
+  SublayerBoundaries boundaries(stats);
+  run_calibration(dense, windows, batch_size, {&boundaries}, "stream patches", end_layer);
+  for (const auto& run : runs) {
+    const int64_t layer = run.patched_layer();
+    repairs.push_back({{layer, layer}, RepairKind::kLinearPatch,
+                       patch_matrix(rotation, patch_scales(stats, run.begin, run.end))});
+  }
+  return repairs;
 }
 
 }  // namespace lp

@@ -77,10 +77,15 @@ void validate_units(const PruneJob& job, const LlamaConfig& config) {
       throw UsageError("a KV-cache target removes attention: mlp units keep every layer's KV cache");
     if (!job.compare_metrics.empty()) throw UsageError("curves are compared along a depth budget of whole layers");
   }
-  if (job.repair.kind != RepairChoice::kNone && job.repair.kind != RepairChoice::kMlpLstsq)
-    throw UsageError(unit + " are removed without repair, or with least-squares maps folded exactly (mlp-lstsq: a "
+  if (job.repair.kind == RepairChoice::kAuto)
+    throw UsageError(unit + " are removed without repair, with least-squares maps folded exactly (mlp-lstsq: a "
                             "removed attention's into the previous layer's down_proj, a removed MLP's into the same "
-                            "layer's o_proj)");
+                            "layer's o_proj), or with a LinearPatch on the stream after each run of removed "
+                            "sublayers (linearpatch)");
+  if (job.repair.kind == RepairChoice::kLinearPatch && job.emit.mode == EmitMode::kVanilla)
+    throw UsageError("the LinearPatch of " + unit + " stays on the residual stream, and a Nemotron-NAS checkpoint "
+                     "has no place for it: write the exact form, or repair with mlp-lstsq, which folds into the "
+                     "weights");
   if (job.distill) throw UsageError(unit + " have no repair to distill");
   if (job.emit.mode == EmitMode::kVanilla) check_nemotron_writable(config);  // the vanilla form of such layers
   validate_unit_selection(s, config, /*count_needed=*/!job.budget);  // a budget's count is a cap

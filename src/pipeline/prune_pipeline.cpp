@@ -156,6 +156,14 @@ std::string provenance(const PruneJob& job, const PruneResult& result) {
   return entry.dump();
 }
 
+// A stream patch also names the run of sublayers it repairs.
+std::string unit_repair_description(const Repair& repair, const PrunePlan& plan) {
+  if (!repair.on_stream()) return repair.description();
+  for (const auto& run : removed_runs(plan))
+    if (run.patched_layer() == repair.gap.end) return repair.description() + ", after " + describe_sites(run.sites());
+  throw Error("internal: a stream patch at layer " + std::to_string(repair.gap.end) + " repairs no removed run");
+}
+
 // Sublayer units: with a count, the sites the selection removes (cosine:
 // beside every eligible site's score; iterative: each step's candidates);
 // without one, every eligible site ranked by cosine.
@@ -290,11 +298,14 @@ PruneResult run_prune(const PruneJob& job) {
       return std::move(chosen.selection);
     });
     repaired = clock.time("repair", [&] {
-      if (job.selection.unit != Unit::kLayer) {  // validate() allows none and mlp-lstsq
+      if (job.selection.unit != Unit::kLayer) {  // validate() allows none, mlp-lstsq and linearpatch
         RepairOutcome outcome;
+        const auto& sites = result.selection.removed_sites;
+        const auto batch = job.calibration.batch_size;
         if (job.repair.kind == RepairChoice::kMlpLstsq)
-          outcome.repairs = fit_sublayer_repairs(model, result.selection.removed_sites, calibrated->fit_windows,
-                                                 job.calibration.batch_size);
+          outcome.repairs = fit_sublayer_repairs(model, sites, calibrated->fit_windows, batch);
+        if (job.repair.kind == RepairChoice::kLinearPatch)
+          outcome.repairs = fit_stream_patches(model, sites, calibrated->fit_windows, batch, *rotation);
         return outcome;
       }
       return repair_gaps(model, result.selection.removed, job.repair.kind, job.repair.refit, calibration,
@@ -323,7 +334,7 @@ PruneResult run_prune(const PruneJob& job) {
     });
   result.gaps = std::move(repaired.reports);
   if (job.selection.unit != Unit::kLayer)
-    for (const auto& r : repaired.repairs) result.sublayer_repairs.push_back(r.description());
+    for (const auto& r : repaired.repairs) result.sublayer_repairs.push_back(unit_repair_description(r, plan));
 
   auto emitted = clock.time("emit", [&] {
     return emit_repairs(model, plan, repaired.repairs, job.emit, calibration, job.calibration.batch_size);

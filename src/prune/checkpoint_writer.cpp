@@ -68,12 +68,20 @@ std::string linearpatch_entry(const PrunePlan& plan, const CheckpointEdits& edit
   entry["original_num_hidden_layers"] = plan.original_layers;
   entry["removed_layers"] = plan.removed;
   auto list = nlohmann::ordered_json::array();
-  for (const auto& gap : plan.gaps) {
-    if (!patches.count(gap.new_position)) continue;
-    list.push_back({{"layer", gap.new_position},
-                    {"tensor", patch_tensor_name(gap.new_position)},
-                    {"replaces_layers", nlohmann::ordered_json::array({gap.range.start, gap.range.end})},
-                    {"apply", "h = h @ W on the residual stream entering this layer"}});
+  for (const auto& run : removed_runs(plan)) {
+    const int64_t position = new_layer_index(plan, run.patched_layer());
+    if (!patches.count(position)) continue;
+    nlohmann::ordered_json patch{{"layer", position}, {"tensor", patch_tensor_name(position)}};
+    if (run.whole_layers()) {
+      patch["replaces_layers"] = nlohmann::ordered_json::array({run.begin / 2, run.end / 2});
+    } else {
+      auto sites = nlohmann::ordered_json::array();
+      for (const auto& site : run.sites())
+        sites.push_back({{"layer", site.layer}, {"sublayer", sublayer_name(site.sublayer)}});
+      patch["replaces_sublayers"] = sites;
+    }
+    patch["apply"] = "h = h @ W on the residual stream entering this layer";
+    list.push_back(std::move(patch));
   }
   entry["patches"] = list;
   if (!plan.removed_sublayers.empty()) {
@@ -271,10 +279,12 @@ WrittenCheckpoint write_pruned_checkpoint(const io::Checkpoint& source, const Pr
                                           const CheckpointEdits& edits, uint64_t max_shard_bytes,
                                           const fs::path& dir, const io::WriteOptions& options,
                                           EarlyLayerCopies* early_copies) {
-  for (const auto& gap_patch : edits.patches)
-    if (std::none_of(plan.gaps.begin(), plan.gaps.end(),
-                     [&](const Gap& g) { return g.new_position == gap_patch.first; }))
-      throw Error("internal: patch at position " + std::to_string(gap_patch.first) + " matches no gap");
+  const auto runs = removed_runs(plan);
+  for (const auto& position_patch : edits.patches)
+    if (std::none_of(runs.begin(), runs.end(), [&](const SiteRun& run) {
+          return new_layer_index(plan, run.patched_layer()) == position_patch.first;
+        }))
+      throw Error("internal: patch at position " + std::to_string(position_patch.first) + " repairs no removed run");
 
   const auto names = output_names(source, plan, edits);
   OutputTensors tensors(source, edits);

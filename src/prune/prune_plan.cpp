@@ -59,4 +59,13 @@ int64_t new_layer_index(const PrunePlan& plan, int64_t layer) {
   return it - plan.kept.begin();
 }
 
+std::vector<SiteRun> removed_runs(const PrunePlan& plan) {
+  auto sites = plan.removed_sublayers;
+  for (const int64_t layer : plan.removed) {
+    sites.push_back({layer, Sublayer::kAttention});
+    sites.push_back({layer, Sublayer::kMlp});
+  }
+  return site_runs(std::move(sites));
+}
+
 }  // namespace lp

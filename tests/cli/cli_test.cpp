@@ -69,7 +69,7 @@ TEST(Cli, AttentionUnitsWriteANemotronCheckpointAndRefuseWhatTheyCannotDo) {
   EXPECT_EQ(json::parse(inspected.out)["attention"]["layers_without_attention"].size(), 2u);
   for (const std::vector<std::string>& extra :
        {std::vector<std::string>{"--unit", "sublayer", "--metric", "cosine"},
-        std::vector<std::string>{"--unit", "mlp", "--patch", "linearpatch"},
+        std::vector<std::string>{"--unit", "mlp", "--patch", "linearpatch", "--emit", "vanilla"},
         std::vector<std::string>{"--unit", "attention", "--metric", "bi"}}) {
     std::vector<std::string> args = {"prune", "-m", test::demo_model_arg(), "--layers", "2", "--calib", test::demo_calibration_arg(),
                                      "--out", (dir / "refused").string()};

@@ -2,12 +2,16 @@
 // jobs on the demo model (10 layers): rankings name real, eligible sites,
 // and the chosen units are the ranking's first.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 
+#include "linearpatch/calib/text_data.h"
 #include "linearpatch/core/error.h"
+#include "linearpatch/eval/held_out_kl.h"
 #include "linearpatch/model/llama.h"
 #include "linearpatch/pipeline/prune_pipeline.h"
+#include "linearpatch/tokenizer/tokenizer.h"
 #include "support/test_env.h"
 
 namespace lp {
@@ -153,6 +157,43 @@ TEST(UnitPipeline, KvTargetStopsTheGreedyAtTheFirstStepReachingIt) {
   EXPECT_EQ(r.sublayer_repairs.size(), repairable);
   for (const auto& repair : r.sublayer_repairs) EXPECT_NE(repair.find("folded into"), std::string::npos) << repair;
   EXPECT_TRUE(LlamaModel::load(job.output_dir).patches().empty());
+}
+
+// LinearPatch stream patches for attention units: the exact checkpoint,
+// read back by our loader, has the in-memory pruned model's held-out
+// perplexity; its config names the sublayers each patch replaces.
+TEST(UnitPipeline, StreamPatchesOfUnitsReloadWithTheSamePerplexity) {
+  test::TempDir dir;
+  PruneJob job;
+  job.model_dir = test::demo_model_dir();
+  job.calibration = unit_calibration();
+  job.selection.unit = Unit::kAttention;
+  job.selection.metric = Metric::kIterative;
+  job.selection.layers = 2;
+  job.repair.kind = RepairChoice::kLinearPatch;
+  job.output_dir = dir / "exact";
+  const auto r = run_prune(job);
+  ASSERT_TRUE(r.held_out);
+  ASSERT_EQ(r.sublayer_repairs.size(), 2u);
+  for (const auto& repair : r.sublayer_repairs)
+    EXPECT_NE(repair.find("linearpatch: on the stream entering layer"), std::string::npos) << repair;
+
+  const auto written = LlamaModel::load(job.output_dir);
+  EXPECT_EQ(written.patches().size(), 2u);
+  const auto dense = LlamaModel::load(job.model_dir);
+  const auto& c = job.calibration;
+  const auto tokens = tokenize_corpus(*load_tokenizer(job.model_dir), c.files);
+  HeldOutKl held_out(dense, split_windows(tokens, c.seq_len, c.samples, c.held_out_samples, c.seed).held_out, 3);
+  EXPECT_NEAR(held_out.quality(written).ppl, r.held_out->ppl, 1e-5 * r.held_out->ppl);
+
+  const auto config = nlohmann::json::parse(test::read_file(job.output_dir / "config.json"));
+  const auto& patches = config["linearpatch"]["patches"];
+  ASSERT_EQ(patches.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& site = r.selection.removed_sites[i];
+    EXPECT_EQ(patches[i]["layer"], site.layer) << "no layer removed: the numbering stays";
+    EXPECT_EQ(patches[i]["replaces_sublayers"], nlohmann::json::array({{{"layer", site.layer}, {"sublayer", "attention"}}}));
+  }
 }
 
 TEST(UnitPipeline, TargetsNoCountMeetsFailBeforeAnyOutput) {

@@ -87,6 +87,27 @@ TEST(PrunePlan, GapsAreMaximalRunsWithTheirNewPositions) {
   EXPECT_THROW(make_prune_plan(10, std::vector<int64_t>{3, 3}), UsageError);
 }
 
+// Runs of removed sublayers in model order, whole layers included; each
+// run's stream patch enters the layer holding the first sublayer kept
+// after it.
+TEST(PrunePlan, RemovedRunsJoinSublayersAcrossLayers) {
+  using S = Sublayer;
+  const auto plan = make_prune_plan(8, {3}, {{2, S::kMlp}, {4, S::kAttention}, {0, S::kAttention}, {6, S::kMlp}});
+  const auto runs = removed_runs(plan);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].sites(), (std::vector<Site>{{0, S::kAttention}}));
+  EXPECT_EQ(runs[0].patched_layer(), 0) << "layer 0 keeps its MLP";
+  EXPECT_EQ(runs[1].sites(), (std::vector<Site>{{2, S::kMlp}, {3, S::kAttention}, {3, S::kMlp}, {4, S::kAttention}}));
+  EXPECT_EQ(runs[1].patched_layer(), 4);
+  EXPECT_FALSE(runs[1].whole_layers());
+  EXPECT_EQ(runs[2].patched_layer(), 7);
+  const auto layers = removed_runs(make_prune_plan(8, {7, 2, 3}));
+  ASSERT_EQ(layers.size(), 2u);
+  EXPECT_TRUE(layers[0].whole_layers());
+  EXPECT_EQ(layers[0].sites().size(), 4u);
+  EXPECT_EQ(layers[1].patched_layer(), 8) << "the final norm's input";
+}
+
 TEST(CheckpointWriter, RenamesLayersAndDropsRemovedOnes) {
   const auto plan = make_prune_plan(6, {2, 3});
   EXPECT_EQ(renamed_tensor("model.layers.1.mlp.up_proj.weight", plan), "model.layers.1.mlp.up_proj.weight");

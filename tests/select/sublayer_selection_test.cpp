@@ -5,10 +5,14 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "linearpatch/calib/activation_stats.h"
+#include "linearpatch/calib/calibration.h"
 #include "linearpatch/core/error.h"
 #include "linearpatch/eval/held_out_kl.h"
 #include "linearpatch/model/llama.h"
 #include "linearpatch/patch/fold.h"
+#include "linearpatch/patch/linear_patch.h"
+#include "linearpatch/patch/rotation.h"
 #include "linearpatch/patch/sublayer_repair.h"
 #include "linearpatch/pipeline/jobs.h"
 #include "linearpatch/select/sublayer_selection.h"
@@ -142,6 +146,45 @@ TEST(SublayerRepair, OnePassFitsTheSameRepairsResidentOrStreamed) {
   EXPECT_TRUE(a[3].on_attention_output) << "attention repairs first, then the MLP one";
 }
 
+// A LinearPatch per run of removed sublayers: a run of whole layers gets
+// exactly the whole-layer patch of that block; a run that starts after an
+// attention and ends after one gets the scales of the streams there
+// (computed here from traced layers); streamed runs give the same patches.
+TEST(SublayerRepair, StreamPatchesScaleTheStreamAcrossEachRun) {
+  const auto config = test::tiny_config();
+  const auto weights = test::random_weights(config, 99);
+  ModelOptions streaming;
+  streaming.max_device_bytes = 1;
+  const LlamaModel resident(config, weights), streamed(config, weights, streaming);
+  const auto windows = test::random_ids(7, 12, config.vocab_size, 100);
+  const auto rotation = Rotation::create(config.hidden_size, RotationKind::kAuto, 0);
+  // Runs: layers 1-2 whole; 4.mlp + 5.attention.
+  const std::vector<Site> sites = {{1, Sublayer::kAttention}, {1, Sublayer::kMlp}, {2, Sublayer::kAttention},
+                                   {2, Sublayer::kMlp},       {4, Sublayer::kMlp}, {5, Sublayer::kAttention}};
+  const auto patches = fit_stream_patches(resident, sites, windows, 3, rotation);
+  ASSERT_EQ(patches.size(), 2u);
+  EXPECT_EQ(patches[0].gap.end, 3) << "the stream entering layer 3";
+  EXPECT_EQ(patches[1].gap.end, 5) << "layer 5 keeps its MLP: the stream entering it, attention gone";
+  EXPECT_TRUE(patches[1].on_stream());
+
+  MagnitudeStats layer_inputs(config.num_hidden_layers + 1, {2}, [&](const at::Tensor& x) { return rotation.apply(x); });
+  run_calibration(resident, windows, 3, {&layer_inputs}, "layer inputs");
+  EXPECT_TRUE(at::equal(patches[0].matrix, linearpatch_repair({1, 3}, layer_inputs, rotation).matrix));
+
+  // The stream after layer 4's attention and after layer 5's, all windows at once.
+  const auto input4 = resident.run_layers(resident.embed(windows), 0, 4);
+  const auto before = resident.trace_layer(4, input4).after_attention;
+  const auto after = resident.trace_layer(5, resident.run_layers(input4, 4, 5)).after_attention;
+  const auto magnitude = [&](const at::Tensor& x) { return rotation.apply(x).abs().mean(1).to(at::kDouble); };
+  const auto scales = (magnitude(after) / magnitude(before)).mean(0);
+  const auto expected = patch_matrix(rotation, scales);
+  EXPECT_LT((patches[1].matrix - expected).abs().max().item<double>(), 1e-5);
+
+  const auto from_streamed = fit_stream_patches(streamed, sites, windows, 3, rotation);
+  ASSERT_EQ(from_streamed.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(at::equal(from_streamed[i].matrix, patches[i].matrix)) << i;
+}
+
 TEST(SublayerSelection, UnsupportedCombinationsAreRefusedUpFront) {
   const auto config = test::tiny_config();
   PruneJob job;
@@ -153,7 +196,7 @@ TEST(SublayerSelection, UnsupportedCombinationsAreRefusedUpFront) {
   EXPECT_NO_THROW(validate(job, config));
   auto bad = job;
   bad.repair.kind = RepairChoice::kLinearPatch;
-  EXPECT_THROW(validate(bad, config), UsageError);
+  EXPECT_NO_THROW(validate(bad, config)) << "a stream patch per removed run, in the exact form";
   bad.repair.kind = RepairChoice::kMlpLstsq;
   EXPECT_NO_THROW(validate(bad, config)) << "attention units fold into the previous down_proj";
   bad.selection.unit = Unit::kMlp;

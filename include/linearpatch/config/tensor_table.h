@@ -33,6 +33,24 @@ struct Site {
 };
 std::string describe_sites(const std::vector<Site>& sites);  // "3.attention, 5.mlp"
 
+// A maximal run of removed sublayers in model order (layer k's attention,
+// its MLP, layer k + 1's attention, ...), what one stream patch repairs.
+// Boundaries between sublayers are numbered in that order: 2k is the input
+// of layer k, 2k + 1 the stream between its attention and its MLP, 2L the
+// final norm's input.
+struct SiteRun {
+  int64_t begin = 0;  // the boundary before the run's first sublayer
+  int64_t end = 0;    // the boundary after its last
+  // The layer whose input is the stream after the run: it holds the first
+  // sublayer kept after it (the layer count: the final norm's input). A
+  // removed sublayer adds nothing, so the stream there is the run's.
+  int64_t patched_layer() const { return end / 2; }
+  bool whole_layers() const { return begin % 2 == 0 && end % 2 == 0; }
+  std::vector<Site> sites() const;
+};
+// The runs of `removed` (any order; both sites of a removed layer listed), ascending.
+std::vector<SiteRun> site_runs(std::vector<Site> removed);
+
 // Every decoder-layer tensor any family has; a family's table lists those
 // its layers can hold.
 enum class LayerTensor {

@@ -12,6 +12,10 @@
 // model no longer adds), folded into layer k's o_proj (o_proj' =
 // Tᵀ·o_proj). Every repair changes a different weight: an attention repair
 // needs the MLP before it kept, an MLP repair the attention beside it.
+//
+// Or LinearPatch stream patches, one per run of removed sublayers: an
+// extra [C, C] tensor on the residual stream, held by exact checkpoints
+// only (a Nemotron-NAS block has nowhere to put it).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -24,6 +28,7 @@
 
 namespace lp {
 class LlamaModel;
+class Rotation;
 
 // One Repair per repaired site (on_mlp_output, gap [k, k): the MLP output
 // of layer k - 1), for layer_patches() and fold_mlp_repairs().
@@ -36,5 +41,14 @@ std::vector<Repair> fit_mlp_repairs(const LlamaModel& dense, const std::vector<S
 // Both kinds from one pass over `windows`, attention repairs first.
 std::vector<Repair> fit_sublayer_repairs(const LlamaModel& dense, const std::vector<Site>& removed,
                                          const at::Tensor& windows, int64_t batch_size);
+
+// One LinearPatch per run of removed sublayers (site_runs), on the stream
+// entering the run's patched_layer() (gap [l, l) of that layer):
+// P = H·diag(d)·Hᵀ, d_k = mean over windows of
+// mean_t |(X_end H)_tk| / mean_t |(X_begin H)_tk|, X_b the dense stream at
+// boundary b, H `rotation`. A run of whole layers gets the whole-layer
+// LinearPatch of that block.
+std::vector<Repair> fit_stream_patches(const LlamaModel& dense, const std::vector<Site>& removed,
+                                       const at::Tensor& windows, int64_t batch_size, const Rotation& rotation);
 
 }  // namespace lp

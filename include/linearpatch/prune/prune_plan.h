@@ -37,4 +37,9 @@ bool removes_sublayer(const PrunePlan& plan, int64_t layer, Sublayer sublayer);
 // final norm's input) when layer == original_layers.
 int64_t new_layer_index(const PrunePlan& plan, int64_t layer);
 
+// The runs of removed sublayers, whole layers included (site_runs): a
+// stream patch of the pruned model repairs one of them. Without sublayers
+// removed, one run per gap.
+std::vector<SiteRun> removed_runs(const PrunePlan& plan);
+
 }  // namespace lp
