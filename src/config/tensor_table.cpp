@@ -172,6 +172,21 @@ std::vector<SiteRun> site_runs(std::vector<Site> removed) {
   return runs;
 }
 
+WholeAndPartial split_whole_layers(std::vector<Site> removed) {
+  std::sort(removed.begin(), removed.end());
+  removed.erase(std::unique(removed.begin(), removed.end()), removed.end());
+  WholeAndPartial split;
+  for (size_t i = 0; i < removed.size(); ++i) {
+    if (i + 1 < removed.size() && removed[i + 1].layer == removed[i].layer) {
+      split.layers.push_back(removed[i].layer);
+      ++i;
+    } else {
+      split.partial.push_back(removed[i]);
+    }
+  }
+  return split;
+}
+
 std::vector<LayerTensorSpec> layer_tensor_specs(const LlamaConfig& config) {
   std::vector<LayerTensorSpec> specs;
   for (const auto& row : family_rows(config.family)) {

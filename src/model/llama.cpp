@@ -725,4 +725,9 @@ LlamaModel LlamaModel::without_sublayers(const std::vector<Site>& sites) const {
   return result;
 }
 
+LlamaModel LlamaModel::without_sites(const std::vector<Site>& sites, const LayerPatches& patches) const {
+  const auto split = split_whole_layers(sites);
+  return without_sublayers(split.partial).without_layers(split.layers, patches);
+}
+
 }  // namespace lp

@@ -323,8 +323,7 @@ PruneResult run_prune(const PruneJob& job) {
   } else if (held_out) {
     result.held_out = clock.time("held_out_eval", [&] {
       if (repaired.quality) return held_out_figures(*repaired.quality, held_out->windows());
-      const auto pruned =
-          model.without_sublayers(plan.removed_sublayers).without_layers(plan.removed, layer_patches(repaired.repairs));
+      const auto pruned = model.without_sites(removed_sites(plan), layer_patches(repaired.repairs));
       return held_out_figures(held_out->quality(pruned), held_out->windows());
     });
   }

@@ -17,17 +17,8 @@ PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed, std:
     if (std::find(removed.begin(), removed.end(), site.layer) != removed.end())
       throw UsageError("sublayer " + describe_sites({site}) + " of a removed layer");
   }
-  std::vector<Site> partial;
-  for (size_t i = 0; i < removed_sites.size(); ++i) {
-    const auto& site = removed_sites[i];
-    const bool both = i + 1 < removed_sites.size() && removed_sites[i + 1].layer == site.layer;
-    if (both) {
-      removed.push_back(site.layer);
-      ++i;
-    } else {
-      partial.push_back(site);
-    }
-  }
+  auto split = split_whole_layers(std::move(removed_sites));
+  removed.insert(removed.end(), split.layers.begin(), split.layers.end());
   std::sort(removed.begin(), removed.end());
   for (size_t i = 0; i < removed.size(); ++i) {
     if (removed[i] < 0 || removed[i] >= num_layers)
@@ -44,7 +35,7 @@ PrunePlan make_prune_plan(int64_t num_layers, std::vector<int64_t> removed, std:
   for (int64_t l = 0; l < num_layers; ++l)
     if (!std::binary_search(removed.begin(), removed.end(), l)) plan.kept.push_back(l);
   for (const auto& range : layer_runs(removed)) plan.gaps.push_back({range, new_layer_index(plan, range.end)});
-  plan.removed_sublayers = std::move(partial);
+  plan.removed_sublayers = std::move(split.partial);
   return plan;
 }
 
@@ -59,13 +50,16 @@ int64_t new_layer_index(const PrunePlan& plan, int64_t layer) {
   return it - plan.kept.begin();
 }
 
-std::vector<SiteRun> removed_runs(const PrunePlan& plan) {
+std::vector<Site> removed_sites(const PrunePlan& plan) {
   auto sites = plan.removed_sublayers;
   for (const int64_t layer : plan.removed) {
     sites.push_back({layer, Sublayer::kAttention});
     sites.push_back({layer, Sublayer::kMlp});
   }
-  return site_runs(std::move(sites));
+  std::sort(sites.begin(), sites.end());
+  return sites;
 }
+
+std::vector<SiteRun> removed_runs(const PrunePlan& plan) { return site_runs(removed_sites(plan)); }
 
 }  // namespace lp

@@ -66,11 +66,34 @@ TEST(Sublayers, RemovedSublayerEqualsAZeroedOutputProjection) {
   }
 }
 
+// One operation on sites: a layer that loses both sublayers is dropped and
+// the later layers renumbered (patches keyed in the original numbering),
+// which computes what the layer left in place with both sublayers removed
+// computes.
+TEST(Sublayers, SitesOfAWholeLayerDropTheLayer) {
+  const auto config = test::tiny_config();
+  const LlamaModel dense(config, test::random_weights(config, 7));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
+  const auto patch = at::eye(48) + 0.05 * at::randn({48, 48}, gen);
+  const std::vector<Site> sites = {{4, Sublayer::kMlp}, {2, Sublayer::kMlp}, {2, Sublayer::kAttention}};
+  const auto pruned = dense.without_sites(sites, {{{3, patch}}, {}});
+  EXPECT_EQ(pruned.num_layers(), 5);
+  EXPECT_FALSE(pruned.config().layer_spec(3).mlp) << "layer 4 is new layer 3";
+  EXPECT_TRUE(pruned.config().layer_spec(1).mlp);
+  const auto in_place = dense.without_sublayers(sites).with_layers({0, 1, 2, 3, 4, 5}, {{3, patch}});
+  const auto ids = at::randint(64, {2, 10}, gen, at::kLong);
+  EXPECT_TRUE(at::equal(pruned.forward(ids), in_place.forward(ids)));
+  EXPECT_THROW(dense.without_sites(sites, {{{2, patch}}, {}}), Error) << "a patch on the dropped layer";
+}
+
 TEST(PrunePlan, BothSublayersOfALayerRemoveTheLayer) {
   const auto plan = make_prune_plan(6, {1}, {{3, Sublayer::kMlp}, {4, Sublayer::kAttention}, {3, Sublayer::kAttention}});
   EXPECT_EQ(plan.removed, (std::vector<int64_t>{1, 3}));
   ASSERT_EQ(plan.removed_sublayers.size(), 1u);
   EXPECT_EQ(plan.removed_sublayers[0], (Site{4, Sublayer::kAttention}));
+  EXPECT_EQ(removed_sites(plan), (std::vector<Site>{{1, Sublayer::kAttention}, {1, Sublayer::kMlp},
+                                                    {3, Sublayer::kAttention}, {3, Sublayer::kMlp},
+                                                    {4, Sublayer::kAttention}}));
   EXPECT_THROW(make_prune_plan(6, {1}, {{1, Sublayer::kMlp}}), UsageError);
   EXPECT_THROW(make_prune_plan(6, {}, {{6, Sublayer::kMlp}}), UsageError);
   EXPECT_THROW(make_prune_plan(6, {}, {{2, Sublayer::kMlp}, {2, Sublayer::kMlp}}), UsageError);
@@ -107,7 +130,7 @@ TEST_P(SublayerCheckpoint, WrittenWithoutTheRemovedTensorsAndReloadsExactly) {
   EXPECT_TRUE(std::filesystem::exists(dir / "out" / "modeling_linearpatch.py"));
 
   const auto reloaded = LlamaModel::load(dir / "out");
-  const auto expected = dense.without_sublayers(plan.removed_sublayers).without_layers(plan.removed, {});
+  const auto expected = dense.without_sites(removed_sites(plan), {});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(12);
   const auto ids = at::randint(64, {2, 9}, gen, at::kLong);
   EXPECT_LT(max_diff(reloaded.forward(ids), expected.forward(ids)), 1e-5);
@@ -178,7 +201,7 @@ TEST(NemotronNas, WrittenCheckpointHasNoOpBlocksAndNoRemovedTensors) {
   const auto dense = LlamaModel::load(dir / "dense");
   const auto reloaded = LlamaModel::load(dir / "out");
   EXPECT_EQ(reloaded.config().model_type, "nemotron-nas");
-  const auto expected = dense.without_sublayers(plan.removed_sublayers).without_layers(plan.removed, {});
+  const auto expected = dense.without_sites(removed_sites(plan), {});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(22);
   const auto ids = at::randint(64, {2, 9}, gen, at::kLong);
   EXPECT_LT(max_diff(reloaded.forward(ids), expected.forward(ids)), 1e-5);

@@ -51,6 +51,14 @@ struct SiteRun {
 // The runs of `removed` (any order; both sites of a removed layer listed), ascending.
 std::vector<SiteRun> site_runs(std::vector<Site> removed);
 
+// Removed sites as a pruned model holds them: the layers that lose both
+// sublayers go whole (ascending), the other sites stay (sorted).
+struct WholeAndPartial {
+  std::vector<int64_t> layers;
+  std::vector<Site> partial;
+};
+WholeAndPartial split_whole_layers(std::vector<Site> removed);
+
 // Every decoder-layer tensor any family has; a family's table lists those
 // its layers can hold.
 enum class LayerTensor {

@@ -199,6 +199,11 @@ class LlamaModel {
   // on; config().layer_specs says which are gone). Throws Error for a site
   // out of range.
   LlamaModel without_sublayers(const std::vector<Site>& sites) const;
+  // The pruned model of a plan's sites (this model's numbering, any order):
+  // a layer that loses both sublayers goes, as in without_layers, whose
+  // patches and numbering rules apply; a layer that loses one keeps the
+  // other, as in without_sublayers.
+  LlamaModel without_sites(const std::vector<Site>& sites, const LayerPatches& patches) const;
 
  private:
   struct Impl;

@@ -37,6 +37,10 @@ bool removes_sublayer(const PrunePlan& plan, int64_t layer, Sublayer sublayer);
 // final norm's input) when layer == original_layers.
 int64_t new_layer_index(const PrunePlan& plan, int64_t layer);
 
+// Every removed site, both sublayers of each removed layer included
+// (sorted): what LlamaModel::without_sites takes to build the pruned model.
+std::vector<Site> removed_sites(const PrunePlan& plan);
+
 // The runs of removed sublayers, whole layers included (site_runs): a
 // stream patch of the pruned model repairs one of them. Without sublayers
 // removed, one run per gap.
