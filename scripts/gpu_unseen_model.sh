@@ -15,6 +15,8 @@
 #   run(command="bash scripts/gpu_unseen_model.sh", carry=[".gpu-deps", ".gpu-work"], timeout_s=600)
 # Results in $OUT: run.log (every step), build.log, train.log, unseen.json (compare_choices
 # rows), hf.log. Each step stops at the deadline ($LP_RUN_SECONDS after the start, default 560).
+# LP_DEPTHS (default "4") and LP_VARIANTS choose the comparison; LP_SKIP_CHECKS=1 leaves out
+# the transformers and Nemotron-NAS checks.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -40,7 +42,7 @@ step() {  # step NAME COMMAND...: into run.log, stopped at the deadline
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> "$log" 2>&1
 scripts/build_cuda.sh > "$out/build.log" 2>&1 &
 build_pid=$!
-if [ -f "$work/nas/expected.json" ]; then
+if [ -f "$work/nas/expected.json" ] && [ -z "${LP_SKIP_CHECKS:-}" ]; then
   step "transformers: Nemotron-NAS and exact sublayer checkpoints" \
     python3 scripts/hf_compat_check.py --expected "$work/nas/expected.json" --tolerance 0.001 --generate 16
 fi
@@ -54,7 +56,7 @@ echo "=== build: exit status $? ($(tail -n 1 "$out/build.log"))" >> "$log"
 
 # Attention units into Nemotron-NAS: our eval, an independent forward and transformers agree.
 nas=/tmp/unseen24-attn6
-step "prune 6 attention units (vanilla)" "$lp" -q prune -m "$model" --unit attention --metric iterative --layers 6 \
+[ -z "${LP_SKIP_CHECKS:-}" ] && step "prune 6 attention units (vanilla)" "$lp" -q prune -m "$model" --unit attention --metric iterative --layers 6 \
   --calib "${calib[@]}" --calib-samples 128 --seq-len 512 --device cuda --dtype float32 --emit vanilla \
   --out "$nas" --report "$out/nas-report.json"
 if [ -d "$nas" ]; then
@@ -68,9 +70,10 @@ if [ -d "$nas" ]; then
     python3 scripts/hf_compat_check.py --expected /tmp/nas-expected.json --tolerance 0.001 --generate 16
 fi
 
-step "compare choices, n=4" python3 scripts/compare_choices.py --binary "$lp" --model "$model" --layers 4 \
-  --calib "${calib[@]}" --texts "${texts[@]}" --device cuda --dtype float32 --distill-samples 1024 \
-  --variants cosine/linearpatch today +sequential-refit +sequential-refit+distill +swap-search \
-  --json "$out/unseen.json"
+read -r -a depths <<< "${LP_DEPTHS:-4}"
+read -r -a variants <<< "${LP_VARIANTS:-cosine/linearpatch today +sequential-refit +sequential-refit+distill +swap-search}"
+step "compare choices, n=${depths[*]}" python3 scripts/compare_choices.py --binary "$lp" --model "$model" \
+  --layers "${depths[@]}" --calib "${calib[@]}" --texts "${texts[@]}" --device cuda --dtype float32 \
+  --distill-samples 1024 --variants "${variants[@]}" --json "$out/unseen.json"
 echo "=== done ($(left) s left)" >> "$log"
 cat "$log"
