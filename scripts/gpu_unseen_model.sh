@@ -6,11 +6,9 @@
 # scripts/compare_choices.py, and by attention units into a Nemotron-NAS
 # checkpoint that transformers and scripts/nemotron_reference.py score.
 #
-# Prepare here (WORK is in .git/info/exclude and travels when carried):
-#   WORK/tok/{brown,web,kdocs}.calib.ids.json  the calibration texts tokenized by the demo
-#                                               model's tokenizer (linearpatch tokenize --jsonl)
-#   WORK/text/*.txt                             the six fixture texts
-#   WORK/nas/expected.json (+ its checkpoints)  optional: scripts/hf_compat_check.py entries
+# Prepare here: scripts/gpu_unseen_prepare.sh build/src/cli/linearpatch  (-> .gpu-work: the
+# calibration texts tokenized, the six fixture texts, and WORK/nas/expected.json with the
+# checkpoints scripts/hf_compat_check.py loads).
 # Run (the device tool):
 #   run(command="bash scripts/gpu_unseen_model.sh", carry=[".gpu-deps", ".gpu-work"], timeout_s=600)
 # Results in $OUT: run.log (every step), build.log, train.log, unseen.json (compare_choices
