@@ -82,7 +82,7 @@ def cells(ppl):
     return " | ".join(f"{ppl.get(t + '.visible', float('nan')):.2f}" for t in ["brown", "web", "kdocs"])
 
 
-def fixture_runs(args):
+def reference_runs(args):
     """(name, model dir, n, calibration files, evaluation files, dense perplexities) of the reference files."""
     fixtures = os.path.join(args.shared, "fixtures")
     pairs = []
@@ -132,7 +132,7 @@ def main():
     variants = args.variants or (ALL_VARIANTS if args.all_variants else BASE_VARIANTS)
     if args.quality and not args.variants:
         variants = list(QUALITY_VARIANTS) + ([args.distill + "+distill"] if args.distill else [])
-    runs = model_runs(args) if args.model else fixture_runs(args)
+    runs = model_runs(args) if args.model else reference_runs(args)
     rows = []
     print("| model | n | metric / repair | removed | repairs | " + " | ".join(["brown", "web", "kdocs"]) +
           " | prune s | selection + repair s |", flush=True)

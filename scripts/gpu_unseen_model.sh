@@ -54,9 +54,12 @@ echo "=== build: exit status $? ($(tail -n 1 "$out/build.log"))" >> "$log"
 
 # Attention units into Nemotron-NAS: our eval, an independent forward and transformers agree.
 nas=/tmp/unseen24-attn6
-[ -z "${LP_SKIP_CHECKS:-}" ] && step "prune 6 attention units (vanilla)" "$lp" -q prune -m "$model" --unit attention --metric iterative --layers 6 \
-  --calib "${calib[@]}" --calib-samples 128 --seq-len 512 --device cuda --dtype float32 --emit vanilla \
-  --out "$nas" --report "$out/nas-report.json"
+rm -rf "$nas"  # a warm machine keeps /tmp: never check an earlier run's output
+if [ -z "${LP_SKIP_CHECKS:-}" ]; then
+  step "prune 6 attention units (vanilla)" "$lp" -q prune -m "$model" --unit attention --metric iterative \
+    --layers 6 --calib "${calib[@]}" --calib-samples 128 --seq-len 512 --device cuda --dtype float32 \
+    --emit vanilla --out "$nas" --report "$out/nas-report.json"
+fi
 if [ -d "$nas" ]; then
   step "independent Nemotron-NAS forward" python3 scripts/nemotron_reference.py --model "$nas" \
     --text "${texts[0]}" --binary "$lp" --seq-len 512 --max-windows 8 --compare

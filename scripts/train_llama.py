@@ -99,13 +99,16 @@ class Llama(torch.nn.Module):
         return self.rms(h, self.norm) @ self.lm_head.T
 
 
+ATTENTION = {"q_proj", "k_proj", "v_proj", "o_proj"}
+MLP = {"gate_proj", "up_proj", "down_proj"}
+
+
 def hf_tensors(model):
     """The parameters under transformers' LlamaForCausalLM names."""
     out = {"model.embed_tokens.weight": model.embed}
     for i, L in enumerate(model.layers):
         for name, w in L.items():
-            owner = "self_attn." if name.endswith("_proj") and name[0] in "qkvo" else \
-                "mlp." if name.endswith("_proj") else ""
+            owner = "self_attn." if name in ATTENTION else "mlp." if name in MLP else ""
             out[f"model.layers.{i}.{owner}{name}.weight"] = w
     out["model.norm.weight"] = model.norm
     out["lm_head.weight"] = model.lm_head
@@ -128,13 +131,20 @@ def write_safetensors(path, tensors):
             f.write(blob)
 
 
+def special_ids(tokenizer_dir):
+    """BOS and EOS ids from the config.json beside the tokenizer (None where there is none)."""
+    path = tokenizer_dir / "config.json"
+    config = json.loads(path.read_text()) if path.exists() else {}
+    return config.get("bos_token_id"), config.get("eos_token_id")
+
+
 def write_checkpoint(model, a, tokenizer_dir, out, log):
     out.mkdir(parents=True, exist_ok=True)
     write_safetensors(out / "model.safetensors", hf_tensors(model))
-    tok_config = json.loads((tokenizer_dir / "config.json").read_text()) if (tokenizer_dir / "config.json").exists() else {}
+    bos, eos = special_ids(tokenizer_dir)
     config = {
         "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
-        "bos_token_id": tok_config.get("bos_token_id"), "eos_token_id": tok_config.get("eos_token_id"),
+        "bos_token_id": bos, "eos_token_id": eos,
         "dtype": "bfloat16", "head_dim": a.hidden // a.heads, "hidden_act": "silu", "hidden_size": a.hidden,
         "initializer_range": 0.02, "intermediate_size": a.intermediate, "max_position_embeddings": 4096,
         "mlp_bias": False, "model_type": "llama", "num_attention_heads": a.heads, "num_hidden_layers": a.layers,
@@ -188,8 +198,7 @@ def main():
     model = Llama(a).to(device)
     train = torch.cat([read_ids(p) for p in a.train])
     assert int(train.max()) < a.vocab, "token id beyond --vocab"
-    bos = json.loads((a.tokenizer / "config.json").read_text()).get("bos_token_id") \
-        if (a.tokenizer / "config.json").exists() else None
+    bos, _ = special_ids(a.tokenizer)
     val = {spec.split("=")[0]: read_ids(spec.split("=")[1]) for spec in a.val}
     steps = max(1, int(a.tokens // (a.batch * a.seq)))
     decay, no_decay = [], []
